@@ -1,0 +1,1 @@
+"""The rule engine side: fact vocabulary, rule schema, loader, compiler, explain."""

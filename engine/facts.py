@@ -1,0 +1,378 @@
+"""The customer fact vocabulary: every fact a rule may test, declared once.
+
+Each `Fact` carries its type, unit and a one-line description; rule validation, the
+JSON Schema and the operations reference are generated from `FACTS`. `derive_facts`
+turns one customer's SQL aggregates (see `storage/facts.py`) into a typed snapshot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+
+class FactType(StrEnum):
+    """Value types a fact can have; operators in rules are chosen per type."""
+
+    INTEGER = "integer"
+    NUMBER = "number"
+    STRING = "string"
+    BOOLEAN = "boolean"
+    DATE = "date"
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One named value in a customer snapshot."""
+
+    name: str
+    type: FactType
+    unit: str
+    description: str
+    nullable: bool = False
+    choices: tuple[str, ...] = ()
+
+
+TIERS = ("high", "mid", "base")
+STAGES = ("prospect", "new", "established", "at_risk", "dormant")
+SEGMENTS = ("consumer", "enterprise")
+CONTACT_CHANNELS = ("email", "sms", "wechat", "app", "phone", "visit")
+ONLINE_CHANNELS = ("email", "sms", "wechat", "app")
+PERSONAL_CHANNELS = ("phone", "visit")
+FEEDBACK_LEVELS = ("general", "complex", "major")
+
+_I, _N, _S, _B, _D = (
+    FactType.INTEGER,
+    FactType.NUMBER,
+    FactType.STRING,
+    FactType.BOOLEAN,
+    FactType.DATE,
+)
+
+FACTS: tuple[Fact, ...] = (
+    Fact("customer_id", _S, "id", "The customer's id from the source system."),
+    Fact("segment", _S, "", "Customer segment.", choices=SEGMENTS),
+    Fact("locale", _S, "", "Preferred language for messages, e.g. zh-CN or en."),
+    Fact("has_account_manager", _B, "", "An account manager is assigned."),
+    Fact("consent_email", _B, "", "The customer agreed to email."),
+    Fact("consent_sms", _B, "", "The customer agreed to SMS."),
+    Fact("consent_wechat", _B, "", "The customer agreed to WeChat messages."),
+    Fact("consent_app", _B, "", "The customer agreed to app push."),
+    Fact("spend_12m", _N, "currency", "Purchases minus refunds over the trailing 365 days."),
+    Fact("orders_12m", _I, "orders", "Purchases over the trailing 365 days."),
+    Fact("tier", _S, "", "Tier by trailing-12-month spend against the thresholds.", choices=TIERS),
+    Fact("lifetime_spend", _N, "currency", "All purchases minus all refunds up to as_of."),
+    Fact("lifetime_orders", _I, "orders", "All purchases up to as_of."),
+    Fact("lifecycle_stage", _S, "", "Lifecycle stage (definitions in the README).", choices=STAGES),
+    Fact("first_purchase_on", _D, "date", "Local date of the first purchase.", nullable=True),
+    Fact("last_purchase_on", _D, "date", "Local date of the latest purchase.", nullable=True),
+    Fact(
+        "days_since_first_purchase",
+        _I,
+        "days",
+        "Whole days since the first purchase.",
+        nullable=True,
+    ),
+    Fact(
+        "days_since_last_purchase",
+        _I,
+        "days",
+        "Whole days since the latest purchase.",
+        nullable=True,
+    ),
+    Fact(
+        "usual_purchase_gap_days",
+        _N,
+        "days",
+        "Mean gap between the customer's purchases (needs two purchases).",
+        nullable=True,
+    ),
+    Fact(
+        "purchase_overdue_ratio",
+        _N,
+        "ratio",
+        "Days since last purchase divided by the usual gap; above 1 means overdue.",
+        nullable=True,
+    ),
+    Fact("purchases_recent", _I, "orders", "Purchases in the recent window."),
+    Fact("purchases_previous", _I, "orders", "Purchases in the window before the recent one."),
+    Fact(
+        "avg_order_value_recent",
+        _N,
+        "currency",
+        "Mean purchase amount in the recent window.",
+        nullable=True,
+    ),
+    Fact(
+        "avg_order_value_previous",
+        _N,
+        "currency",
+        "Mean purchase amount in the previous window.",
+        nullable=True,
+    ),
+    Fact("logins_30d", _I, "logins", "Logins in the last 30 days."),
+    Fact("logins_prev_30d", _I, "logins", "Logins in the 30 days before those."),
+    *(
+        Fact(
+            f"days_since_contact_{channel}",
+            _I,
+            "days",
+            f"Whole days since the last contact by {channel}.",
+            nullable=True,
+        )
+        for channel in CONTACT_CHANNELS
+    ),
+    Fact(
+        "days_since_online_contact",
+        _I,
+        "days",
+        "Whole days since the last email, SMS, WeChat or app contact.",
+        nullable=True,
+    ),
+    Fact(
+        "days_since_personal_contact",
+        _I,
+        "days",
+        "Whole days since the last phone call or visit.",
+        nullable=True,
+    ),
+    Fact(
+        "days_since_any_contact",
+        _I,
+        "days",
+        "Whole days since the last contact of any kind.",
+        nullable=True,
+    ),
+    *(
+        Fact(
+            f"open_feedback_{level}",
+            _I,
+            "items",
+            f"Feedback items of level {level} not yet resolved.",
+        )
+        for level in FEEDBACK_LEVELS
+    ),
+    Fact("open_complaints", _I, "items", "Unresolved feedback items of category complaint."),
+    Fact("complaints_recent", _I, "items", "Complaints received in the recent window."),
+    Fact(
+        "days_since_complaint", _I, "days", "Whole days since the latest complaint.", nullable=True
+    ),
+    Fact(
+        "last_survey_score", _I, "score 0-10", "Score of the latest survey answer.", nullable=True
+    ),
+    Fact(
+        "days_since_survey", _I, "days", "Whole days since the latest survey answer.", nullable=True
+    ),
+    Fact("is_birthday", _B, "", "as_of falls on the customer's birthday, in their timezone."),
+    Fact(
+        "is_first_purchase_anniversary",
+        _B,
+        "",
+        "as_of falls on an anniversary of the first purchase, in the customer's timezone.",
+    ),
+    Fact(
+        "years_since_first_purchase",
+        _I,
+        "years",
+        "Whole years since the first purchase.",
+        nullable=True,
+    ),
+)
+
+FACTS_BY_NAME: dict[str, Fact] = {fact.name: fact for fact in FACTS}
+
+
+@dataclass(frozen=True)
+class FactParameters:
+    """The thresholds facts are computed with; operations set them in `rules/`."""
+
+    high_tier_spend: float = 100_000.0
+    mid_tier_spend: float = 10_000.0
+    recent_window_days: int = 90
+    new_customer_days: int = 90
+    dormant_days: int = 180
+    dormant_gap_ratio: float = 3.0
+    at_risk_gap_ratio: float = 2.0
+    at_risk_drop_ratio: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.mid_tier_spend <= self.high_tier_spend:
+            raise ValueError("tier thresholds need 0 <= mid_tier_spend <= high_tier_spend")
+        if min(self.recent_window_days, self.new_customer_days, self.dormant_days) <= 0:
+            raise ValueError("windows must be positive numbers of days")
+
+
+@dataclass(frozen=True)
+class CustomerAggregates:
+    """One customer's row from the set-wise fact query: profile plus event aggregates."""
+
+    customer_id: str
+    segment: str
+    locale: str
+    timezone: str
+    birthday: date | None
+    account_manager: str | None
+    consents: dict[str, bool]
+    spend_12m: float
+    orders_12m: int
+    lifetime_spend: float
+    lifetime_orders: int
+    first_purchase_at: datetime | None
+    last_purchase_at: datetime | None
+    purchases_recent: int
+    spend_recent: float
+    purchases_previous: int
+    spend_previous: float
+    logins_30d: int
+    logins_prev_30d: int
+    last_contact_at: dict[str, datetime | None]
+    open_feedback: dict[str, int]
+    open_complaints: int
+    complaints_recent: int
+    last_complaint_at: datetime | None
+    last_survey_score: int | None
+    last_survey_at: datetime | None
+
+
+def tier_for(spend_12m: float, params: FactParameters) -> str:
+    """high above the high threshold, mid from the mid threshold, base below it."""
+    if spend_12m > params.high_tier_spend:
+        return "high"
+    if spend_12m >= params.mid_tier_spend:
+        return "mid"
+    return "base"
+
+
+def lifecycle_stage(
+    *,
+    days_since_first: int | None,
+    days_since_last: int | None,
+    usual_gap: float | None,
+    purchases_recent: int,
+    purchases_previous: int,
+    open_complaints: int,
+    params: FactParameters,
+) -> str:
+    """The stage, checked in this order: prospect, dormant, at_risk, new, established."""
+    if days_since_first is None or days_since_last is None:
+        return "prospect"
+    dormant_after = max(float(params.dormant_days), params.dormant_gap_ratio * (usual_gap or 0))
+    if days_since_last > dormant_after:
+        return "dormant"
+    overdue = usual_gap is not None and days_since_last > params.at_risk_gap_ratio * usual_gap
+    dropped = purchases_previous > 0 and (
+        purchases_recent < params.at_risk_drop_ratio * purchases_previous
+    )
+    if open_complaints > 0 or overdue or dropped:
+        return "at_risk"
+    if days_since_first <= params.new_customer_days:
+        return "new"
+    return "established"
+
+
+def whole_days(as_of: datetime, then: datetime | None) -> int | None:
+    """Whole days elapsed from `then` to `as_of` (None when `then` is unknown)."""
+    return None if then is None else (as_of - then) // timedelta(days=1)
+
+
+def same_day_of_year(day: date, today: date) -> bool:
+    """`day`'s month and day fall on `today`; 29 February falls on 28 February otherwise."""
+    month, dom = day.month, day.day
+    if (month, dom) == (2, 29) and not _is_leap(today.year):
+        dom = 28
+    return (today.month, today.day) == (month, dom)
+
+
+def _is_leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def _mean(total: float, count: int) -> float | None:
+    return round(total / count, 2) if count else None
+
+
+def _min_days(values: list[int | None]) -> int | None:
+    known = [value for value in values if value is not None]
+    return min(known) if known else None
+
+
+def derive_facts(
+    agg: CustomerAggregates, as_of: datetime, params: FactParameters
+) -> dict[str, Any]:
+    """The snapshot of one customer as of `as_of`, keyed by the names in `FACTS`."""
+    zone = ZoneInfo(agg.timezone)
+    today = as_of.astimezone(zone).date()
+    first_local = agg.first_purchase_at.astimezone(zone).date() if agg.first_purchase_at else None
+    last_local = agg.last_purchase_at.astimezone(zone).date() if agg.last_purchase_at else None
+    days_first = whole_days(as_of, agg.first_purchase_at)
+    days_last = whole_days(as_of, agg.last_purchase_at)
+    usual_gap = None
+    if agg.lifetime_orders >= 2 and agg.first_purchase_at and agg.last_purchase_at:
+        span = (agg.last_purchase_at - agg.first_purchase_at) / timedelta(days=1)
+        usual_gap = round(span / (agg.lifetime_orders - 1), 2) or None
+    contact_days = {ch: whole_days(as_of, agg.last_contact_at[ch]) for ch in CONTACT_CHANNELS}
+    spend_12m = round(agg.spend_12m, 2)
+    anniversary = (
+        first_local is not None
+        and today.year > first_local.year
+        and same_day_of_year(first_local, today)
+    )
+    facts: dict[str, Any] = {
+        "customer_id": agg.customer_id,
+        "segment": agg.segment,
+        "locale": agg.locale,
+        "has_account_manager": bool(agg.account_manager),
+        **{f"consent_{channel}": agg.consents[channel] for channel in ONLINE_CHANNELS},
+        "spend_12m": spend_12m,
+        "orders_12m": agg.orders_12m,
+        "tier": tier_for(spend_12m, params),
+        "lifetime_spend": round(agg.lifetime_spend, 2),
+        "lifetime_orders": agg.lifetime_orders,
+        "lifecycle_stage": lifecycle_stage(
+            days_since_first=days_first,
+            days_since_last=days_last,
+            usual_gap=usual_gap,
+            purchases_recent=agg.purchases_recent,
+            purchases_previous=agg.purchases_previous,
+            open_complaints=agg.open_complaints,
+            params=params,
+        ),
+        "first_purchase_on": first_local.isoformat() if first_local else None,
+        "last_purchase_on": last_local.isoformat() if last_local else None,
+        "days_since_first_purchase": days_first,
+        "days_since_last_purchase": days_last,
+        "usual_purchase_gap_days": usual_gap,
+        "purchase_overdue_ratio": (
+            round(days_last / usual_gap, 2) if usual_gap and days_last is not None else None
+        ),
+        "purchases_recent": agg.purchases_recent,
+        "purchases_previous": agg.purchases_previous,
+        "avg_order_value_recent": _mean(agg.spend_recent, agg.purchases_recent),
+        "avg_order_value_previous": _mean(agg.spend_previous, agg.purchases_previous),
+        "logins_30d": agg.logins_30d,
+        "logins_prev_30d": agg.logins_prev_30d,
+        **{f"days_since_contact_{ch}": days for ch, days in contact_days.items()},
+        "days_since_online_contact": _min_days([contact_days[ch] for ch in ONLINE_CHANNELS]),
+        "days_since_personal_contact": _min_days([contact_days[ch] for ch in PERSONAL_CHANNELS]),
+        "days_since_any_contact": _min_days(list(contact_days.values())),
+        **{f"open_feedback_{level}": agg.open_feedback[level] for level in FEEDBACK_LEVELS},
+        "open_complaints": agg.open_complaints,
+        "complaints_recent": agg.complaints_recent,
+        "days_since_complaint": whole_days(as_of, agg.last_complaint_at),
+        "last_survey_score": agg.last_survey_score,
+        "days_since_survey": whole_days(as_of, agg.last_survey_at),
+        "is_birthday": agg.birthday is not None and same_day_of_year(agg.birthday, today),
+        "is_first_purchase_anniversary": anniversary,
+        "years_since_first_purchase": _whole_years(first_local, today),
+    }
+    return facts
+
+
+def _whole_years(start: date | None, today: date) -> int | None:
+    if start is None:
+        return None
+    years = today.year - start.year
+    return years - 1 if (today.month, today.day) < (start.month, start.day) else years

@@ -1,0 +1,24 @@
+"""The `rapport` command: one entry point, a subcommand group per concern."""
+
+from __future__ import annotations
+
+import typer
+
+from rapport.commands import customers, db, demo, imports
+
+app = typer.Typer(
+    name="rapport",
+    help="Rapport keeps customer relationships alive by rule.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(imports.app, name="import")
+app.add_typer(customers.app, name="customers")
+app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,1 @@
+"""The `rapport` subcommands, one module per group."""

@@ -1,0 +1,53 @@
+"""What every subcommand shares: settings, the database, one-line failures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import typer
+from rich.console import Console
+from sqlalchemy import Engine
+
+from rapport.config import Settings, get_settings
+from rapport.timeparse import parse_moment
+from storage.db import make_engine
+from storage.migrate import check_schema
+
+AS_OF_HELP = "ISO 8601 time; without an offset, in RAPPORT_TIMEZONE. Default: now."
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(reason: str) -> typer.Exit:
+    """Prints `rapport: reason` on stderr; raise the returned Exit (code 1)."""
+    errors.print(f"[red]rapport:[/red] {reason}", markup=True, highlight=False, soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+def settings() -> Settings:
+    try:
+        return get_settings()
+    except ValueError as error:
+        raise fail(f"configuration: {error}") from None
+
+
+def database(ready: bool = True) -> Engine:
+    """The configured database; with `ready`, fails unless its schema is current."""
+    engine = make_engine(settings().database_url)
+    if ready:
+        try:
+            check_schema(engine)
+        except Exception as error:  # schema missing, unreachable server, bad URL
+            raise fail(str(error).splitlines()[0]) from None
+    return engine
+
+
+def as_of_option(value: str | None) -> datetime:
+    """`--as-of` parsed in the configured timezone, or now."""
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        return parse_moment(value, settings().timezone)
+    except ValueError as error:
+        raise fail(str(error)) from None

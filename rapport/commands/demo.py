@@ -1,0 +1,93 @@
+"""`rapport demo`: the README's first command, end to end on embedded defaults."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.table import Table
+
+from engine.facts import STAGES, TIERS
+from rapport.commands.common import console, database, settings
+from rapport.sample import write_sample
+from storage.facts import iter_customer_facts
+from storage.imports import import_customers, import_events
+from storage.migrate import upgrade_database
+
+SHOWN_FACTS = (
+    "tier",
+    "lifecycle_stage",
+    "spend_12m",
+    "days_since_last_purchase",
+    "purchase_overdue_ratio",
+    "logins_30d",
+    "open_complaints",
+    "last_survey_score",
+)
+
+
+def demo(
+    customers: Annotated[
+        int, typer.Option(min=10, max=200_000, help="Customers to generate.")
+    ] = 3_000,
+    directory: Annotated[Path, typer.Option(help="Where the sample files go.")] = Path("var/demo"),
+) -> None:
+    """Create the database, import a generated customer base and show their facts."""
+    config = settings()
+    engine = database(ready=False)
+    upgrade_database(engine)
+    zone = ZoneInfo(config.timezone)
+    end = datetime.combine(datetime.now(zone).date(), time(), tzinfo=zone)
+    files = write_sample(directory, customers=customers, end=end)
+    console.print(
+        f"generated {files.customer_count} customers and {files.event_count} events in {directory}"
+    )
+    for label, report in (
+        ("customers", import_customers(engine, files.customers, default_timezone=config.timezone)),
+        ("events", import_events(engine, files.events, imported_at=datetime.now(UTC))),
+    ):
+        console.print(
+            f"imported {label}: {report.inserted} new, {report.updated} updated, "
+            f"{report.duplicates} already there, {report.rejected} rejected"
+        )
+    as_of = datetime.now(UTC)
+    counts: Counter[tuple[str, str]] = Counter()
+    examples: dict[str, dict[str, object]] = {}
+    with engine.connect() as connection:
+        for facts in iter_customer_facts(connection, as_of):
+            counts[(facts["tier"], facts["lifecycle_stage"])] += 1
+            examples.setdefault(facts["lifecycle_stage"], facts)
+    _print_distribution(counts)
+    _print_examples(examples)
+    first = next(iter(examples.values()))["customer_id"]
+    console.print(
+        "\nNext: [bold]rapport customers show "
+        f"{first}[/bold] · rapport customers show {first} --as-of 2026-01-01 · rapport --help"
+    )
+
+
+def _print_distribution(counts: Counter[tuple[str, str]]) -> None:
+    table = Table(title="Customers by tier and lifecycle stage")
+    table.add_column("tier")
+    for stage in STAGES:
+        table.add_column(stage, justify="right")
+    table.add_column("total", justify="right")
+    for tier in TIERS:
+        row = [counts[(tier, stage)] for stage in STAGES]
+        table.add_row(tier, *map(str, row), str(sum(row)))
+    console.print(table)
+
+
+def _print_examples(examples: dict[str, dict[str, object]]) -> None:
+    table = Table(title="One customer per stage")
+    table.add_column("customer")
+    for name in SHOWN_FACTS:
+        table.add_column(name, justify="right")
+    for facts in examples.values():
+        cells = ["—" if facts[name] is None else str(facts[name]) for name in SHOWN_FACTS]
+        table.add_row(str(facts["customer_id"]), *cells)
+    console.print(table)

@@ -1,0 +1,46 @@
+"""Runtime configuration, read once from `RAPPORT_*` environment variables.
+
+Every setting has a default that works on one machine with no setup (SQLite under
+`var/`, rules and templates from the working tree), so `make demo` needs nothing.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Settings documented in the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="RAPPORT_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///var/rapport.db",
+        description="SQLAlchemy URL of Rapport's database (SQLite file or PostgreSQL).",
+    )
+    rules_dir: Path = Field(default=Path("rules"), description="Folder of the YAML rules.")
+    templates_dir: Path = Field(
+        default=Path("templates/messages"), description="Folder of the message templates."
+    )
+    timezone: str = Field(
+        default="Asia/Shanghai",
+        description="IANA timezone for customers without one and for schedules.",
+    )
+    currency: str = Field(default="CNY", description="Currency of amounts in imports.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises for an unknown zone, so a typo fails at start-up
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own `Settings` instead)."""
+    return Settings()

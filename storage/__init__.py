@@ -1,0 +1,1 @@
+"""Rapport's database: SQLModel tables, sessions, migrations and fact queries."""

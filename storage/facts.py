@@ -1,0 +1,197 @@
+"""Customer snapshots as of any time, aggregated set-wise in SQL.
+
+One statement joins customers to three grouped subqueries over events visible at
+`as_of` (events after it do not exist for the query); Python then derives each
+customer's facts from its single aggregate row, streaming, so memory stays flat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, and_, case, exists, func, select
+from sqlalchemy.orm import aliased
+
+from engine.facts import (
+    CONTACT_CHANNELS,
+    FEEDBACK_LEVELS,
+    ONLINE_CHANNELS,
+    CustomerAggregates,
+    FactParameters,
+    derive_facts,
+)
+from storage.models import Customer, Event
+
+C = Customer.__table__.c  # type: ignore[attr-defined]
+E = Event.__table__.c  # type: ignore[attr-defined]
+
+
+def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def _total(condition: ColumnElement[bool]) -> ColumnElement[float]:
+    return func.coalesce(func.sum(case((condition, E.amount), else_=0.0)), 0.0)
+
+
+def _latest(condition: ColumnElement[bool]) -> ColumnElement[datetime]:
+    return func.max(case((condition, E.occurred_at)))
+
+
+def _event_aggregates(as_of: datetime, params: FactParameters, ids: Sequence[str] | None):  # type: ignore[no-untyped-def]
+    year_ago = as_of - timedelta(days=365)
+    recent = as_of - timedelta(days=params.recent_window_days)
+    previous = recent - timedelta(days=params.recent_window_days)
+    month_ago, two_months_ago = as_of - timedelta(days=30), as_of - timedelta(days=60)
+    purchase, refund = E.type == "purchase", E.type == "refund"
+    complaint = and_(E.type == "feedback", E.category == "complaint")
+    in_recent = E.occurred_at > recent
+    in_previous = and_(E.occurred_at > previous, E.occurred_at <= recent)
+    query = (
+        select(
+            E.customer_id,
+            (
+                _total(and_(purchase, E.occurred_at > year_ago))
+                - _total(and_(refund, E.occurred_at > year_ago))
+            ).label("spend_12m"),
+            _count(and_(purchase, E.occurred_at > year_ago)).label("orders_12m"),
+            (_total(purchase) - _total(refund)).label("lifetime_spend"),
+            _count(purchase).label("lifetime_orders"),
+            func.min(case((purchase, E.occurred_at))).label("first_purchase_at"),
+            _latest(purchase).label("last_purchase_at"),
+            _count(and_(purchase, in_recent)).label("purchases_recent"),
+            _total(and_(purchase, in_recent)).label("spend_recent"),
+            _count(and_(purchase, in_previous)).label("purchases_previous"),
+            _total(and_(purchase, in_previous)).label("spend_previous"),
+            _count(and_(E.type == "login", E.occurred_at > month_ago)).label("logins_30d"),
+            _count(
+                and_(E.type == "login", E.occurred_at > two_months_ago, E.occurred_at <= month_ago)
+            ).label("logins_prev_30d"),
+            *(
+                _latest(and_(E.type == "contact", E.channel == channel)).label(f"contact_{channel}")
+                for channel in CONTACT_CHANNELS
+            ),
+            _count(and_(complaint, in_recent)).label("complaints_recent"),
+            _latest(complaint).label("last_complaint_at"),
+        )
+        .where(E.occurred_at <= as_of)
+        .group_by(E.customer_id)
+    )
+    if ids is not None:
+        query = query.where(E.customer_id.in_(ids))
+    return query.subquery("agg")
+
+
+def _open_feedback(as_of: datetime, ids: Sequence[str] | None):  # type: ignore[no-untyped-def]
+    """Feedback items with no `feedback_resolved` event referring to them by `as_of`."""
+    resolution = aliased(Event.__table__)  # type: ignore[attr-defined]
+    resolved = exists().where(
+        resolution.c.ref == E.id,
+        resolution.c.type == "feedback_resolved",
+        resolution.c.occurred_at <= as_of,
+    )
+    query = (
+        select(
+            E.customer_id,
+            *(_count(E.level == level).label(f"open_{level}") for level in FEEDBACK_LEVELS),
+            _count(E.category == "complaint").label("open_complaints"),
+        )
+        .where(E.type == "feedback", E.occurred_at <= as_of, ~resolved)
+        .group_by(E.customer_id)
+    )
+    if ids is not None:
+        query = query.where(E.customer_id.in_(ids))
+    return query.subquery("open_fb")
+
+
+def _last_survey(as_of: datetime, ids: Sequence[str] | None):  # type: ignore[no-untyped-def]
+    rank = func.row_number().over(
+        partition_by=E.customer_id, order_by=(E.occurred_at.desc(), E.id.desc())
+    )
+    ranked = select(E.customer_id, E.score, E.occurred_at, rank.label("rank")).where(
+        E.type == "survey", E.score.is_not(None), E.occurred_at <= as_of
+    )
+    if ids is not None:
+        ranked = ranked.where(E.customer_id.in_(ids))
+    ranked_sq = ranked.subquery("ranked")
+    return (
+        select(ranked_sq.c.customer_id, ranked_sq.c.score, ranked_sq.c.occurred_at)
+        .where(ranked_sq.c.rank == 1)
+        .subquery("survey")
+    )
+
+
+def iter_customer_facts(
+    connection: Connection,
+    as_of: datetime,
+    params: FactParameters | None = None,
+    customer_ids: Sequence[str] | None = None,
+    batch_size: int = 5_000,
+) -> Iterator[dict[str, Any]]:
+    """Yields every customer's facts as of `as_of` (aware), ordered by customer id."""
+    if as_of.utcoffset() is None:
+        raise ValueError("as_of must carry a timezone offset")
+    as_of = as_of.astimezone(UTC)
+    params = params or FactParameters()
+    agg = _event_aggregates(as_of, params, customer_ids)
+    open_fb = _open_feedback(as_of, customer_ids)
+    survey = _last_survey(as_of, customer_ids)
+    query = (
+        select(
+            C.id,
+            C.segment,
+            C.locale,
+            C.timezone,
+            C.birthday,
+            C.account_manager,
+            *(C[f"consent_{ch}"] for ch in ONLINE_CHANNELS),
+            *(column for column in agg.c if column.name != "customer_id"),
+            *(column for column in open_fb.c if column.name != "customer_id"),
+            survey.c.score.label("survey_score"),
+            survey.c.occurred_at.label("survey_at"),
+        )
+        .select_from(
+            Customer.__table__.outerjoin(agg, agg.c.customer_id == C.id)  # type: ignore[attr-defined]
+            .outerjoin(open_fb, open_fb.c.customer_id == C.id)
+            .outerjoin(survey, survey.c.customer_id == C.id)
+        )
+        .order_by(C.id)
+    )
+    if customer_ids is not None:
+        query = query.where(C.id.in_(customer_ids))
+    result = connection.execution_options(yield_per=batch_size).execute(query)
+    for row in result.mappings():
+        yield derive_facts(_aggregates(row), as_of, params)
+
+
+def _aggregates(row: Any) -> CustomerAggregates:
+    return CustomerAggregates(
+        customer_id=row["id"],
+        segment=row["segment"],
+        locale=row["locale"],
+        timezone=row["timezone"],
+        birthday=row["birthday"],
+        account_manager=row["account_manager"],
+        consents={ch: bool(row[f"consent_{ch}"]) for ch in ONLINE_CHANNELS},
+        spend_12m=float(row["spend_12m"] or 0),
+        orders_12m=int(row["orders_12m"] or 0),
+        lifetime_spend=float(row["lifetime_spend"] or 0),
+        lifetime_orders=int(row["lifetime_orders"] or 0),
+        first_purchase_at=row["first_purchase_at"],
+        last_purchase_at=row["last_purchase_at"],
+        purchases_recent=int(row["purchases_recent"] or 0),
+        spend_recent=float(row["spend_recent"] or 0),
+        purchases_previous=int(row["purchases_previous"] or 0),
+        spend_previous=float(row["spend_previous"] or 0),
+        logins_30d=int(row["logins_30d"] or 0),
+        logins_prev_30d=int(row["logins_prev_30d"] or 0),
+        last_contact_at={ch: row[f"contact_{ch}"] for ch in CONTACT_CHANNELS},
+        open_feedback={level: int(row[f"open_{level}"] or 0) for level in FEEDBACK_LEVELS},
+        open_complaints=int(row["open_complaints"] or 0),
+        complaints_recent=int(row["complaints_recent"] or 0),
+        last_complaint_at=row["last_complaint_at"],
+        last_survey_score=row["survey_score"],
+        last_survey_at=row["survey_at"],
+    )

@@ -1,0 +1,178 @@
+"""What an import row must look like, and how files are read row by row.
+
+CSV and JSON Lines are streamed line by line (a 1,000,000-event file is never held in
+memory); each row comes with the line it starts on so errors read `FILE:LINE: reason`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from engine.facts import CONTACT_CHANNELS, FEEDBACK_LEVELS, SEGMENTS
+
+Identifier = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@-]+$")
+
+
+class CustomerRow(BaseModel):
+    """A customer import row; columns not listed here are kept as attributes."""
+
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+    id: str = Identifier
+    name: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    phone: str | None = Field(default=None, max_length=40)
+    wechat: str | None = Field(default=None, max_length=100)
+    segment: Literal[SEGMENTS] = "consumer"  # type: ignore[valid-type]
+    birthday: date | None = None
+    locale: str = Field(default="zh-CN", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
+    timezone: str | None = None
+    account_manager: str | None = Field(default=None, max_length=100)
+    consent_email: bool = False
+    consent_sms: bool = False
+    consent_wechat: bool = False
+    consent_app: bool = False
+    created_at: AwareDatetime | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown timezone {value!r}") from None
+        return value
+
+
+# Fields an event type cannot do without; other types need only the common fields.
+REQUIRED_BY_TYPE: dict[str, tuple[str, ...]] = {
+    "purchase": ("amount",),
+    "refund": ("amount",),
+    "contact": ("channel",),
+    "feedback": ("level",),
+    "feedback_resolved": ("ref",),
+    "survey": ("score",),
+}
+
+
+class EventRow(BaseModel):
+    """An event import row; `id` deduplicates, unknown fields are kept as attributes."""
+
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+    id: str = Field(min_length=1, max_length=100)
+    customer_id: str = Identifier
+    type: str = Field(pattern=r"^[a-z][a-z_]{1,39}$")
+    occurred_at: AwareDatetime
+    amount: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    quantity: int | None = Field(default=None, ge=0)
+    product: str | None = Field(default=None, max_length=100)
+    channel: Literal[CONTACT_CHANNELS] | None = None  # type: ignore[valid-type]
+    level: Literal[FEEDBACK_LEVELS] | None = None  # type: ignore[valid-type]
+    category: str | None = Field(default=None, max_length=40)
+    score: int | None = Field(default=None, ge=0, le=10)
+    ref: str | None = Field(default=None, max_length=100)
+    text: str | None = Field(default=None, max_length=5_000)
+
+    def missing_fields(self) -> list[str]:
+        """Fields this event's type requires but the row left empty."""
+        return [name for name in REQUIRED_BY_TYPE.get(self.type, ()) if getattr(self, name) is None]
+
+
+@dataclass(frozen=True)
+class RawRow:
+    """One row as read: its first line number and either its fields or why it is unreadable."""
+
+    line: int
+    fields: dict[str, Any] | None
+    problem: str | None = None
+
+
+def describe(error: ValidationError) -> str:
+    """Pydantic's errors as one short line: `field: message; field: message`."""
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "row"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def read_rows(path: Path, on_bytes: Callable[[int], None] | None = None) -> Iterator[RawRow]:
+    """Rows of a `.csv` or `.jsonl`/`.ndjson` file; `on_bytes` is told how far it has read."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _csv_rows(path, on_bytes)
+    if suffix in {".jsonl", ".ndjson", ".json"}:
+        return _jsonl_rows(path, on_bytes)
+    raise ValueError(f"{path}: unsupported file type {suffix!r} (use .csv or .jsonl)")
+
+
+def _lines(path: Path, on_bytes: Callable[[int], None] | None) -> Iterator[str]:
+    """Decoded lines; bytes that are not UTF-8 survive as surrogates and are caught later."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle):
+            if on_bytes is not None:
+                on_bytes(len(raw))
+            if number == 0 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            yield raw.decode("utf-8", "surrogateescape")
+
+
+def _not_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _csv_rows(path: Path, on_bytes: Callable[[int], None] | None) -> Iterator[RawRow]:
+    reader = csv.reader(_lines(path, on_bytes))
+    header = next(reader, None)
+    if header is None:
+        return
+    header = [name.strip() for name in header]
+    if len(set(header)) != len(header):
+        raise ValueError(f"{path}:1: duplicate column names in the header")
+    start = reader.line_num + 1
+    for record in reader:
+        line, start = start, reader.line_num + 1
+        if not record or all(not cell.strip() for cell in record):
+            continue
+        if len(record) != len(header):
+            yield RawRow(line, None, f"expected {len(header)} columns, found {len(record)}")
+        elif _not_utf8("".join(record)):
+            yield RawRow(line, None, "not valid UTF-8")
+        else:
+            fields = {
+                name: value for name, value in zip(header, record, strict=True) if value.strip()
+            }
+            yield RawRow(line, fields)
+
+
+def _jsonl_rows(path: Path, on_bytes: Callable[[int], None] | None) -> Iterator[RawRow]:
+    for line, text in enumerate(_lines(path, on_bytes), start=1):
+        if not text.strip():
+            continue
+        if _not_utf8(text):
+            yield RawRow(line, None, "not valid UTF-8")
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as error:
+            yield RawRow(line, None, f"invalid JSON: {error.msg} at column {error.colno}")
+            continue
+        if not isinstance(value, dict):
+            yield RawRow(line, None, "expected a JSON object")
+            continue
+        yield RawRow(line, {key: item for key, item in value.items() if item not in (None, "")})

@@ -1,0 +1,50 @@
+"""Shared fixtures: a fresh, migrated database on SQLite and on PostgreSQL.
+
+PostgreSQL comes from `RAPPORT_TEST_POSTGRES_URL` (`.ci/run` starts one). Outside CI,
+without that variable, the PostgreSQL cases are skipped with a reason in the output;
+in CI they fail instead, so a missing server can never pass silently.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from storage.db import make_engine
+from storage.migrate import upgrade_database
+
+POSTGRES_URL = os.environ.get("RAPPORT_TEST_POSTGRES_URL")
+
+
+def postgres_url() -> str:
+    """The test server's URL, or a skip (a failure in CI) when none is configured."""
+    if POSTGRES_URL:
+        return POSTGRES_URL
+    if os.environ.get("CI"):
+        pytest.fail("CI must set RAPPORT_TEST_POSTGRES_URL (see .ci/run)")
+    pytest.skip("PostgreSQL tests skipped: RAPPORT_TEST_POSTGRES_URL is not set")
+
+
+def fresh_engine(backend: str, tmp_path: Path) -> Engine:
+    """An engine on an empty database of `backend`, migrated to the newest schema."""
+    if backend == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'rapport.db'}")
+    else:
+        engine = make_engine(postgres_url())
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    upgrade_database(engine)
+    return engine
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """Each test using it runs once per database."""
+    engine = fresh_engine(request.param, tmp_path)
+    yield engine
+    engine.dispose()
