@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy import Engine
 
@@ -28,8 +29,12 @@ def fail(reason: str) -> typer.Exit:
 def settings() -> Settings:
     try:
         return get_settings()
-    except ValueError as error:
-        raise fail(f"configuration: {error}") from None
+    except ValidationError as error:
+        problems = "; ".join(
+            f"RAPPORT_{str(item['loc'][0]).upper()}: {item['msg'].removeprefix('Value error, ')}"
+            for item in error.errors()
+        )
+        raise fail(f"configuration: {problems}") from None
 
 
 def database(ready: bool = True) -> Engine:

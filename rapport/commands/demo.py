@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -51,8 +51,8 @@ def demo(
         ("events", import_events(engine, files.events, imported_at=datetime.now(UTC))),
     ):
         console.print(
-            f"imported {label}: {report.inserted} new, {report.updated} updated, "
-            f"{report.duplicates} already there, {report.rejected} rejected"
+            f"imported {label}: {report.inserted} new, "
+            f"{report.updated + report.duplicates} already there, {report.rejected} rejected"
         )
     as_of = datetime.now(UTC)
     counts: Counter[tuple[str, str]] = Counter()
@@ -65,8 +65,10 @@ def demo(
     _print_examples(examples)
     first = next(iter(examples.values()))["customer_id"]
     console.print(
-        "\nNext: [bold]rapport customers show "
-        f"{first}[/bold] · rapport customers show {first} --as-of 2026-01-01 · rapport --help"
+        "\nNext, try:\n"
+        f"  .venv/bin/rapport customers show {first}\n"
+        f"  .venv/bin/rapport customers show {first} --as-of {(end - timedelta(days=90)).date()}\n"
+        "  .venv/bin/rapport --help"
     )
 
 
@@ -83,11 +85,11 @@ def _print_distribution(counts: Counter[tuple[str, str]]) -> None:
 
 
 def _print_examples(examples: dict[str, dict[str, object]]) -> None:
-    table = Table(title="One customer per stage")
-    table.add_column("customer")
-    for name in SHOWN_FACTS:
-        table.add_column(name, justify="right")
+    table = Table(title="One customer per lifecycle stage")
+    table.add_column("fact")
     for facts in examples.values():
-        cells = ["—" if facts[name] is None else str(facts[name]) for name in SHOWN_FACTS]
-        table.add_row(str(facts["customer_id"]), *cells)
+        table.add_column(str(facts["customer_id"]), justify="right")
+    for name in SHOWN_FACTS:
+        cells = ["—" if facts[name] is None else str(facts[name]) for facts in examples.values()]
+        table.add_row(name, *cells)
     console.print(table)

@@ -1,0 +1,349 @@
+"""Deterministic synthetic customers and event history, for the demo and for benchmarks.
+
+`write_sample` streams `customers.csv` and `events.jsonl`: each customer's history is built,
+sorted and written before the next customer is drawn, so 2,000,000 events never sit in
+memory. Everything comes from one `random.Random(seed)`, so the same arguments give
+byte-identical files (given the same tz database). Amounts are in CNY. For speed, event
+lines are assembled from pre-escaped JSON fragments and timestamps are formatted from lookup
+tables: `json.dumps` and `datetime.isoformat` per event roughly halved the throughput.
+
+Customers follow one of a few behaviour profiles so that rules have something to find:
+steady, new (active only in the last 90 days), quiet (no purchase in the last 180 days),
+frequency drop (bought often 6-3 months ago, rarely since), login drop (many logins 60-30
+days ago, few since) and prospects (no events at all, about 0.3%).
+"""
+
+import csv
+import json
+import math
+import random
+from bisect import bisect_right
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+WINDOW_DAYS = 400
+_DAY = 86_400
+
+
+def _words(text: str) -> tuple[str, ...]:
+    """The space-separated words of `text` (keeps the name lists below compact)."""
+    return tuple(text.split())
+
+
+def _quoted(*texts: str) -> tuple[str, ...]:
+    """`texts` as JSON string literals, ready to splice into an event line."""
+    return tuple(json.dumps(text, ensure_ascii=False) for text in texts)
+
+
+COLUMNS = _words(
+    "id name email phone wechat segment birthday locale timezone account_manager consent_email "
+    "consent_sms consent_wechat consent_app created_at city"
+)
+_ZH_FAMILY = _words("王 李 张 刘 陈 杨 黄 赵 吴 周 徐 孙 马 朱 胡 郭 何 高 林 罗")
+_ZH_GIVEN = _words("芳 伟 静 敏 强 磊 洋 艳 勇 军 杰 娟 涛 明 超 秀英 丽 华 平 刚 婷 雪 鑫")
+_ZH_GIVEN += _words("浩 宇 晨 欣 子涵 一鸣")
+_ZH_CITIES = _words("上海 杭州 北京 深圳 广州 成都 苏州 南京")
+_ZH_FIRMS = (
+    _words("Hangzhou Shanghai Shenzhen Suzhou Chengdu Ningbo"),
+    _words("Lianxin Huamei Jinding Xinda Ruifeng Boyuan"),
+    ("Trading Co.", "Coffee Co., Ltd.", "Catering Management Co.", "Hotel Co., Ltd."),
+)
+_EN_FIRST = _words("Emma Olivia Amelia Isla Grace Sophie Chloe Mia Jack Oliver Harry Noah Liam")
+_EN_LAST = _words("Clark Smith Jones Taylor Brown Wilson Evans Walker Wright Hughes Lee Tan Patel")
+_EN_FIRMS = (
+    _words("Northwind Bluebird Harbour Redwood Summit Lakeside Copperleaf"),
+    ("Ltd", "Hospitality Group", "Coffee Co.", "Holdings"),
+)
+# English-speaking customers: timezone, cities, phone template ('#' is a random digit).
+_EN_ZONES = (
+    ("Europe/London", ("London", "Manchester", "Bristol"), "+44 7700 9#####"),
+    ("America/New_York", ("New York", "Boston"), "+1 212-555-01##"),
+    ("Asia/Singapore", ("Singapore",), "+65 9### ####"),
+    ("Australia/Sydney", ("Sydney", "Canberra"), "+61 4## ### ###"),
+)
+_ZONE_NAMES = ("Asia/Shanghai", *(zone for zone, _, _ in _EN_ZONES))
+_MANAGERS = {"zh-CN": ("li.na", "zhou.min", "chen.jie"), "en": ("sarah.k", "tom.w")}
+_PRODUCTS = (  # (name, unit price in CNY), cheapest first
+    ("descaler", 68), ("cleaning-tablets", 88), ("coffee-beans", 128), ("water-filter", 160),
+    ("tamper", 220), ("cups-set", 320), ("milk-frother", 890), ("service-plan", 1_200),
+    ("grinder", 2_400), ("espresso-machine", 6_800),
+)  # fmt: skip
+_PRICES = [price for _, price in _PRODUCTS]
+# Channels repeated to weight them; English speakers rarely use WeChat.
+_CHANNELS = {
+    "zh-CN": ("wechat",) * 4 + ("phone", "phone", "sms", "app", "email", "visit"),
+    "en": ("email",) * 4 + ("phone", "phone", "app", "sms", "visit"),
+}
+_CONTACT_TEXT = {
+    "zh-CN": _quoted("电话确认送货时间", "微信发送保养提醒", "回访新机使用情况", "介绍会员活动"),
+    "en": _quoted("Confirmed delivery window", "Sent maintenance reminder",
+                  "Follow-up on new machine", "Introduced loyalty offer"),
+}  # fmt: skip
+_CATEGORIES = _words("inquiry inquiry inquiry inquiry praise praise complaint complaint")
+_ISSUES = _words("complaint product_fault delivery")  # the categories that can be serious
+_CATEGORIES += _ISSUES + _words("delivery")
+_FEEDBACK_TEXT = {
+    "zh-CN": {
+        "inquiry": _quoted("请问磨豆机的刀盘可以单独购买吗？", "企业采购有没有折扣？"),
+        "complaint": _quoted("客服回复太慢了，等了两天。", "发票一直没有开出来。"),
+        "product_fault": _quoted("咖啡机开机后一直报警，无法出水。", "奶泡机加热不稳定。"),
+        "praise": _quoted("咖啡豆很新鲜，下次还会再买。", "安装师傅很专业，点赞！"),
+        "delivery": _quoted("快递比预计晚了三天。", "收到的包装有破损。"),
+    },
+    "en": {
+        "inquiry": _quoted("Can I buy grinder burrs separately?", "Do you offer volume discounts?"),
+        "complaint": _quoted("Support took two days to reply.", "My invoice never arrived."),
+        "product_fault": _quoted("The machine beeps, no water comes out.", "Frother won't heat."),
+        "praise": _quoted("Fresh beans, will order again.", "The technician was very helpful."),
+        "delivery": _quoted("The parcel arrived three days late.", "The box was damaged."),
+    },
+}
+_RESOLVED_TEXT = {
+    "zh-CN": _quoted("已回电，问题解决。", "已补发，客户确认收到。", "已上门检修，恢复正常。"),
+    "en": _quoted("Called back, issue resolved.", "Replacement shipped.", "Repaired on site."),
+}
+_RESOLVE_HOURS = {"general": 48, "complex": 7 * 24, "major": 14 * 24}
+_SCORE_WEIGHTS = (2, 1, 1, 2, 2, 4, 6, 14, 22, 22, 24)  # survey scores 0..10
+_SCORE_CUM = [sum(_SCORE_WEIGHTS[: i + 1]) for i in range(11)]
+# Profiles as (cumulative probability, name); the rest are "steady".
+_PROFILES = ((0.003, "prospect"), (0.103, "new"), (0.223, "quiet"), (0.323, "freq_drop"),
+             (0.423, "login_drop"))  # fmt: skip
+# When events happen: per profile and kind, (weight, from, to) in days before `end`.
+_SHAPES: dict[str, dict[str, tuple[tuple[float, int, int], ...]]] = {
+    "quiet": {"purchase": ((1, 181, 399),), "login": ((0.9, 150, 399), (0.1, 0, 150)),
+              "other": ((0.85, 150, 399), (0.15, 0, 150))},
+    "freq_drop": {"purchase": ((0.75, 90, 180), (0.1, 0, 90), (0.15, 180, 399))},
+    "login_drop": {"login": ((0.55, 30, 60), (0.04, 0, 30), (0.41, 60, 399))},
+}  # fmt: skip
+# Local time of day per kind: earliest and half the range in seconds (peak in the middle).
+_HOURS = {"purchase": (32_400, 25_200), "login": (25_200, 30_600), "other": (30_600, 21_600)}
+# Share of big (>100k CNY a year) and mid (10k-100k) spenders, by enterprise or not.
+_TIER_CUTS = {True: (0.22, 0.80), False: (0.012, 0.27)}
+_SPEND = ((120_000, 500_000), (12_000, 80_000), (300, 8_500))  # big, mid, small yearly CNY
+_DISCOUNT = (0.85, 1.0)
+_MINUTES = [f"T{hour:02d}:{minute:02d}:" for hour in range(24) for minute in range(60)]
+_SECONDS = [f"{second:02d}" for second in range(60)]
+
+# [epoch seconds, type, JSON fragment of the extra fields]; the id is appended when written.
+# A feedback_resolved event holds (its feedback event, quoted text) until then.
+Event = list[Any]
+
+
+@dataclass(frozen=True)
+class SampleFiles:
+    """The files `write_sample` wrote and how many rows each holds (headers excluded)."""
+
+    customers: Path  # CSV
+    events: Path  # JSON Lines
+    customer_count: int
+    event_count: int
+
+
+class _Clock:
+    """Formats epoch seconds as ISO 8601 local time with offset, by table lookup (fast)."""
+
+    def __init__(self, zone: ZoneInfo, start_ts: int, end_ts: int) -> None:
+        self._hour0 = start_ts - start_ts % 3600  # DST changes happen on whole UTC hours
+        self._offsets = []
+        for hour in range(self._hour0, end_ts + 1, 3600):
+            offset = datetime.fromtimestamp(hour, zone).utcoffset() or timedelta()
+            seconds = int(offset.total_seconds())
+            sign, minutes = "+" if seconds >= 0 else "-", abs(seconds) // 60
+            self._offsets.append((seconds, f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"))
+        self._day0 = (start_ts // _DAY - 2) * _DAY
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        days = range(self._day0 // _DAY, end_ts // _DAY + 3)
+        self._dates = [(epoch + timedelta(days=day)).date().isoformat() for day in days]
+        # Local midnight starting the day `end` falls on, as epoch seconds.
+        local_end = datetime.fromtimestamp(end_ts, zone)
+        self.midnight = int(local_end.replace(hour=0, minute=0, second=0).timestamp())
+
+    def format(self, ts: int) -> str:
+        """`ts` (between the window start and `end`) as e.g. `2025-10-03T09:15:00+08:00`."""
+        seconds, text = self._offsets[(ts - self._hour0) // 3600]
+        day, clock = divmod(ts + seconds - self._day0, _DAY)
+        minute, second = divmod(clock, 60)
+        return self._dates[day] + _MINUTES[minute] + _SECONDS[second] + text
+
+
+class _Generator:
+    """Draws customers and their histories from one seeded random stream."""
+
+    def __init__(self, seed: int, end_ts: int, events_per_customer: float) -> None:
+        self.rng = random.Random(seed)
+        self.end_ts = end_ts
+        start_ts = end_ts - WINDOW_DAYS * _DAY
+        self.clocks = {name: _Clock(ZoneInfo(name), start_ts, end_ts) for name in _ZONE_NAMES}
+        self.mean_events = events_per_customer / (1 - _PROFILES[0][0])  # prospects have none
+
+    def customer(self, cid: str, number: int) -> tuple[list[str], list[Event]]:
+        """One CSV row and the customer's events, sorted by time."""
+        rng = self.rng
+        enterprise = rng.random() < 0.15
+        if rng.random() < 0.6:
+            locale, zone, city = "zh-CN", "Asia/Shanghai", rng.choice(_ZH_CITIES)
+            phone = _digits(rng, f"+86 1{rng.choice('3578')}#########")
+            wechat = "wxid_" + "".join(rng.choices("abcdefghijkmnpqrstuvwxyz23456789", k=10))
+            wechat = wechat if rng.random() < 0.85 else ""
+            name = rng.choice(_ZH_FAMILY) + rng.choice(_ZH_GIVEN)
+            email = f"user{number}@example.cn"
+            if enterprise:
+                name, email = " ".join(map(rng.choice, _ZH_FIRMS)), f"purchasing{number}@example.cn"
+        else:
+            locale, (zone, cities, phone_template) = "en", rng.choice(_EN_ZONES)
+            city, phone = rng.choice(cities), _digits(rng, phone_template)
+            wechat = f"wx_{number}" if rng.random() < 0.05 else ""
+            first, last = rng.choice(_EN_FIRST), rng.choice(_EN_LAST)
+            name, email = f"{first} {last}", f"{first}.{last}{number}@example.com".lower()
+            if enterprise:
+                brand, kind = map(rng.choice, _EN_FIRMS)
+                name, email = f"{brand} {kind}", f"orders{number}@{brand.lower()}.example.com"
+        birthday = "" if enterprise or rng.random() < 0.1 else _birthday(rng)
+        draw, (big_cut, mid_cut) = rng.random(), _TIER_CUTS[enterprise]
+        tier = 0 if draw < big_cut else 1 if draw < mid_cut else 2
+        manager = rng.choice(_MANAGERS[locale]) if enterprise or tier == 0 else ""
+        consents = [rng.random() < 0.9, rng.random() < 0.6, bool(wechat) and rng.random() < 0.8]
+        consents.append(rng.random() < 0.45)
+        draw = rng.random()
+        profile = next((label for cut, label in _PROFILES if draw < cut), "steady")
+        events, joined = self.history(profile, self.clocks[zone].midnight, locale, enterprise, tier)
+        if events:
+            created = events[0][0] - rng.randint(600, 3 * _DAY if joined else 3 * 365 * _DAY)
+        else:
+            created = self.end_ts - rng.randint(600, 60 * _DAY)
+        created_at = datetime.fromtimestamp(created, ZoneInfo(zone)).isoformat()
+        flags = ["true" if consent else "false" for consent in consents]
+        segment = "enterprise" if enterprise else "consumer"
+        row = [cid, name, "" if rng.random() < 0.08 else email, phone, wechat, segment, birthday]
+        return [*row, locale, zone, manager, *flags, created_at, city], events
+
+    def history(
+        self, profile: str, midnight: int, locale: str, enterprise: bool, tier: int
+    ) -> tuple[list[Event], bool]:
+        """Events of one customer, sorted by time; also whether they joined during the window."""
+        rng, end_ts, random_ = self.rng, self.end_ts, self.rng.random
+        total = int(self.mean_events * rng.lognormvariate(-0.32, 0.8) + random_())
+        if profile == "prospect" or total == 0:
+            return [], True
+        span = rng.randint(3, 89) if profile == "new" else 399  # days of activity before `end`
+        if profile == "steady" and random_() < 0.3:
+            span = rng.randint(90, 399)
+        shape = _SHAPES.get(profile, {})
+        when = {kind: (shape.get(kind, ((1, 0, span),)), *hours) for kind, hours in _HOURS.items()}
+
+        def stamp(kind: str) -> int:
+            segments, start, half = when[kind]
+            pick = random_()
+            for segment in segments:  # weights add up to 1
+                pick -= segment[0]
+                if pick <= 0:
+                    break
+            _, first, last = segment
+            ts = midnight - int(first + (last - first) * random_()) * _DAY
+            ts += start + int((random_() + random_()) * half)
+            return ts if ts <= end_ts else 2 * end_ts - ts  # today: mirror future times back
+
+        def sround(value: float) -> int:
+            return int(value + random_())
+
+        events: list[Event] = []
+        purchases = max(1, sround(total * rng.uniform(0.08, 0.28)))
+        spend_each = rng.uniform(*_SPEND[tier]) / purchases / (sum(_DISCOUNT) / 2)
+        for _ in range(purchases):
+            target = spend_each * rng.lognormvariate(-0.125, 0.5)
+            affordable = bisect_right(_PRICES, target)
+            product, price = _PRODUCTS[rng.randrange(max(0, affordable - 4), affordable or 1)]
+            quantity = max(1, round(target / price))
+            amount = round(price * quantity * rng.uniform(*_DISCOUNT), 2)
+            fragment = f',"amount":{amount!r},"quantity":{quantity},"product":"{product}"'
+            events.append([ts := stamp("purchase"), "purchase", fragment])
+            if random_() < 0.02 and (refund_ts := ts + rng.randint(_DAY, 20 * _DAY)) <= end_ts:
+                refund = round(amount * rng.randint(1, quantity) / quantity, 2)
+                fragment = f',"amount":{refund!r},"product":"{product}"'
+                events.append([refund_ts, "refund", fragment])
+        for _ in range(sround(total * rng.uniform(0.01, 0.07))):
+            category, level, draw = rng.choice(_CATEGORIES), "general", random_()
+            if category in _ISSUES and draw > 0.7:
+                level = "complex" if draw < 0.93 else "major"
+            text = rng.choice(_FEEDBACK_TEXT[locale][category])
+            fragment = f',"level":"{level}","category":"{category}"'
+            fragment += f',"channel":"{rng.choice(_CHANNELS[locale])}","text":{text}'
+            feedback = [ts := stamp("other"), "feedback", fragment]
+            events.append(feedback)
+            resolved_ts = ts + rng.randint(3600, _RESOLVE_HOURS[level] * 3600)
+            if random_() < 0.88 and resolved_ts <= end_ts:
+                text = rng.choice(_RESOLVED_TEXT[locale])
+                events.append([resolved_ts, "feedback_resolved", (feedback, text)])
+        for _ in range(sround(total * 0.03)):
+            score = rng.choices(range(11), cum_weights=_SCORE_CUM)[0]
+            events.append([stamp("other"), "survey", f',"score":{score}'])
+        for _ in range(sround(total * (0.15 if enterprise else 0.08))):
+            channel, text = rng.choice(_CHANNELS[locale]), rng.choice(_CONTACT_TEXT[locale])
+            events.append([stamp("other"), "contact", f',"channel":"{channel}","text":{text}'])
+        events.extend([stamp("login"), "login", ""] for _ in range(total - len(events)))
+        events.sort(key=itemgetter(0))
+        return events, span < 399
+
+
+def _digits(rng: random.Random, template: str) -> str:
+    """`template` with every `#` replaced by a random digit."""
+    count = template.count("#")
+    return template.replace("#", "{}").format(*f"{rng.randrange(10**count):0{count}d}")
+
+
+def _birthday(rng: random.Random) -> str:
+    """An ISO birth date between 1950 and 2005; about 1 in 200 is a 29 February."""
+    if rng.random() < 0.005:
+        return f"{rng.randrange(1952, 2005, 4)}-02-29"
+    first = datetime(1950, 1, 1).toordinal()
+    return datetime.fromordinal(rng.randrange(first, first + 56 * 365)).date().isoformat()
+
+
+def write_sample(
+    directory: Path,
+    *,
+    customers: int,
+    events_per_customer: float = 20.0,
+    seed: int = 7,
+    end: datetime,
+) -> SampleFiles:
+    """Writes customers.csv and events.jsonl under directory.
+
+    The history covers the 400 days before `end` (tz-aware): event timestamps carry the
+    customer's UTC offset and lie in `[end - 400 days, end]`. About `events_per_customer`
+    events are written per customer on average. Existing files of those names are replaced.
+    """
+    if end.utcoffset() is None:
+        raise ValueError("end must be timezone-aware")
+    if customers < 0 or events_per_customer < 0:
+        raise ValueError("customers and events_per_customer must not be negative")
+    directory.mkdir(parents=True, exist_ok=True)
+    customers_path, events_path = directory / "customers.csv", directory / "events.jsonl"
+    generator = _Generator(seed, math.floor(end.timestamp()), events_per_customer)
+    width, written = max(6, len(str(customers))), 0
+    with (
+        customers_path.open("w", encoding="utf-8", newline="") as customer_file,
+        events_path.open("w", encoding="utf-8", newline="\n", buffering=1 << 20) as event_file,
+    ):
+        rows = csv.writer(customer_file, lineterminator="\n")
+        rows.writerow(COLUMNS)
+        for number in range(1, customers + 1):
+            cid = f"C{number:0{width}d}"
+            row, events = generator.customer(cid, number)
+            rows.writerow(row)
+            clock, lines = generator.clocks[row[8]].format, []
+            for event in events:
+                written += 1
+                ts, kind, extra = event
+                if kind == "feedback_resolved":
+                    feedback, text = extra  # written earlier, so it has its id by now
+                    extra = f',"ref":"{feedback[3]}","text":{text}'
+                event.append(eid := f"E{written:09d}")
+                head = f'{{"id":"{eid}","customer_id":"{cid}","type":"{kind}"'
+                lines.append(f'{head},"occurred_at":"{clock(ts)}"{extra}}}\n')
+            event_file.write("".join(lines))
+    return SampleFiles(customers_path, events_path, customers, written)
