@@ -29,7 +29,7 @@ lint: setup
 
 bench: setup
 	RAPPORT_BENCH_POSTGRES_URL=$${RAPPORT_BENCH_POSTGRES_URL:-$$(scripts/postgres-start rapport_bench)} \
-		$(BIN)/python -m bench
+		$(BIN)/python -u -m bench
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache

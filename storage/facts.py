@@ -1,6 +1,6 @@
 """Customer snapshots as of any time, aggregated set-wise in SQL.
 
-One statement joins customers to three grouped subqueries over events visible at
+One statement joins customers to two grouped subqueries over events visible at
 `as_of` (events after it do not exist for the query); Python then derives each
 customer's facts from its single aggregate row, streaming, so memory stays flat.
 """
@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, case, exists, func, select
+from sqlalchemy import ColumnElement, Connection, and_, case, func, select
 from sqlalchemy.orm import aliased
 
 from engine.facts import (
@@ -75,6 +75,7 @@ def _event_aggregates(as_of: datetime, params: FactParameters, ids: Sequence[str
             ),
             _count(and_(complaint, in_recent)).label("complaints_recent"),
             _latest(complaint).label("last_complaint_at"),
+            _latest(and_(E.type == "survey", E.score.is_not(None))).label("survey_at"),
         )
         .where(E.occurred_at <= as_of)
         .group_by(E.customer_id)
@@ -85,11 +86,15 @@ def _event_aggregates(as_of: datetime, params: FactParameters, ids: Sequence[str
 
 
 def _open_feedback(as_of: datetime, ids: Sequence[str] | None):  # type: ignore[no-untyped-def]
-    """Feedback items with no `feedback_resolved` event referring to them by `as_of`."""
+    """Feedback items with no `feedback_resolved` event referring to them by `as_of`.
+
+    `NOT IN` over the set of resolved ids, not a correlated `NOT EXISTS`: both databases
+    hash or index the set once, whatever their statistics say.
+    """
     resolution = aliased(Event.__table__)  # type: ignore[attr-defined]
-    resolved = exists().where(
-        resolution.c.ref == E.id,
+    resolved = select(resolution.c.ref).where(
         resolution.c.type == "feedback_resolved",
+        resolution.c.ref.is_not(None),
         resolution.c.occurred_at <= as_of,
     )
     query = (
@@ -98,29 +103,12 @@ def _open_feedback(as_of: datetime, ids: Sequence[str] | None):  # type: ignore[
             *(_count(E.level == level).label(f"open_{level}") for level in FEEDBACK_LEVELS),
             _count(E.category == "complaint").label("open_complaints"),
         )
-        .where(E.type == "feedback", E.occurred_at <= as_of, ~resolved)
+        .where(E.type == "feedback", E.occurred_at <= as_of, E.id.not_in(resolved))
         .group_by(E.customer_id)
     )
     if ids is not None:
         query = query.where(E.customer_id.in_(ids))
     return query.subquery("open_fb")
-
-
-def _last_survey(as_of: datetime, ids: Sequence[str] | None):  # type: ignore[no-untyped-def]
-    rank = func.row_number().over(
-        partition_by=E.customer_id, order_by=(E.occurred_at.desc(), E.id.desc())
-    )
-    ranked = select(E.customer_id, E.score, E.occurred_at, rank.label("rank")).where(
-        E.type == "survey", E.score.is_not(None), E.occurred_at <= as_of
-    )
-    if ids is not None:
-        ranked = ranked.where(E.customer_id.in_(ids))
-    ranked_sq = ranked.subquery("ranked")
-    return (
-        select(ranked_sq.c.customer_id, ranked_sq.c.score, ranked_sq.c.occurred_at)
-        .where(ranked_sq.c.rank == 1)
-        .subquery("survey")
-    )
 
 
 def iter_customer_facts(
@@ -137,7 +125,16 @@ def iter_customer_facts(
     params = params or FactParameters()
     agg = _event_aggregates(as_of, params, customer_ids)
     open_fb = _open_feedback(as_of, customer_ids)
-    survey = _last_survey(as_of, customer_ids)
+    survey = aliased(Event.__table__)  # type: ignore[attr-defined]
+    survey_score = (  # an index lookup on (customer_id, occurred_at); a tie takes the best score
+        select(func.max(survey.c.score))
+        .where(
+            survey.c.customer_id == C.id,
+            survey.c.occurred_at == agg.c.survey_at,
+            survey.c.type == "survey",
+        )
+        .scalar_subquery()
+    )
     query = (
         select(
             C.id,
@@ -149,13 +146,12 @@ def iter_customer_facts(
             *(C[f"consent_{ch}"] for ch in ONLINE_CHANNELS),
             *(column for column in agg.c if column.name != "customer_id"),
             *(column for column in open_fb.c if column.name != "customer_id"),
-            survey.c.score.label("survey_score"),
-            survey.c.occurred_at.label("survey_at"),
+            survey_score.label("survey_score"),
         )
         .select_from(
-            Customer.__table__.outerjoin(agg, agg.c.customer_id == C.id)  # type: ignore[attr-defined]
-            .outerjoin(open_fb, open_fb.c.customer_id == C.id)
-            .outerjoin(survey, survey.c.customer_id == C.id)
+            Customer.__table__.outerjoin(agg, agg.c.customer_id == C.id).outerjoin(  # type: ignore[attr-defined]
+                open_fb, open_fb.c.customer_id == C.id
+            )
         )
         .order_by(C.id)
     )
