@@ -167,6 +167,7 @@ FACTS: tuple[Fact, ...] = (
         "days_since_survey", _I, "days", "Whole days since the latest survey answer.", nullable=True
     ),
     Fact("is_birthday", _B, "", "as_of falls on the customer's birthday, in their timezone."),
+    Fact("holiday", _S, "", "Name of the calendar holiday as_of falls on, locally.", nullable=True),
     Fact(
         "is_first_purchase_anniversary",
         _B,
@@ -186,6 +187,22 @@ FACTS_BY_NAME: dict[str, Fact] = {fact.name: fact for fact in FACTS}
 
 
 @dataclass(frozen=True)
+class Holiday:
+    """A day in the care calendar (`rules/*.yaml`, `holidays:`)."""
+
+    month: int
+    day: int
+    year: int | None  # None: every year
+    name: str
+
+    def falls_on(self, today: date) -> bool:
+        return (self.year in (None, today.year)) and (today.month, today.day) == (
+            self.month,
+            self.day,
+        )
+
+
+@dataclass(frozen=True)
 class FactParameters:
     """The thresholds facts are computed with; operations set them in `rules/`."""
 
@@ -197,6 +214,7 @@ class FactParameters:
     dormant_gap_ratio: float = 3.0
     at_risk_gap_ratio: float = 2.0
     at_risk_drop_ratio: float = 0.5
+    holidays: tuple[Holiday, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.mid_tier_spend <= self.high_tier_spend:
@@ -365,6 +383,7 @@ def derive_facts(
         "last_survey_score": agg.last_survey_score,
         "days_since_survey": whole_days(as_of, agg.last_survey_at),
         "is_birthday": agg.birthday is not None and same_day_of_year(agg.birthday, today),
+        "holiday": next((h.name for h in params.holidays if h.falls_on(today)), None),
         "is_first_purchase_anniversary": anniversary,
         "years_since_first_purchase": _whole_years(first_local, today),
     }

@@ -1,0 +1,211 @@
+"""Validating `when:` blocks into condition trees, against the fact vocabulary.
+
+A condition is a one-key mapping: `all:`/`any:` with a list, `not:` with a condition,
+or a fact (or `event.<field>`) with either a value (meaning `eq`) or a mapping of
+operators, e.g. `spend_12m: {gte: 10000, lt: 100000}`. Numeric operators also take
+another fact: `purchases_recent: {lt: {fact: purchases_previous, times: 0.5}}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from engine.facts import FACTS_BY_NAME, Fact, FactType
+from engine.model import AllOf, AnyOf, Comparison, Condition, FactRef, Not, Position
+from engine.problems import did_you_mean
+from engine.vocabulary import EVENT_TYPES, NUMERIC, OPERATORS, Operand
+from engine.yamlsource import Source
+
+_PYTHON_TYPES: dict[FactType, tuple[type, ...]] = {
+    FactType.INTEGER: (int,),
+    FactType.NUMBER: (int, float),
+    FactType.STRING: (str,),
+    FactType.BOOLEAN: (bool,),
+    FactType.DATE: (str,),
+}
+
+
+class ConditionParser:
+    """Parses one rule's conditions; problems go to the file's `Source`."""
+
+    def __init__(self, source: Source, event: str | None) -> None:
+        self.source, self.event = source, event
+
+    def parse_block(self, node: Any, at: tuple[int, int]) -> AllOf:
+        """`when:` is a list (all must hold) or a single condition."""
+        if node is None:
+            return AllOf(())
+        if isinstance(node, CommentedSeq):
+            items = [
+                self.parse(item, Source.of(item, Source.item(node, i)))
+                for i, item in enumerate(node)
+            ]
+            return AllOf(tuple(item for item in items if item is not None))
+        item = self.parse(node, at)
+        return AllOf((item,) if item is not None else ())
+
+    def parse(self, node: Any, at: tuple[int, int]) -> Condition | None:
+        if not isinstance(node, CommentedMap) or len(node) != 1:
+            self.source.error(
+                at,
+                "wrong-type",
+                "a condition is a mapping with exactly one key, e.g. `tier: high` or `any: [...]`",
+            )
+            return None
+        ((key, value),) = node.items()
+        key_at = Source.key(node, key)
+        if key in ("all", "any"):
+            if not isinstance(value, CommentedSeq) or not value:
+                self.source.error(key_at, "wrong-type", f"`{key}` takes a non-empty list")
+                return None
+            items = [
+                self.parse(item, Source.of(item, Source.item(value, i)))
+                for i, item in enumerate(value)
+            ]
+            kept = tuple(item for item in items if item is not None)
+            return AllOf(kept) if key == "all" else AnyOf(kept)
+        if key == "not":
+            inner = self.parse(value, Source.of(value, key_at))
+            return Not(inner) if inner is not None else None
+        return self._comparison(node, str(key), value, key_at)
+
+    def _subject(self, name: str, at: tuple[int, int]) -> Fact | None:
+        if name.startswith("event."):
+            if self.event is None:
+                self.source.error(
+                    at,
+                    "unknown-field",
+                    f"{name!r}: only rules triggered by an event can test its fields",
+                )
+                return None
+            fields = {field.name: field for field in EVENT_TYPES[self.event].fields}
+            field = fields.get(name[len("event.") :])
+            if field is None:
+                hint = did_you_mean(name, [f"event.{n}" for n in fields])
+                self.source.error(
+                    at, "unknown-field", f"a {self.event} event has no field {name!r}{hint}"
+                )
+            return field
+        fact = FACTS_BY_NAME.get(name)
+        if fact is None:
+            hint = did_you_mean(name, [*FACTS_BY_NAME, "all", "any", "not"])
+            self.source.error(at, "unknown-fact", f"unknown fact {name!r}{hint}")
+        return fact
+
+    def _comparison(
+        self, node: CommentedMap, name: str, value: Any, at: tuple[int, int]
+    ) -> Condition | None:
+        fact = self._subject(name, at)
+        if fact is None:
+            return None
+        position = Position(self.source.path, *at)
+        if not isinstance(value, CommentedMap):  # shorthand: `tier: high` means eq
+            operand = self._value(fact, value, Source.value(node, name))
+            return None if operand is _INVALID else Comparison(name, "eq", operand, position)
+        if not value:
+            self.source.error(at, "wrong-type", f"{name!r} needs at least one operator")
+            return None
+        parts: list[Condition] = []
+        for op_name, operand in value.items():
+            op_at = Source.key(value, op_name)
+            operator = OPERATORS.get(str(op_name))
+            if operator is None:
+                hint = did_you_mean(str(op_name), OPERATORS)
+                self.source.error(op_at, "unknown-operator", f"unknown operator {op_name!r}{hint}")
+                continue
+            if fact.type not in operator.types:
+                self.source.error(
+                    op_at, "operator-type", f"`{op_name}` does not apply to {name!r} ({fact.type})"
+                )
+                continue
+            parsed = self._operand(fact, operator.operand, operand, Source.value(value, op_name))
+            if parsed is not _INVALID:
+                parts.append(
+                    Comparison(name, operator.name, parsed, Position(self.source.path, *op_at))
+                )
+        if len(parts) != len(value):
+            return None
+        return parts[0] if len(parts) == 1 else AllOf(tuple(parts))
+
+    def _operand(self, fact: Fact, kind: Operand, node: Any, at: tuple[int, int]) -> Any:
+        if kind is Operand.FLAG:
+            if not isinstance(node, bool):
+                self.source.error(at, "wrong-type", "`exists` takes true or false")
+                return _INVALID
+            return node
+        if kind is Operand.RANGE:
+            if not isinstance(node, CommentedSeq) or len(node) != 2:
+                self.source.error(at, "wrong-type", "`between` takes [low, high]")
+                return _INVALID
+            low, high = (self._value(fact, item, at) for item in node)
+            if _INVALID in (low, high):
+                return _INVALID
+            if low > high:
+                self.source.error(at, "contradiction", f"between {low} and {high}: low > high")
+                return _INVALID
+            return (low, high)
+        if kind is Operand.LIST:
+            if not isinstance(node, CommentedSeq) or not node:
+                self.source.error(at, "wrong-type", "`in` and `not_in` take a non-empty list")
+                return _INVALID
+            values = tuple(
+                self._value(fact, item, Source.item(node, i)) for i, item in enumerate(node)
+            )
+            return _INVALID if _INVALID in values else values
+        if isinstance(node, CommentedMap):
+            return self._fact_ref(fact, node, at)
+        return self._value(fact, node, at)
+
+    def _fact_ref(self, fact: Fact, node: CommentedMap, at: tuple[int, int]) -> Any:
+        unknown = set(node) - {"fact", "times", "plus"}
+        if unknown or "fact" not in node:
+            self.source.error(
+                at,
+                "wrong-type" if not unknown else "unknown-key",
+                "compare with another fact as {fact: NAME, times: N, plus: N}",
+            )
+            return _INVALID
+        other = FACTS_BY_NAME.get(str(node["fact"]))
+        if other is None:
+            hint = did_you_mean(str(node["fact"]), FACTS_BY_NAME)
+            self.source.error(
+                Source.value(node, "fact"), "unknown-fact", f"unknown fact {node['fact']!r}{hint}"
+            )
+            return _INVALID
+        if fact.type not in NUMERIC or other.type not in NUMERIC:
+            self.source.error(at, "operator-type", "only numbers can be compared with other facts")
+            return _INVALID
+        factors = [node.get(name, default) for name, default in (("times", 1.0), ("plus", 0.0))]
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in factors):
+            self.source.error(at, "wrong-type", "`times` and `plus` take numbers")
+            return _INVALID
+        return FactRef(other.name, float(factors[0]), float(factors[1]))
+
+    def _value(self, fact: Fact, value: Any, at: tuple[int, int]) -> Any:
+        expected = _PYTHON_TYPES[fact.type]
+        if isinstance(value, bool) and fact.type is not FactType.BOOLEAN:
+            expected = ()
+        if not isinstance(value, expected):
+            self.source.error(at, "wrong-type", f"{fact.name!r} is {fact.type}; {value!r} is not")
+            return _INVALID
+        if fact.choices and value not in fact.choices:
+            hint = did_you_mean(str(value), fact.choices)
+            self.source.error(
+                at,
+                "bad-choice",
+                f"{fact.name!r} is one of {', '.join(fact.choices)}; not {value!r}{hint}",
+            )
+            return _INVALID
+        return _PLAIN[fact.type](value)  # ruamel's scalar subclasses become plain values
+
+
+_PLAIN: dict[FactType, Any] = {
+    FactType.INTEGER: int,
+    FactType.NUMBER: float,
+    FactType.STRING: str,
+    FactType.BOOLEAN: bool,
+    FactType.DATE: str,
+}
+_INVALID: Any = object()

@@ -1,0 +1,167 @@
+"""Evaluating customer facts (or one event) against a compiled revision of the rules.
+
+`durable_rules` is used as a stateless matcher: each snapshot is asserted as a fact in
+a throwaway session whose state is deleted right after, so memory stays flat however
+many customers are evaluated. Rule callbacks only record which rule matched; what a
+firing does happens after `evaluate` returns, outside the engine.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from durable import engine as durable
+
+from engine.compile import EVENT, SNAPSHOT, compile_rules, message_key
+from engine.model import Action, AllOf, AnyOf, Comparison, Condition, FactRef, Not, RuleSet
+
+_HOST: durable.Host | None = None
+_REGISTERED: dict[str, str] = {}  # revision -> ruleset name in the host
+_LOCK = threading.Lock()  # one evaluation at a time: the matched list below is shared
+_MATCHED: list[str] = []
+_SESSIONS = itertools.count()
+
+
+class EngineError(RuntimeError):
+    """durable_rules reported a failure inside a rule action."""
+
+
+@dataclass(frozen=True)
+class Firing:
+    """One rule that matched one customer (or one of their events) as of a time."""
+
+    rule_id: str
+    customer_id: str
+    revision: str
+    as_of: datetime
+    event_id: str | None
+    values: dict[str, Any]
+    actions: tuple[Action, ...]
+
+
+def _host() -> durable.Host:
+    """The process's single host (each starts two timer threads that never stop)."""
+    global _HOST
+    if _HOST is None:
+        _HOST = durable.Host()
+    return _HOST
+
+
+def _recorder(rule_id: str) -> Callable[[Any], None]:
+    def record(_context: Any) -> None:
+        _MATCHED.append(rule_id)
+
+    return record
+
+
+class Evaluator:
+    """Matches snapshots and events against one revision of the rules."""
+
+    def __init__(self, ruleset: RuleSet) -> None:
+        self.ruleset = ruleset
+        self.rules = {rule.id: rule for rule in ruleset.enabled}
+        self.order = {rule.id: (rule.priority, rule.id) for rule in ruleset.enabled}
+        with _LOCK:
+            name = _REGISTERED.get(ruleset.revision)
+            if name is None:
+                name = f"rapport_{ruleset.revision[:16]}"
+                definition = compile_rules(ruleset.enabled, _recorder)
+                # durable_rules mutates what it registers: hand it a copy.
+                _host().register_rulesets({name: copy.deepcopy(definition)})
+                _REGISTERED[ruleset.revision] = name
+        self.name = name
+        self.has_schedule_rules = any(rule.event is None for rule in ruleset.enabled)
+
+    def evaluate(self, facts: dict[str, Any], as_of: datetime) -> list[Firing]:
+        """The scheduled rules that fire for one customer snapshot."""
+        if not self.has_schedule_rules:
+            return []
+        message = {key: value for key, value in facts.items() if value is not None}
+        message["kind"] = SNAPSHOT
+        return self._firings(self._match(message), facts, as_of, None)
+
+    def evaluate_all(
+        self, snapshots: Iterable[dict[str, Any]], as_of: datetime
+    ) -> Iterator[Firing]:
+        for facts in snapshots:
+            yield from self.evaluate(facts, as_of)
+
+    def evaluate_event(
+        self, facts: dict[str, Any], event: dict[str, Any], as_of: datetime
+    ) -> list[Firing]:
+        """The rules triggered by `event` (with `type`, `id` and its fields) for its customer."""
+        fields = {
+            f"event_{key}": value
+            for key, value in event.items()
+            if key not in ("id", "type", "customer_id") and value is not None
+        }
+        message = {key: value for key, value in facts.items() if value is not None}
+        message.update(fields, kind=EVENT, event_type=event["type"])
+        values = {**facts, **fields}
+        return self._firings(self._match(message), values, as_of, str(event["id"]))
+
+    def _match(self, message: dict[str, Any]) -> list[str]:
+        with _LOCK:
+            sid = f"s{next(_SESSIONS)}"
+            message.update(sid=sid, id="subject")
+            _MATCHED.clear()
+            try:
+                state = _host().assert_fact(self.name, message)
+                if isinstance(state, dict) and "exception" in state:
+                    raise EngineError(str(state["exception"]))
+            except durable.MessageNotHandledException:
+                pass  # no rule matched: the normal "nothing fired"
+            finally:
+                _host().delete_state(self.name, sid)
+            return list(_MATCHED)
+
+    def _firings(
+        self,
+        matched: list[str],
+        values: dict[str, Any],
+        as_of: datetime,
+        event_id: str | None,
+    ) -> list[Firing]:
+        firings = []
+        for rule_id in sorted(set(matched), key=self.order.__getitem__):
+            rule = self.rules[rule_id]
+            firings.append(
+                Firing(
+                    rule_id=rule_id,
+                    customer_id=str(values["customer_id"]),
+                    revision=self.ruleset.revision,
+                    as_of=as_of,
+                    event_id=event_id,
+                    values={
+                        key: values.get(message_key(key), values.get(key))
+                        for key in referenced(rule.when)
+                    },
+                    actions=rule.actions,
+                )
+            )
+        return firings
+
+
+def referenced(condition: Condition) -> list[str]:
+    """Every fact or event field a condition reads, in order of first mention."""
+    names: dict[str, None] = {}
+
+    def visit(node: Condition) -> None:
+        if isinstance(node, Comparison):
+            names[node.subject] = None
+            if isinstance(node.operand, FactRef):
+                names[node.operand.fact] = None
+        elif isinstance(node, AllOf | AnyOf):
+            for item in node.items:
+                visit(item)
+        elif isinstance(node, Not):
+            visit(node.item)
+
+    visit(condition)
+    return list(names)

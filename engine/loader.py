@@ -1,0 +1,451 @@
+"""Loading a rules directory into a `RuleSet`, collecting every problem on the way.
+
+Nothing half-applies: a directory with any error yields no ruleset at all, so the
+caller keeps the last good revision in force.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from engine.checks import check_rules
+from engine.conditions import ConditionParser
+from engine.durations import parse_duration
+from engine.facts import FactParameters, Holiday
+from engine.model import Action, Position, Reentry, Rule, RuleSet
+from engine.problems import Problem, Severity, did_you_mean
+from engine.vocabulary import ACTIONS, EVENT_TYPES, MESSAGE_CHANNELS, ParamType
+from engine.yamlsource import Source, content_hash, parse, rule_files
+
+RULE_ID = re.compile(r"^[a-z][a-z0-9_]{2,63}$")
+TAG = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+RULE_KEYS = (
+    "id",
+    "description",
+    "trigger",
+    "when",
+    "actions",
+    "reentry",
+    "priority",
+    "enabled",
+    "tags",
+)
+SECTIONS = ("description", "rules", "parameters", "holidays", "affinity")
+MAX_RULES_PER_TRIGGER = 60
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    ruleset: RuleSet | None
+    problems: tuple[Problem, ...]
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity is Severity.ERROR)
+
+
+def load_rules(
+    directory: Path, templates: Path | None = None, missing_templates_are_warnings: bool = False
+) -> LoadResult:
+    """Validates every rule file in `directory`; a ruleset only when nothing is wrong.
+
+    With `templates`, every `send_message` template must exist there.
+    """
+    paths = rule_files(directory) if directory.is_dir() else []
+    if not paths:
+        problem = Problem(str(directory), 1, 1, "empty-file", "no rule files (*.yaml) found")
+        return LoadResult(None, (problem,))
+    raw = {path: path.read_bytes() for path in paths}
+    state = _DirectoryState()
+    for path, content in raw.items():
+        source = Source(str(path))
+        document = parse(source, content)
+        if document is not None:
+            _load_file(source, document, state)
+        state.problems.extend(source.problems)
+    if templates is not None:
+        state.problems.extend(
+            _template_problems(state.rules, templates, missing_templates_are_warnings)
+        )
+    state.problems.extend(check_rules(state.rules, MAX_RULES_PER_TRIGGER))
+    problems = tuple(sorted(state.problems))
+    if any(p.severity is Severity.ERROR for p in problems):
+        return LoadResult(None, problems)
+    revision = content_hash({path.name: content for path, content in raw.items()})
+    ruleset = RuleSet(
+        revision=revision,
+        rules=tuple(state.rules),
+        parameters=FactParameters(**state.parameters, holidays=tuple(state.holidays)),
+        holidays=tuple(state.holidays),
+        affinity=state.affinity,
+        files={path.name: content_hash({path.name: content}) for path, content in raw.items()},
+    )
+    return LoadResult(ruleset, problems)
+
+
+class _DirectoryState:
+    """What the files of one directory add up to while they are being read."""
+
+    def __init__(self) -> None:
+        self.rules: list[Rule] = []
+        self.parameters: dict[str, Any] = {}
+        self.holidays: list[Holiday] = []
+        self.affinity: dict[str, tuple[str, ...]] = {}
+        self.sections: dict[str, Position] = {}
+        self.ids: dict[str, Position] = {}
+        self.problems: list[Problem] = []
+
+
+def _load_file(source: Source, document: Any, state: _DirectoryState) -> None:
+    if not isinstance(document, CommentedMap):
+        source.error(
+            Source.of(document),
+            "wrong-type",
+            "a rule file is a mapping with `rules:` (and optionally parameters, "
+            "holidays, affinity)",
+        )
+        return
+    for key, value in document.items():
+        at = Source.key(document, key)
+        if key not in SECTIONS:
+            source.error(
+                at, "unknown-key", f"unknown section {key!r}{did_you_mean(str(key), SECTIONS)}"
+            )
+            continue
+        if key in ("parameters", "holidays", "affinity"):
+            if key in state.sections:
+                source.error(
+                    at, "duplicate-section", f"{key!r} is already given at {state.sections[key]}"
+                )
+                continue
+            state.sections[key] = Position(source.path, *at)
+        if key == "rules":
+            _load_rules(source, value, at, state)
+        elif key == "parameters":
+            _load_parameters(source, value, at, state)
+        elif key == "holidays":
+            _load_holidays(source, value, at, state)
+        elif key == "affinity":
+            _load_affinity(source, value, at, state)
+        elif not isinstance(value, str):
+            source.error(at, "wrong-type", "`description` is text")
+
+
+def _load_rules(source: Source, node: Any, at: tuple[int, int], state: _DirectoryState) -> None:
+    if not isinstance(node, CommentedSeq):
+        source.error(at, "wrong-type", "`rules` is a list of rules")
+        return
+    for index, item in enumerate(node):
+        rule = _load_rule(source, item, Source.of(item, Source.item(node, index)))
+        if rule is None:
+            continue
+        if rule.id in state.ids:
+            source.error(
+                (rule.position.line, rule.position.column),
+                "duplicate-id",
+                f"rule id {rule.id!r} is already used at {state.ids[rule.id]}",
+            )
+            continue
+        state.ids[rule.id] = rule.position
+        state.rules.append(rule)
+
+
+def _load_rule(source: Source, node: Any, at: tuple[int, int]) -> Rule | None:
+    if not isinstance(node, CommentedMap):
+        source.error(at, "wrong-type", "a rule is a mapping with id, description, trigger, ...")
+        return None
+    before = len(source.problems)
+    for key in node:
+        if key not in RULE_KEYS:
+            source.error(
+                Source.key(node, key),
+                "unknown-key",
+                f"unknown rule key {key!r}{did_you_mean(str(key), RULE_KEYS)}",
+            )
+    for key in ("id", "description", "trigger", "actions"):
+        if key not in node:
+            source.error(at, "missing-key", f"a rule needs `{key}`")
+    rule_id = node.get("id")
+    if "id" in node and not (isinstance(rule_id, str) and RULE_ID.match(rule_id)):
+        source.error(
+            Source.value(node, "id"),
+            "bad-id",
+            f"{rule_id!r} is not a snake_case id such as high_weekly_touch",
+        )
+    description = node.get("description")
+    if "description" in node and not (isinstance(description, str) and description.strip()):
+        source.error(Source.value(node, "description"), "wrong-type", "`description` is text")
+    event = _trigger(source, node)
+    when = ConditionParser(source, event).parse_block(
+        node.get("when"), Source.value(node, "when") if "when" in node else at
+    )
+    actions = _actions(source, node)
+    reentry, period = _reentry(source, node, event, at)
+    priority = _typed(source, node, "priority", int, 100, "a whole number (lower runs first)")
+    enabled = _typed(source, node, "enabled", bool, True, "true or false")
+    tags = _tags(source, node)
+    if len(source.problems) != before:
+        return None
+    return Rule(
+        id=str(rule_id),
+        description=str(description).strip(),
+        event=event,
+        when=when,
+        actions=actions,
+        reentry=reentry,
+        period=period,
+        priority=int(priority),
+        enabled=bool(enabled),
+        tags=tags,
+        position=Position(source.path, *at),
+    )
+
+
+def _typed(
+    source: Source, node: CommentedMap, key: str, kind: type, default: Any, what: str
+) -> Any:
+    value = node.get(key, default)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        source.error(Source.value(node, key), "wrong-type", f"`{key}` is {what}")
+        return default
+    return value
+
+
+def _trigger(source: Source, node: CommentedMap) -> str | None:
+    value = node.get("trigger")
+    if value is None or value == "schedule":
+        return None
+    at = Source.value(node, "trigger")
+    if not isinstance(value, CommentedMap) or set(value) != {"event"}:
+        source.error(at, "wrong-type", "`trigger` is `schedule` or `{event: TYPE}`")
+        return None
+    event = str(value["event"])
+    if event not in EVENT_TYPES:
+        source.error(
+            Source.value(value, "event"),
+            "unknown-event",
+            f"unknown event type {event!r}{did_you_mean(event, EVENT_TYPES)}",
+        )
+        return None
+    return event
+
+
+def _reentry(
+    source: Source, node: CommentedMap, event: str | None, at: tuple[int, int]
+) -> tuple[Reentry, Any]:
+    value = node.get("reentry")
+    if value is None:
+        if event is None and "trigger" in node:
+            source.error(
+                at,
+                "reentry-required",
+                "a scheduled rule needs `reentry`: once or "
+                "{every: 30d}, or it would fire at every run",
+            )
+        return Reentry.PER_EVENT, None
+    value_at = Source.value(node, "reentry")
+    if value in ("once", "per_event"):
+        if value == "per_event" and event is None:
+            source.error(value_at, "reentry-required", "per_event needs an event trigger")
+        return Reentry(value), None
+    if isinstance(value, CommentedMap) and set(value) == {"every"}:
+        try:
+            return Reentry.EVERY, parse_duration(value["every"])
+        except ValueError as error:
+            source.error(Source.value(value, "every"), "bad-duration", str(error))
+            return Reentry.EVERY, None
+    source.error(value_at, "wrong-type", "`reentry` is once, per_event or {every: 30d}")
+    return Reentry.ONCE, None
+
+
+def _tags(source: Source, node: CommentedMap) -> tuple[str, ...]:
+    value = node.get("tags", [])
+    if not isinstance(value, CommentedSeq | list) or not all(
+        isinstance(tag, str) and TAG.match(tag) for tag in value
+    ):
+        source.error(
+            Source.value(node, "tags"), "wrong-type", "`tags` is a list of snake_case words"
+        )
+        return ()
+    return tuple(str(tag) for tag in value)
+
+
+def _actions(source: Source, node: CommentedMap) -> tuple[Action, ...]:
+    value = node.get("actions")
+    if value is None:
+        return ()
+    if not isinstance(value, CommentedSeq) or not value:
+        source.error(Source.value(node, "actions"), "wrong-type", "`actions` is a non-empty list")
+        return ()
+    actions = []
+    for index, item in enumerate(value):
+        at = Source.of(item, Source.item(value, index))
+        if not isinstance(item, CommentedMap) or len(item) != 1:
+            source.error(at, "wrong-type", "an action is `- NAME: {parameters}`")
+            continue
+        ((name, params),) = item.items()
+        action = _action(source, str(name), params, Source.key(item, name))
+        if action is not None:
+            actions.append(action)
+    return tuple(actions)
+
+
+def _action(source: Source, name: str, params: Any, at: tuple[int, int]) -> Action | None:
+    spec = ACTIONS.get(name)
+    if spec is None:
+        source.error(at, "unknown-action", f"unknown action {name!r}{did_you_mean(name, ACTIONS)}")
+        return None
+    if not isinstance(params, CommentedMap):
+        source.error(at, "wrong-type", f"`{name}` takes a mapping of parameters")
+        return None
+    values: dict[str, Any] = {}
+    for key, value in params.items():
+        param = spec.param(str(key))
+        if param is None:
+            hint = did_you_mean(str(key), [p.name for p in spec.params])
+            source.error(
+                Source.key(params, key), "unknown-param", f"`{name}` has no parameter {key!r}{hint}"
+            )
+            continue
+        values[param.name] = _param_value(
+            source, param.type, param.choices, value, Source.value(params, key), param.name
+        )
+    for param in spec.params:
+        if param.name not in params:
+            if param.required:
+                source.error(at, "missing-param", f"`{name}` needs `{param.name}`")
+            values[param.name] = param.default
+    return Action(name, values, Position(source.path, *at))
+
+
+def _param_value(
+    source: Source,
+    kind: ParamType,
+    choices: tuple[str, ...],
+    value: Any,
+    at: tuple[int, int],
+    name: str,
+) -> Any:
+    if kind is ParamType.DURATION:
+        try:
+            return parse_duration(value)
+        except ValueError as error:
+            source.error(at, "bad-duration", str(error))
+            return None
+    if kind is ParamType.BOOLEAN:
+        if not isinstance(value, bool):
+            source.error(at, "wrong-type", f"`{name}` is true or false")
+        return bool(value)
+    if kind is ParamType.CHANNELS:
+        if not isinstance(value, CommentedSeq | list) or not value:
+            source.error(at, "wrong-type", f"`{name}` is a list such as [wechat, email]")
+            return ()
+        for channel in value:
+            if channel not in MESSAGE_CHANNELS:
+                hint = did_you_mean(str(channel), MESSAGE_CHANNELS)
+                source.error(at, "bad-choice", f"unknown message channel {channel!r}{hint}")
+        return tuple(str(channel) for channel in value)
+    if not isinstance(value, str) or not value.strip():
+        source.error(at, "wrong-type", f"`{name}` is text")
+        return None
+    if choices and value not in choices:
+        hint = did_you_mean(value, choices)
+        source.error(
+            at, "bad-choice", f"`{name}` is one of {', '.join(choices)}; not {value!r}{hint}"
+        )
+    return str(value).strip()
+
+
+def _load_parameters(
+    source: Source, node: Any, at: tuple[int, int], state: _DirectoryState
+) -> None:
+    known = {f.name: f for f in fields(FactParameters) if f.name != "holidays"}
+    if not isinstance(node, CommentedMap):
+        source.error(at, "wrong-type", "`parameters` is a mapping of name: number")
+        return
+    for key, value in node.items():
+        key_at = Source.key(node, key)
+        if key not in known:
+            source.error(
+                key_at, "unknown-key", f"unknown parameter {key!r}{did_you_mean(str(key), known)}"
+            )
+        elif not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            source.error(Source.value(node, key), "wrong-type", f"{key!r} is a number ≥ 0")
+        else:
+            state.parameters[str(key)] = (
+                int(value) if known[key].type in (int, "int") else float(value)
+            )
+    try:
+        FactParameters(**state.parameters)
+    except ValueError as error:
+        source.error(at, "contradiction", str(error))
+
+
+def _load_holidays(source: Source, node: Any, at: tuple[int, int], state: _DirectoryState) -> None:
+    if not isinstance(node, CommentedSeq):
+        source.error(at, "wrong-type", "`holidays` is a list of {date: MM-DD, name: NAME}")
+        return
+    for index, item in enumerate(node):
+        item_at = Source.of(item, Source.item(node, index))
+        if not isinstance(item, CommentedMap) or set(item) != {"date", "name"}:
+            source.error(
+                item_at, "wrong-type", "a holiday is {date: MM-DD or YYYY-MM-DD, name: NAME}"
+            )
+            continue
+        text = str(item["date"])
+        try:
+            if re.fullmatch(r"\d{2}-\d{2}", text):
+                day = date.fromisoformat(f"2000-{text}")
+                state.holidays.append(Holiday(day.month, day.day, None, str(item["name"])))
+            else:
+                day = date.fromisoformat(text)
+                state.holidays.append(Holiday(day.month, day.day, day.year, str(item["name"])))
+        except ValueError:
+            source.error(
+                Source.value(item, "date"),
+                "wrong-type",
+                f"{text!r} is not a date such as 01-01 or 2027-02-06",
+            )
+
+
+def _load_affinity(source: Source, node: Any, at: tuple[int, int], state: _DirectoryState) -> None:
+    if not isinstance(node, CommentedMap):
+        source.error(at, "wrong-type", "`affinity` maps a product to the products to suggest")
+        return
+    for product, suggestions in node.items():
+        if not isinstance(suggestions, CommentedSeq) or not all(
+            isinstance(s, str) for s in suggestions
+        ):
+            source.error(
+                Source.value(node, product),
+                "wrong-type",
+                f"suggestions for {product!r} are a list of product ids",
+            )
+            continue
+        state.affinity[str(product)] = tuple(str(s) for s in suggestions)
+
+
+def _template_problems(rules: list[Rule], templates: Path, as_warnings: bool) -> list[Problem]:
+    problems = []
+    available = {p.name.split(".")[0] for p in templates.glob("*")} if templates.is_dir() else set()
+    for rule in rules:
+        for action in rule.actions:
+            name = action.params.get("template")
+            if name and name not in available:
+                problems.append(
+                    Problem(
+                        action.position.path,
+                        action.position.line,
+                        action.position.column,
+                        "unknown-template",
+                        f"no template {name!r} in {templates}{did_you_mean(name, available)}",
+                        Severity.WARNING if as_warnings else Severity.ERROR,
+                    )
+                )
+    return problems

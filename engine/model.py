@@ -1,0 +1,110 @@
+"""The validated rule model the loader produces and the compiler consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from engine.facts import FactParameters, Holiday
+
+
+@dataclass(frozen=True)
+class Position:
+    path: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class FactRef:
+    """Another fact as a comparison's right-hand side: `times` × fact + `plus`."""
+
+    fact: str
+    times: float = 1.0
+    plus: float = 0.0
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """`subject op operand`; a subject is a fact name or `event.<field>`."""
+
+    subject: str
+    op: str
+    operand: Any
+    position: Position
+
+
+@dataclass(frozen=True)
+class AllOf:
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    item: Condition
+
+
+Condition = Comparison | AllOf | AnyOf | Not
+
+
+class Reentry(StrEnum):
+    """How often one rule may fire for one customer."""
+
+    ONCE = "once"  # once per customer, ever
+    PER_EVENT = "per_event"  # once per triggering event
+    EVERY = "every"  # at most once per period
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    params: dict[str, Any]
+    position: Position
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    description: str
+    event: str | None  # None: evaluated on every customer at each scheduled run
+    when: AllOf
+    actions: tuple[Action, ...]
+    reentry: Reentry
+    period: timedelta | None
+    priority: int
+    enabled: bool
+    tags: tuple[str, ...]
+    position: Position
+
+    @property
+    def trigger(self) -> str:
+        return f"event:{self.event}" if self.event else "schedule"
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """A whole, valid rules directory: what one revision is."""
+
+    revision: str
+    rules: tuple[Rule, ...]
+    parameters: FactParameters = field(default_factory=FactParameters)
+    holidays: tuple[Holiday, ...] = ()
+    affinity: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # relative path -> content hash
+
+    def rule(self, rule_id: str) -> Rule:
+        return next(rule for rule in self.rules if rule.id == rule_id)
+
+    @property
+    def enabled(self) -> tuple[Rule, ...]:
+        return tuple(rule for rule in self.rules if rule.enabled)

@@ -1,0 +1,90 @@
+"""Reading rule files: safe YAML with line and column kept on every mapping and list."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from engine.problems import Problem
+
+MAX_FILE_BYTES = 1024 * 1024
+
+
+@dataclass
+class Source:
+    """One file being validated: where problems go, and positions of YAML nodes."""
+
+    path: str
+    problems: list[Problem] = field(default_factory=list)
+
+    def error(self, at: tuple[int, int], code: str, message: str) -> None:
+        self.problems.append(Problem(self.path, at[0], at[1], code, message))
+
+    @staticmethod
+    def of(node: Any, fallback: tuple[int, int] = (1, 1)) -> tuple[int, int]:
+        """1-based (line, column) where a mapping or list starts."""
+        if isinstance(node, CommentedMap | CommentedSeq) and node.lc.line is not None:
+            return node.lc.line + 1, node.lc.col + 1
+        return fallback
+
+    @staticmethod
+    def key(node: CommentedMap, key: Any) -> tuple[int, int]:
+        line, column = node.lc.key(key)
+        return line + 1, column + 1
+
+    @staticmethod
+    def value(node: CommentedMap, key: Any) -> tuple[int, int]:
+        line, column = node.lc.value(key)
+        return line + 1, column + 1
+
+    @staticmethod
+    def item(node: CommentedSeq, index: int) -> tuple[int, int]:
+        line, column = node.lc.item(index)
+        return line + 1, column + 1
+
+
+def rule_files(directory: Path) -> list[Path]:
+    """The rule files of a directory: `*.yaml` and `*.yml` at its top level, sorted."""
+    return sorted(p for p in directory.iterdir() if p.suffix in {".yaml", ".yml"} and p.is_file())
+
+
+def content_hash(files: dict[str, bytes]) -> str:
+    """The revision id: a SHA-256 over every file's relative path and bytes."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name] + b"\0")
+    return digest.hexdigest()
+
+
+def parse(source: Source, raw: bytes) -> Any:
+    """The YAML document of a file, or None with the parse problem recorded."""
+    if len(raw) > MAX_FILE_BYTES:
+        source.error((1, 1), "file-too-large", f"{len(raw):,} bytes; the limit is 1 MiB")
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        source.error((line, 1), "not-utf8", f"byte 0x{raw[error.start]:02x} is not UTF-8")
+        return None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        document = YAML(typ="rt", pure=True).load(text)
+    except MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        at = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        source.error(at, "yaml-syntax", f"{error.problem or error.context}")
+        return None
+    except YAMLError as error:
+        source.error((1, 1), "yaml-syntax", str(error).splitlines()[0])
+        return None
+    if document is None:
+        source.error((1, 1), "empty-file", "the file holds no rules, parameters or tables")
+    return document
