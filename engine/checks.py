@@ -10,6 +10,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from engine.model import AllOf, Comparison, Condition, FactRef, Position, Rule
 from engine.problems import Problem, Severity
@@ -60,24 +61,24 @@ class _Bounds:
     needs_value: bool = False
     absent: bool = False
 
-    def add(self, op: str, value: object) -> None:
+    def add(self, op: str, value: Any) -> None:
         if op == "exists" and value is False:
             self.absent = True
             return
         self.needs_value = True
         if op in ("eq", "in"):
-            values = set(value) if op == "in" else {value}  # type: ignore[call-overload]
+            values = set(value) if op == "in" else {value}
             self.allowed = values if self.allowed is None else self.allowed & values
         elif op in ("ne", "not_in"):
-            self.excluded |= set(value) if op == "not_in" else {value}  # type: ignore[call-overload]
+            self.excluded |= set(value) if op == "not_in" else {value}
         elif op == "between":
-            low, high = value  # type: ignore[misc]
+            low, high = value
             self._raise_low(low, False)
             self._lower_high(high, False)
         elif op in ("gt", "gte"):
-            self._raise_low(value, op == "gt")  # type: ignore[arg-type]
+            self._raise_low(value, op == "gt")
         elif op in ("lt", "lte"):
-            self._lower_high(value, op == "lt")  # type: ignore[arg-type]
+            self._lower_high(value, op == "lt")
 
     def _raise_low(self, value: float, open_: bool) -> None:
         if value > self.low or (value == self.low and open_):

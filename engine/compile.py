@@ -16,6 +16,7 @@ from engine.model import AllOf, AnyOf, Comparison, Condition, FactRef, Not, Rule
 
 SNAPSHOT = "customer_snapshot"
 EVENT = "customer_event"
+WARMUP_RULE = "__warmup"  # no rule id can start with "_"
 
 _NEGATED = {
     "eq": "ne",
@@ -38,8 +39,19 @@ def message_key(subject: str) -> str:
 def compile_rules(
     rules: tuple[Rule, ...], action: Callable[[str], Callable[[Any], None]]
 ) -> dict[str, Any]:
-    """The durable_rules ruleset for `rules`; `action(rule_id)` makes each rule's callback."""
-    return {rule.id: compile_rule(rule, action(rule.id)) for rule in rules if rule.enabled}
+    """The durable_rules ruleset for `rules`; `action(rule_id)` makes each rule's callback.
+
+    It always holds `WARMUP_RULE`: durable_rules 2.0.28 crashes (free(): invalid
+    pointer) on `delete_state` until the ruleset has handled one message, so the
+    evaluator asserts one warm-up message right after registering.
+    """
+    compiled = {rule.id: compile_rule(rule, action(rule.id)) for rule in rules if rule.enabled}
+    compiled[WARMUP_RULE] = {"all": [{"m": {"kind": WARMUP_RULE}}], "run": _ignore}
+    return compiled
+
+
+def _ignore(_context: Any) -> None:
+    """The warm-up rule's action: nothing."""
 
 
 def compile_rule(rule: Rule, run: Callable[[Any], None]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from engine.problems import did_you_mean
 from engine.vocabulary import EVENT_TYPES, NUMERIC, OPERATORS, Operand
 from engine.yamlsource import Source
 
-_PYTHON_TYPES: dict[FactType, tuple[type, ...]] = {
+PYTHON_TYPES: dict[FactType, tuple[type, ...]] = {
     FactType.INTEGER: (int,),
     FactType.NUMBER: (int, float),
     FactType.STRING: (str,),
@@ -184,7 +184,7 @@ class ConditionParser:
         return FactRef(other.name, float(factors[0]), float(factors[1]))
 
     def _value(self, fact: Fact, value: Any, at: tuple[int, int]) -> Any:
-        expected = _PYTHON_TYPES[fact.type]
+        expected = PYTHON_TYPES[fact.type]
         if isinstance(value, bool) and fact.type is not FactType.BOOLEAN:
             expected = ()
         if not isinstance(value, expected):

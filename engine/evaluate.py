@@ -18,7 +18,7 @@ from typing import Any
 
 from durable import engine as durable
 
-from engine.compile import EVENT, SNAPSHOT, compile_rules, message_key
+from engine.compile import EVENT, SNAPSHOT, WARMUP_RULE, compile_rules, message_key
 from engine.model import Action, AllOf, AnyOf, Comparison, Condition, FactRef, Not, RuleSet
 
 _HOST: durable.Host | None = None
@@ -74,6 +74,8 @@ class Evaluator:
                 definition = compile_rules(ruleset.enabled, _recorder)
                 # durable_rules mutates what it registers: hand it a copy.
                 _host().register_rulesets({name: copy.deepcopy(definition)})
+                _host().assert_fact(name, {"sid": "warmup", "id": "warmup", "kind": WARMUP_RULE})
+                _host().delete_state(name, "warmup")
                 _REGISTERED[ruleset.revision] = name
         self.name = name
         self.has_schedule_rules = any(rule.event is None for rule in ruleset.enabled)

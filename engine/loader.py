@@ -84,7 +84,7 @@ def load_rules(
         parameters=FactParameters(**state.parameters, holidays=tuple(state.holidays)),
         holidays=tuple(state.holidays),
         affinity=state.affinity,
-        files={path.name: content_hash({path.name: content}) for path, content in raw.items()},
+        files={path.name: content.decode("utf-8") for path, content in raw.items()},
     )
     return LoadResult(ruleset, problems)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -90,6 +90,18 @@ class Rule:
     def trigger(self) -> str:
         return f"event:{self.event}" if self.event else "schedule"
 
+    def admits(self, last_fired_at: datetime | None, as_of: datetime) -> bool:
+        """Whether the re-entry policy lets the rule fire again for the same customer.
+
+        `per_event` is enforced by the firing's key (rule, customer, event) instead.
+        """
+        if last_fired_at is None or self.reentry is Reentry.PER_EVENT:
+            return True
+        if self.reentry is Reentry.ONCE:
+            return False
+        assert self.period is not None
+        return as_of - last_fired_at >= self.period
+
 
 @dataclass(frozen=True)
 class RuleSet:
@@ -100,7 +112,7 @@ class RuleSet:
     parameters: FactParameters = field(default_factory=FactParameters)
     holidays: tuple[Holiday, ...] = ()
     affinity: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    files: dict[str, str] = field(default_factory=dict)  # relative path -> content hash
+    files: dict[str, str] = field(default_factory=dict)  # file name -> content
 
     def rule(self, rule_id: str) -> Rule:
         return next(rule for rule in self.rules if rule.id == rule_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from rapport.commands import customers, db, demo, imports
+from rapport.commands import customers, db, demo, evaluate, imports, rules
 
 app = typer.Typer(
     name="rapport",
@@ -16,6 +16,9 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(imports.app, name="import")
 app.add_typer(customers.app, name="customers")
+app.add_typer(rules.app, name="rules")
+app.command("explain")(evaluate.explain)
+app.command("evaluate")(evaluate.evaluate)
 app.command("demo")(demo.demo)
 
 

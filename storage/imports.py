@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, Engine, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, Table, select
 
+from storage.dialect import dialect_insert, insert_ignoring_conflicts
 from storage.import_rows import CustomerRow, EventRow, RawRow, describe, read_rows
 from storage.models import Customer, Event
 
@@ -51,12 +51,6 @@ class ImportReport:
 
 
 ErrorSink = Callable[[RowError], None]
-
-
-def _dialect_insert(connection: Connection, table: Table) -> Any:
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 class _Importer:
@@ -109,7 +103,7 @@ def _upsert_customers(engine: Engine, rows: Iterable[dict[str, Any]], report: Im
     with engine.begin() as connection:
         ids = [row["id"] for row in rows]
         existing = set(connection.scalars(select(CUSTOMERS.c.id).where(CUSTOMERS.c.id.in_(ids))))
-        statement = _dialect_insert(connection, CUSTOMERS)
+        statement = dialect_insert(connection, CUSTOMERS)
         statement = statement.on_conflict_do_update(
             index_elements=[CUSTOMERS.c.id],
             set_={name: statement.excluded[name] for name in rows[0] if name != "id"},
@@ -174,10 +168,7 @@ def _insert_events(
             else:
                 rows.append(values)
         if rows:
-            statement = _dialect_insert(connection, EVENTS).on_conflict_do_nothing(
-                index_elements=[EVENTS.c.id]
-            )
-            connection.execute(statement, rows)
+            connection.execute(insert_ignoring_conflicts(connection, EVENTS, ["id"]), rows)
     report.inserted += len(rows)
 
 

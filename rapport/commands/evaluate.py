@@ -1,0 +1,126 @@
+"""`rapport explain` and `rapport evaluate`: what the rules make of customers."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from engine.explain import explain_rule
+from engine.loader import load_rules
+from engine.model import RuleSet
+from rapport.commands.common import AS_OF_HELP, as_of_option, console, database, fail, settings
+from rapport.evaluation import RunSummary, evaluate_customers
+from storage.facts import iter_customer_facts
+from storage.firings import firing_json
+from storage.revisions import NoRulesInForce, active_revision, rules_in_force
+
+AsOf = Annotated[str | None, typer.Option("--as-of", help=AS_OF_HELP)]
+
+
+def _rules(store: bool) -> RuleSet:
+    """The rules in force; `store` records a new valid revision, else nothing is written."""
+    config = settings()
+    engine = database()
+    if store:
+        try:
+            # Missing templates only warn until message delivery (part 3) needs them.
+            return rules_in_force(
+                engine,
+                config.rules_dir,
+                config.templates_dir,
+                datetime.now(UTC),
+                missing_templates_are_warnings=True,
+            )[0]
+        except NoRulesInForce as error:
+            raise fail(f"{error}; run `rapport rules check`") from None
+    ruleset = load_rules(config.rules_dir).ruleset or active_revision(engine)
+    if ruleset is None:
+        raise fail("the rules are invalid and none are stored; run `rapport rules check`")
+    return ruleset
+
+
+def explain(
+    customer_id: Annotated[str, typer.Argument(help="The customer's id.")],
+    as_of: AsOf = None,
+    event: Annotated[
+        str | None,
+        typer.Option(
+            help='Also evaluate event rules for this event, e.g. \'{"type": "feedback", '
+            '"level": "major"}\'.'
+        ),
+    ] = None,
+) -> None:
+    """List every rule with fired / not fired and each condition's actual value."""
+    moment = as_of_option(as_of)
+    ruleset = _rules(store=False)
+    try:
+        trigger = json.loads(event) if event else None
+    except json.JSONDecodeError as error:
+        raise fail(f"--event is not JSON: {error.msg}") from None
+    with database().connect() as connection:
+        found = list(iter_customer_facts(connection, moment, ruleset.parameters, [customer_id]))
+    if not found:
+        raise fail(f"no customer with id {customer_id!r}")
+    values = dict(found[0])
+    if trigger:
+        values.update({f"event_{k}": v for k, v in trigger.items() if k != "type"})
+    console.print(
+        f"Customer {customer_id} as of {moment.isoformat()}, rules revision {ruleset.revision[:12]}"
+    )
+    for rule in ruleset.rules:
+        if rule.event is not None and (trigger is None or trigger.get("type") != rule.event):
+            console.print(f"\n[dim]- {rule.id}: waits for a {rule.event} event[/dim]")
+            continue
+        fired, checks = explain_rule(rule, values)
+        state = "not fired" if not rule.enabled else ("FIRED" if fired else "not fired")
+        console.print(
+            f"\n[bold]{'✔' if fired and rule.enabled else '✘'} {rule.id}[/bold]: "
+            f"{state}{'' if rule.enabled else ' (disabled)'} — {rule.description}"
+        )
+        table = Table(show_header=False, box=None, pad_edge=False)
+        for check in checks:
+            mark = "[green]✔[/green]" if check.holds else "[red]✘[/red]"
+            table.add_row("  " * (check.depth + 1) + mark, check.text, check.actual)
+        console.print(table)
+
+
+def evaluate(
+    as_of: AsOf = None,
+    dry_run: Annotated[bool, typer.Option(help="Write nothing; show what would fire.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per firing.")] = False,
+) -> None:
+    """Evaluate the scheduled rules for every customer as of a time and record the firings."""
+    moment = as_of_option(as_of)
+    ruleset = _rules(store=not dry_run)
+    summary = RunSummary()
+    firings = evaluate_customers(
+        database(),
+        ruleset,
+        moment,
+        record=not dry_run,
+        created_at=datetime.now(UTC),
+        summary=summary,
+    )
+    for firing in firings:
+        if as_json:
+            typer.echo(json.dumps(firing_json(firing), ensure_ascii=False))
+    if as_json:
+        return
+    table = Table(
+        title=f"Firings as of {moment.isoformat()} ({summary.customers} customers)"
+        + (" — dry run, nothing written" if dry_run else "")
+    )
+    table.add_column("rule")
+    table.add_column("firings", justify="right")
+    for rule_id, count in Counter(summary.firings).most_common():
+        table.add_row(rule_id, str(count))
+    console.print(table)
+    console.print(
+        f"{summary.matched} matches, {sum(summary.firings.values())} admitted by "
+        f"re-entry; revision {ruleset.revision[:12]}"
+    )
