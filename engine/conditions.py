@@ -8,6 +8,7 @@ another fact: `purchases_recent: {lt: {fact: purchases_previous, times: 0.5}}`.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -73,6 +74,8 @@ class ConditionParser:
 
     def _subject(self, name: str, at: tuple[int, int]) -> Fact | None:
         if name.startswith("event."):
+            if self.event == INVALID_EVENT:
+                return None  # the trigger's own error says what is wrong
             if self.event is None:
                 self.source.error(
                     at,
@@ -102,6 +105,13 @@ class ConditionParser:
             return None
         position = Position(self.source.path, *at)
         if not isinstance(value, CommentedMap):  # shorthand: `tier: high` means eq
+            if fact.type not in OPERATORS["eq"].types:
+                self.source.error(
+                    at,
+                    "operator-type",
+                    f"{name!r} ({fact.type}) cannot be compared for equality; use `exists`",
+                )
+                return None
             operand = self._value(fact, value, Source.value(node, name))
             return None if operand is _INVALID else Comparison(name, "eq", operand, position)
         if not value:
@@ -198,6 +208,9 @@ class ConditionParser:
                 f"{fact.name!r} is one of {', '.join(fact.choices)}; not {value!r}{hint}",
             )
             return _INVALID
+        if isinstance(value, float) and not math.isfinite(value):
+            self.source.error(at, "wrong-type", f"{fact.name!r} needs a finite number")
+            return _INVALID
         return _PLAIN[fact.type](value)  # ruamel's scalar subclasses become plain values
 
 
@@ -209,3 +222,4 @@ _PLAIN: dict[FactType, Any] = {
     FactType.DATE: str,
 }
 _INVALID: Any = object()
+INVALID_EVENT = "?"  # the trigger names no valid event; its error was reported already

@@ -15,7 +15,7 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from engine.checks import check_rules
-from engine.conditions import ConditionParser
+from engine.conditions import INVALID_EVENT, ConditionParser
 from engine.durations import parse_duration
 from engine.facts import FactParameters, Holiday
 from engine.model import Action, Position, Reentry, Rule, RuleSet
@@ -224,7 +224,7 @@ def _trigger(source: Source, node: CommentedMap) -> str | None:
     at = Source.value(node, "trigger")
     if not isinstance(value, CommentedMap) or set(value) != {"event"}:
         source.error(at, "wrong-type", "`trigger` is `schedule` or `{event: TYPE}`")
-        return None
+        return INVALID_EVENT
     event = str(value["event"])
     if event not in EVENT_TYPES:
         source.error(
@@ -232,7 +232,7 @@ def _trigger(source: Source, node: CommentedMap) -> str | None:
             "unknown-event",
             f"unknown event type {event!r}{did_you_mean(event, EVENT_TYPES)}",
         )
-        return None
+        return INVALID_EVENT
     return event
 
 
@@ -241,7 +241,7 @@ def _reentry(
 ) -> tuple[Reentry, Any]:
     value = node.get("reentry")
     if value is None:
-        if event is None and "trigger" in node:
+        if event is None and "trigger" in node:  # an invalid trigger is INVALID_EVENT
             source.error(
                 at,
                 "reentry-required",
@@ -378,9 +378,11 @@ def _load_parameters(
         elif not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
             source.error(Source.value(node, key), "wrong-type", f"{key!r} is a number ≥ 0")
         else:
-            state.parameters[str(key)] = (
-                int(value) if known[key].type in (int, "int") else float(value)
-            )
+            whole = known[key].type in (int, "int")
+            if whole and not isinstance(value, int):
+                source.error(Source.value(node, key), "wrong-type", f"{key!r} is a whole number")
+                continue
+            state.parameters[str(key)] = int(value) if whole else float(value)
     try:
         FactParameters(**state.parameters)
     except ValueError as error:

@@ -8,12 +8,26 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from engine.problems import Problem
 
 MAX_FILE_BYTES = 1024 * 1024
+
+
+class _Constructor(RoundTripConstructor):
+    """Round-trip loading, but dates stay text: the loader validates them with a position."""
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:timestamp", RoundTripConstructor.construct_yaml_str)
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt", pure=True)
+    yaml.Constructor = _Constructor
+    return yaml
 
 
 @dataclass
@@ -35,12 +49,18 @@ class Source:
 
     @staticmethod
     def key(node: CommentedMap, key: Any) -> tuple[int, int]:
-        line, column = node.lc.key(key)
+        try:
+            line, column = node.lc.key(key)
+        except KeyError:  # a key merged in with `<<: *anchor` has no position of its own
+            return Source.of(node)
         return line + 1, column + 1
 
     @staticmethod
     def value(node: CommentedMap, key: Any) -> tuple[int, int]:
-        line, column = node.lc.value(key)
+        try:
+            line, column = node.lc.value(key)
+        except KeyError:
+            return Source.of(node)
         return line + 1, column + 1
 
     @staticmethod
@@ -76,15 +96,38 @@ def parse(source: Source, raw: bytes) -> Any:
     if text.startswith("\ufeff"):
         text = text[1:]
     try:
-        document = YAML(typ="rt", pure=True).load(text)
+        document = _yaml().load(text)
     except MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
+        # An unclosed [ or { is worth pointing at where it opened, not where parsing gave up.
+        unclosed = error.context is not None and "flow" in error.context
+        mark = (error.context_mark if unclosed else None) or error.problem_mark
         at = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        source.error(at, "yaml-syntax", f"{error.problem or error.context}")
+        detail = f"{error.context} here is not closed" if unclosed else error.problem
+        source.error(at, "yaml-syntax", str(detail or error.context))
         return None
     except YAMLError as error:
         source.error((1, 1), "yaml-syntax", str(error).splitlines()[0])
         return None
     if document is None:
         source.error((1, 1), "empty-file", "the file holds no rules, parameters or tables")
-    return document
+    return None if _reject_tags(source, document, (1, 1)) else document
+
+
+def _reject_tags(source: Source, node: Any, at: tuple[int, int]) -> bool:
+    """Reports YAML tags (`!!python/object`, `!rule`): rule files are plain data only."""
+    tag = getattr(getattr(node, "tag", None), "value", None)
+    if isinstance(node, TaggedScalar) or tag is not None:
+        source.error(
+            Source.of(node, at),
+            "wrong-type",
+            f"YAML tags such as {tag or node.tag.value} are not allowed in rule files",
+        )
+        return True
+    found = False
+    if isinstance(node, CommentedMap):
+        for key, value in node.items():
+            found |= _reject_tags(source, value, Source.value(node, key))
+    elif isinstance(node, CommentedSeq):
+        for index, value in enumerate(node):
+            found |= _reject_tags(source, value, Source.item(node, index))
+    return found

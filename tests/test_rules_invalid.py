@@ -23,38 +23,6 @@ from engine.yamlsource import MAX_FILE_BYTES
 CORPUS = Path(__file__).resolve().parent / "rules_invalid"
 EXPECT = re.compile(rb"^# expect: (?P<code>[a-z0-9-]+) (?P<line>[1-9][0-9]*)(?: (?P<text>.+))?$")
 
-# Cases the loader gets wrong today; each xfail is strict, so a fix shows up as XPASS.
-KNOWN_LOADER_BUGS: dict[str, str] = {
-    "unknown_event.yaml": (
-        "an unknown event type also reports reentry-required at the rule: the rule is "
-        "treated as scheduled once its trigger is rejected"
-    ),
-    "yaml_unclosed_bracket.yaml": (
-        "yaml-syntax is reported at the next line, where the parser gave up (problem_mark), "
-        "not at the `[` that was never closed (context_mark)"
-    ),
-    "holiday_impossible_full_date.yaml": (
-        "an impossible YYYY-MM-DD date (2027-02-30) raises ValueError out of load_rules: "
-        "ruamel builds timestamps while loading and the error is not caught"
-    ),
-    "python_object_mapping.yaml": (
-        "a tagged mapping (!!python/object:..., !foo) is accepted as a plain mapping; "
-        "tags are never rejected"
-    ),
-    "date_fact_equality_shorthand.yaml": (
-        "the `fact: value` shorthand skips the operator check, so eq on a date fact "
-        "(not allowed as {eq: ...}) is accepted"
-    ),
-    "parameter_float_for_integer.yaml": (
-        "a fractional value for a whole-day parameter (recent_window_days: 7.5) is "
-        "silently truncated to 7"
-    ),
-    "merge_key_rule.yaml": (
-        "a rule using a YAML merge key (<<: *anchor) raises KeyError out of load_rules: "
-        "lc.key/lc.value have no position for merged keys"
-    ),
-}
-
 
 @dataclass(frozen=True)
 class Expectation:
@@ -160,13 +128,7 @@ CASES = COMMITTED + generated_cases()
 
 
 def _params(cases: list[Case]) -> list[object]:
-    """pytest params, with the known loader bugs marked as strict xfails."""
-    params = []
-    for case in cases:
-        reason = KNOWN_LOADER_BUGS.get(case.name)
-        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-        params.append(pytest.param(case, id=case.name, marks=marks))
-    return params
+    return [pytest.param(case, id=case.name) for case in cases]
 
 
 def _write(directory: Path, files: dict[str, bytes]) -> None:
@@ -200,7 +162,6 @@ def test_the_corpus_is_large_and_uses_only_documented_codes() -> None:
     assert len(COMMITTED) >= 32
     unknown = {case.name: case.expect.code for case in CASES if case.expect.code not in CODES}
     assert unknown == {}
-    assert set(KNOWN_LOADER_BUGS) <= {case.name for case in CASES}
     strays = [p.name for p in CORPUS.iterdir() if p.is_file() and p.suffix != ".yaml"]
     assert strays == []
 
