@@ -12,12 +12,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from engine.compile import compile_rule, expression_count
 from engine.model import AllOf, Comparison, Condition, FactRef, Position, Rule
 from engine.problems import Problem, Severity
+
+MAX_EXPRESSIONS = 31  # durable_rules' expression sequence per rule holds 31 slots
 
 
 def check_rules(rules: list[Rule], max_per_trigger: int) -> list[Problem]:
     problems = [problem for rule in rules for problem in _contradictions(rule)]
+    for rule in rules:
+        size = expression_count(compile_rule(rule, _nothing))
+        if size > MAX_EXPRESSIONS:
+            problems.append(
+                _problem(
+                    rule.position,
+                    "rule-too-complex",
+                    f"rule {rule.id!r} needs {size} engine expression slots "
+                    f"of {MAX_EXPRESSIONS}: split it into simpler rules",
+                )
+            )
     problems.extend(_duplicates(rules))
     counts: Counter[str] = Counter()
     for rule in rules:
@@ -34,6 +48,10 @@ def check_rules(rules: list[Rule], max_per_trigger: int) -> list[Problem]:
                 )
             )
     return problems
+
+
+def _nothing(_context: object) -> None:
+    """Stands in for a rule action when a rule is compiled only to be measured."""
 
 
 def _problem(at: Position, code: str, message: str, severity: Severity = Severity.ERROR) -> Problem:

@@ -3,8 +3,9 @@
 Semantics shared with `engine/explain.py`: a comparison on a missing value (a
 nullable fact that is null, an absent event field) is false; `not` is true when its
 condition is false. `not` is pushed down to the comparisons (durable_rules has no
-negation inside an expression), adding "or the value is missing" where needed, and
-`in` becomes an `$or` of equalities (durable_rules has no `$in`).
+negation inside an expression), adding "or the value is missing" for nullable facts,
+and `in` becomes an `$or` of equalities (durable_rules has no `$in`). Nested groups of
+the same kind are flattened: durable_rules allows a rule only 31 expression slots.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from engine.facts import FACTS_BY_NAME
 from engine.model import AllOf, AnyOf, Comparison, Condition, FactRef, Not, Rule
 
 SNAPSHOT = "customer_snapshot"
@@ -61,7 +63,7 @@ def compile_rule(rule: Rule, run: Callable[[Any], None]) -> dict[str, Any]:
     if rule.event is not None:
         trigger = [{"kind": EVENT}, {"event_type": rule.event}]
     return {
-        "all": [{"m": {"$and": [*trigger, *map(_condition, rule.when.items)]}}],
+        "all": [{"m": _all([*trigger, *map(_condition, rule.when.items)])}],
         "pri": rule.priority,
         "run": run,
     }
@@ -77,6 +79,10 @@ def _condition(condition: Condition) -> dict[str, Any]:
     return _condition(negate(condition.item))
 
 
+def _nullable(subject: str) -> bool:
+    return subject.startswith("event.") or FACTS_BY_NAME[subject].nullable
+
+
 def negate(condition: Condition) -> Condition:
     """The condition true exactly when `condition` is false (missing values included)."""
     if isinstance(condition, Not):
@@ -85,45 +91,60 @@ def negate(condition: Condition) -> Condition:
         return AnyOf(tuple(negate(item) for item in condition.items))
     if isinstance(condition, AnyOf):
         return AllOf(tuple(negate(item) for item in condition.items))
+    subject, at = condition.subject, condition.position
     if condition.op == "exists":
-        return Comparison(condition.subject, "exists", not condition.operand, condition.position)
-    missing = Comparison(condition.subject, "exists", False, condition.position)
+        return Comparison(subject, "exists", not condition.operand, at)
     if condition.op == "between":
         low, high = condition.operand
-        opposite: Condition = AnyOf(
-            (
-                Comparison(condition.subject, "lt", low, condition.position),
-                Comparison(condition.subject, "gt", high, condition.position),
-            )
-        )
+        alternatives: list[Condition] = [
+            Comparison(subject, "lt", low, at),
+            Comparison(subject, "gt", high, at),
+        ]
     else:
-        opposite = Comparison(
-            condition.subject, _NEGATED[condition.op], condition.operand, condition.position
-        )
-    alternatives: list[Condition] = [opposite, missing]
-    if isinstance(condition.operand, FactRef):
-        alternatives.append(Comparison(condition.operand.fact, "exists", False, condition.position))
-    return AnyOf(tuple(alternatives))
+        alternatives = [Comparison(subject, _NEGATED[condition.op], condition.operand, at)]
+    if _nullable(subject):
+        alternatives.append(Comparison(subject, "exists", False, at))
+    ref = condition.operand
+    if isinstance(ref, FactRef) and _nullable(ref.fact):
+        alternatives.append(Comparison(ref.fact, "exists", False, at))
+    return alternatives[0] if len(alternatives) == 1 else AnyOf(tuple(alternatives))
 
 
 def _comparison(comparison: Comparison) -> dict[str, Any]:
+    """One comparison; durable_rules already finds any comparison on a missing field false."""
     key, op, operand = message_key(comparison.subject), comparison.op, comparison.operand
-    present = {"$ex": {key: 1}}
     if op == "exists":
-        return present if operand else {"$nex": {key: 1}}
+        return {"$ex": {key: 1}} if operand else {"$nex": {key: 1}}
     if op == "in":
         return _any([{key: value} for value in operand])
     if op == "not_in":
-        return _all([present, *({"$neq": {key: value}} for value in operand)])
+        return _all([{"$neq": {key: value}} for value in operand])
     if op == "between":
         return _all([{"$gte": {key: operand[0]}}, {"$lte": {key: operand[1]}}])
     if isinstance(operand, FactRef):
+        # Arithmetic on a missing fact is not false in durable_rules: guard the reference.
         expression = _reference(operand)
         compared = {key: expression} if op == "eq" else {_DURABLE_OP[op]: {key: expression}}
-        return _all([present, {"$ex": {operand.fact: 1}}, compared])
+        if not _nullable(operand.fact):
+            return compared
+        return _all([{"$ex": {operand.fact: 1}}, compared])
     if op == "eq":
         return {key: operand}
-    return _all([present, {_DURABLE_OP[op]: {key: operand}}])
+    return {_DURABLE_OP[op]: {key: operand}}
+
+
+def expression_count(compiled: dict[str, Any]) -> int:
+    """Slots a compiled rule takes in durable_rules' expression sequence (at most 31).
+
+    Each comparison takes one; each `$and`/`$or` group takes two (its start and end).
+    """
+    expression = compiled["all"][0]["m"]
+
+    def count(node: dict[str, Any]) -> int:
+        group = node.get("$and", node.get("$or"))
+        return 1 if group is None else 2 + sum(count(item) for item in group)
+
+    return count(expression)
 
 
 def _reference(ref: FactRef) -> Any:
@@ -136,8 +157,10 @@ def _reference(ref: FactRef) -> Any:
 
 
 def _all(items: list[dict[str, Any]]) -> dict[str, Any]:
-    return items[0] if len(items) == 1 else {"$and": items}
+    flat = [part for item in items for part in item.get("$and", [item])]
+    return flat[0] if len(flat) == 1 else {"$and": flat}
 
 
 def _any(items: list[dict[str, Any]]) -> dict[str, Any]:
-    return items[0] if len(items) == 1 else {"$or": items}
+    flat = [part for item in items for part in item.get("$or", [item])]
+    return flat[0] if len(flat) == 1 else {"$or": flat}

@@ -46,6 +46,7 @@ CODES: dict[str, tuple[str, str]] = {
     # check: the rule is valid but cannot do what it says
     "contradiction": ("check", "Conditions that can never all be true: the rule never fires."),
     "duplicate-rule": ("check", "Two rules with the same trigger, conditions and actions."),
+    "rule-too-complex": ("check", "More conditions than the engine holds in one rule: split it."),
 }
 
 
