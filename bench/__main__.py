@@ -1,8 +1,10 @@
-"""`make bench`: import throughput, facts-as-of time and peak memory on each database.
+"""`make bench`: storage and rule-evaluation figures, printed (never asserted).
 
 Generates (once, cached under var/bench/) a base of customers and events, loads it
 into a fresh SQLite file and, when `RAPPORT_BENCH_POSTGRES_URL` is set, a fresh
-PostgreSQL database, and prints one row of figures per database and phase.
+PostgreSQL database: import throughput, facts-as-of time and peak memory for each.
+Then evaluates the default rules over every customer's facts ten times, against raw
+durable_rules taking the same number of facts through a trivial rule.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -58,23 +61,14 @@ def fresh_database(url: str) -> None:
     engine.dispose()
 
 
-def phase(name: str, url: str, path: Path | None = None) -> dict[str, float]:
-    command = [sys.executable, "-m", "bench.phases", name, url, *([str(path)] if path else [])]
+def measured(module: str, *arguments: str) -> dict[str, Any]:
+    """Runs `python -m module arguments` and reads the JSON figures it prints last."""
+    command = [sys.executable, "-m", module, *arguments]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--events-per-customer", type=float, default=20.0)
-    args = parser.parse_args()
-    files = sample(args.customers, args.events_per_customer)
-    databases = {"sqlite": "sqlite:///var/bench/bench.db"}
-    if postgres := os.environ.get("RAPPORT_BENCH_POSTGRES_URL"):
-        databases["postgresql"] = postgres
-    else:
-        console.print("PostgreSQL skipped: RAPPORT_BENCH_POSTGRES_URL is not set")
+def storage_benchmark(files: SampleFiles, databases: dict[str, str]) -> None:
     table = Table(
         title=f"Rapport storage benchmark: {files.customer_count:,} customers, "
         f"{files.event_count:,} events"
@@ -88,7 +82,7 @@ def main() -> None:
             ("import events", "import-events", files.events),
             ("facts as of T, all customers", "facts", None),
         ):
-            figures = phase(step, url, path)
+            figures = measured("bench.phases", step, url, *([str(path)] if path else []))
             table.add_row(
                 name,
                 label,
@@ -99,6 +93,50 @@ def main() -> None:
             )
             console.print(f"{name}: {label} done in {figures['seconds']:.1f} s")
     console.print(table)
+
+
+def rules_benchmark(url: str) -> None:
+    figures = measured("bench.rules", url, "rules")
+    table = Table(
+        title=f"Rule evaluation: {figures['rules']} default rules over "
+        f"{figures['customers']:,} customers' facts (best of 10 rounds)"
+    )
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rss = figures["rss_mib"]
+    for label, value in (
+        ("facts as of T, loaded into memory", f"{figures['facts_seconds']:.1f} s"),
+        ("Rapport evaluation", f"{figures['evaluate_seconds']:.1f} s"),
+        ("Rapport evaluation rate", f"{figures['evaluate_rate']:,.0f} customers/s"),
+        ("firings per round", f"{figures['firings']:,}"),
+        ("raw durable_rules, trivial rule, same count", f"{figures['raw_seconds']:.1f} s"),
+        ("raw durable_rules rate", f"{figures['raw_rate']:,.0f} facts/s"),
+        ("Rapport ÷ raw throughput (goal ≥ 0.5)", f"{figures['ratio']:.2f}"),
+        ("RSS after rounds 1..10 (MiB)", " ".join(f"{v:.0f}" for v in rss)),
+        ("RSS growth round 1 → 10", f"{rss[-1] - rss[0]:+.1f} MiB"),
+        ("peak memory", f"{figures['peak_mib']:.0f} MiB"),
+    ):
+        table.add_row(label, value)
+    console.print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--events-per-customer", type=float, default=20.0)
+    parser.add_argument(
+        "--skip-storage", action="store_true", help="reuse var/bench/bench.db from a past run"
+    )
+    args = parser.parse_args()
+    files = sample(args.customers, args.events_per_customer)
+    databases = {"sqlite": "sqlite:///var/bench/bench.db"}
+    if postgres := os.environ.get("RAPPORT_BENCH_POSTGRES_URL"):
+        databases["postgresql"] = postgres
+    else:
+        console.print("PostgreSQL skipped: RAPPORT_BENCH_POSTGRES_URL is not set")
+    if not args.skip_storage:
+        storage_benchmark(files, databases)
+    rules_benchmark(databases["sqlite"])
 
 
 if __name__ == "__main__":
