@@ -32,6 +32,7 @@ BASELINE: dict[str, Any] = {
     "consent_sms": True,
     "consent_wechat": True,
     "consent_app": True,
+    "has_online_consent": True,
     "spend_12m": 20_000.0,
     "orders_12m": 8,
     "tier": "mid",
@@ -151,12 +152,8 @@ def _case(source: Source, node: Any, at: tuple[int, int], ruleset: RuleSet) -> C
                 f"{name!r} is {fact.type}; {value!r} is not",
             )
     event = dict(node["event"]) if isinstance(node.get("event"), CommentedMap) else None
-    if event is not None and event.get("type") not in EVENT_TYPES:
-        source.error(
-            Source.value(node, "event"),
-            "unknown-event",
-            f"unknown event type {event.get('type')!r}",
-        )
+    if event is not None:
+        _check_event(source, node["event"], event)
     known = {rule.id for rule in ruleset.rules}
     expected: dict[str, tuple[str, ...]] = {}
     for key in ("fires", "not_fires"):
@@ -180,6 +177,37 @@ def _case(source: Source, node: Any, at: tuple[int, int], ruleset: RuleSet) -> C
         expected["fires"],
         expected["not_fires"],
     )
+
+
+def _check_event(source: Source, node: CommentedMap, event: dict[str, Any]) -> None:
+    """An event in a case names a known type and only that type's fields, well typed."""
+    kind = EVENT_TYPES.get(str(event.get("type")))
+    if kind is None:
+        hint = did_you_mean(str(event.get("type")), EVENT_TYPES)
+        source.error(
+            Source.of(node), "unknown-event", f"unknown event type {event.get('type')!r}{hint}"
+        )
+        return
+    fields = {field.name: field for field in kind.fields}
+    for name, value in event.items():
+        if name == "type":
+            continue
+        field = fields.get(str(name))
+        if field is None:
+            hint = did_you_mean(str(name), fields)
+            source.error(
+                Source.key(node, name),
+                "unknown-field",
+                f"a {kind.name} event has no field {name!r}{hint}",
+            )
+        elif not isinstance(value, PYTHON_TYPES[field.type]) or (
+            field.choices and value not in field.choices
+        ):
+            source.error(
+                Source.value(node, name),
+                "wrong-type",
+                f"event field {name!r} is {field.type}; {value!r} does not fit",
+            )
 
 
 def run_case(case: Case, evaluator: Evaluator) -> CaseResult:
