@@ -22,7 +22,7 @@ MAX_EXPRESSIONS = 31  # durable_rules' expression sequence per rule holds 31 slo
 def check_rules(rules: list[Rule], max_per_trigger: int) -> list[Problem]:
     problems = [problem for rule in rules for problem in _contradictions(rule)]
     for rule in rules:
-        size = expression_count(compile_rule(rule, _nothing))
+        size = expression_count(compile_rule(rule))
         if size > MAX_EXPRESSIONS:
             problems.append(
                 _problem(
@@ -48,10 +48,6 @@ def check_rules(rules: list[Rule], max_per_trigger: int) -> list[Problem]:
                 )
             )
     return problems
-
-
-def _nothing(_context: object) -> None:
-    """Stands in for a rule action when a rule is compiled only to be measured."""
 
 
 def _problem(at: Position, code: str, message: str, severity: Severity = Severity.ERROR) -> Problem:

@@ -10,7 +10,6 @@ the same kind are flattened: durable_rules allows a rule only 31 expression slot
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from engine.facts import FACTS_BY_NAME
@@ -38,25 +37,26 @@ def message_key(subject: str) -> str:
     return subject.replace("event.", "event_", 1) if subject.startswith("event.") else subject
 
 
-def compile_rules(
-    rules: tuple[Rule, ...], action: Callable[[str], Callable[[Any], None]]
-) -> dict[str, Any]:
-    """The durable_rules ruleset for `rules`; `action(rule_id)` makes each rule's callback.
+def compile_rules(rules: tuple[Rule, ...]) -> dict[str, Any]:
+    """The durable_rules ruleset for the enabled `rules`, keyed by rule id.
+
+    Every rule's action is a no-op: the evaluator reads matches from the engine's action
+    queue by rule name, so nothing ever runs inside the engine.
 
     It always holds `WARMUP_RULE`: durable_rules 2.0.28 crashes (free(): invalid
     pointer) on `delete_state` until the ruleset has handled one message, so the
     evaluator asserts one warm-up message right after registering.
     """
-    compiled = {rule.id: compile_rule(rule, action(rule.id)) for rule in rules if rule.enabled}
+    compiled = {rule.id: compile_rule(rule) for rule in rules if rule.enabled}
     compiled[WARMUP_RULE] = {"all": [{"m": {"kind": WARMUP_RULE}}], "run": _ignore}
     return compiled
 
 
 def _ignore(_context: Any) -> None:
-    """The warm-up rule's action: nothing."""
+    """Every rule's action: nothing (durable_rules requires one)."""
 
 
-def compile_rule(rule: Rule, run: Callable[[Any], None]) -> dict[str, Any]:
+def compile_rule(rule: Rule) -> dict[str, Any]:
     # The positive `kind` match keeps a rule of only negative conditions from matching
     # the session state (which loops forever), and separates scheduled from event rules.
     trigger: list[dict[str, Any]] = [{"kind": SNAPSHOT}]
@@ -65,7 +65,7 @@ def compile_rule(rule: Rule, run: Callable[[Any], None]) -> dict[str, Any]:
     return {
         "all": [{"m": _all([*trigger, *map(_condition, rule.when.items)])}],
         "pri": rule.priority,
-        "run": run,
+        "run": _ignore,
     }
 
 

@@ -2,7 +2,8 @@
 
 `durable_rules` is used as a stateless matcher: each snapshot is asserted as a fact in
 a throwaway session whose state is deleted right after, so memory stays flat however
-many customers are evaluated. Rule callbacks only record which rule matched; what a
+many customers are evaluated. Nothing runs inside the engine: matches are read from
+its action queue, and what a
 firing does happens after `evaluate` returns, outside the engine.
 """
 
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import durable_rules_engine as native
 from durable import engine as durable
 
 from engine.compile import EVENT, SNAPSHOT, WARMUP_RULE, compile_rules, message_key
@@ -23,13 +25,12 @@ from engine.model import Action, AllOf, AnyOf, Comparison, Condition, FactRef, N
 
 _HOST: durable.Host | None = None
 _REGISTERED: dict[str, str] = {}  # revision -> ruleset name in the host
-_LOCK = threading.Lock()  # one evaluation at a time: the matched list below is shared
-_MATCHED: list[str] = []
+_LOCK = threading.Lock()  # one evaluation at a time per process
 _SESSIONS = itertools.count()
 
 
 class EngineError(RuntimeError):
-    """durable_rules reported a failure inside a rule action."""
+    """durable_rules refused a message."""
 
 
 @dataclass(frozen=True)
@@ -45,19 +46,24 @@ class Firing:
     actions: tuple[Action, ...]
 
 
+class _MatcherHost(durable.Host):  # type: ignore[misc]
+    """A host without durable_rules' background dispatch threads.
+
+    Those threads poll every ruleset's action queue; here they would race `_match` for
+    the queued matches and occasionally take them (seen: about 1 customer in 9,000
+    lost every firing). Nothing here uses timers or asynchronous actions.
+    """
+
+    def _run(self) -> None:
+        return None
+
+
 def _host() -> durable.Host:
-    """The process's single host (each starts two timer threads that never stop)."""
+    """The process's single host."""
     global _HOST
     if _HOST is None:
-        _HOST = durable.Host()
+        _HOST = _MatcherHost()
     return _HOST
-
-
-def _recorder(rule_id: str) -> Callable[[Any], None]:
-    def record(_context: Any) -> None:
-        _MATCHED.append(rule_id)
-
-    return record
 
 
 class Evaluator:
@@ -71,13 +77,14 @@ class Evaluator:
             name = _REGISTERED.get(ruleset.revision)
             if name is None:
                 name = f"rapport_{ruleset.revision[:16]}"
-                definition = compile_rules(ruleset.enabled, _recorder)
+                definition = compile_rules(ruleset.enabled)
                 # durable_rules mutates what it registers: hand it a copy.
                 _host().register_rulesets({name: copy.deepcopy(definition)})
                 _host().assert_fact(name, {"sid": "warmup", "id": "warmup", "kind": WARMUP_RULE})
                 _host().delete_state(name, "warmup")
                 _REGISTERED[ruleset.revision] = name
         self.name = name
+        self.handle = _host().get_ruleset(name)._handle
         self.has_schedule_rules = any(rule.event is None for rule in ruleset.enabled)
         self.reads = {rule.id: tuple(referenced(rule.when)) for rule in ruleset.enabled}
         # Only the facts some rule reads go to the engine: it re-parses the whole message
@@ -117,19 +124,31 @@ class Evaluator:
         return self._firings(self._match(message), values, as_of, str(event["id"]))
 
     def _match(self, message: dict[str, Any]) -> list[str]:
+        """The rules `message` matches, read straight from the engine's action queue.
+
+        durable_rules' Python layer decodes the state and the whole message for every
+        action it runs; the rules here only need the rule's name, so the queue is
+        drained through the same C calls without that work (a third of the time).
+        """
         with _LOCK:
             sid = f"s{next(_SESSIONS)}"
             message.update(sid=sid, id="subject")
-            _MATCHED.clear()
+            matched: list[str] = []
             try:
-                state = _host().assert_fact(self.name, message)
-                if isinstance(state, dict) and "exception" in state:
-                    raise EngineError(str(state["exception"]))
-            except durable.MessageNotHandledException:
-                pass  # no rule matched: the normal "nothing fired"
+                code, state = native.assert_fact(
+                    self.handle, json.dumps(message, ensure_ascii=False)
+                )
+                if code == 0:  # 1: no rule matched, the normal "nothing fired"
+                    pending = native.start_action_for_state(self.handle, state)
+                    action = pending[1] if pending else None
+                    while action:  # '{"rule_id":{"m":{...}}}'
+                        matched.append(action[2 : action.index('"', 2)])
+                        action = native.complete_and_start_action(self.handle, state)
+                elif code != 1:
+                    raise EngineError(f"durable_rules refused the message (code {code})")
             finally:
-                _host().delete_state(self.name, sid)
-            return list(_MATCHED)
+                native.delete_state(self.handle, sid)
+            return matched
 
     def _firings(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,11 @@ from engine.explain import explain_rule
 from engine.facts import FACTS, FactType
 from engine.loader import load_rules
 from engine.model import RuleSet
+from rapport.sample import write_sample
+from storage.db import make_engine
+from storage.facts import iter_customer_facts
+from storage.imports import import_customers, import_events
+from storage.migrate import upgrade_database
 
 RULESETS = Path(__file__).parent / "rulesets"
 AS_OF = datetime(2026, 6, 30, tzinfo=UTC)
@@ -127,3 +133,30 @@ def test_many_throwaway_sessions_do_not_exhaust_the_engine() -> None:
     facts = {"customer_id": "C1", "tier": "base"}
     for _ in range(3_000):
         EVALUATOR.evaluate(facts, AS_OF)
+
+
+def test_the_engine_host_runs_no_background_dispatch_threads() -> None:
+    # durable_rules' dispatch threads would race the evaluator for queued matches.
+    timers = [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
+    assert timers == []
+
+
+def test_default_rules_agree_with_the_explanation_over_a_customer_base(tmp_path: Path) -> None:
+    ruleset = load_rules(Path(__file__).resolve().parents[1] / "rules").ruleset
+    assert ruleset is not None
+    files = write_sample(tmp_path / "sample", customers=1_500, end=AS_OF)
+    engine = make_engine(f"sqlite:///{tmp_path / 'rapport.db'}")
+    upgrade_database(engine)
+    import_customers(engine, files.customers, default_timezone="Asia/Shanghai")
+    import_events(engine, files.events, imported_at=AS_OF)
+    with engine.connect() as connection:
+        snapshots = list(iter_customer_facts(connection, AS_OF, ruleset.parameters))
+    evaluator = Evaluator(ruleset)
+    scheduled = [rule for rule in ruleset.enabled if rule.event is None]
+    fired_rules: set[str] = set()
+    for _ in range(3):
+        for facts in snapshots:
+            fired = {firing.rule_id for firing in evaluator.evaluate(facts, AS_OF)}
+            assert fired == {rule.id for rule in scheduled if explain_rule(rule, facts)[0]}
+            fired_rules |= fired
+    assert len(fired_rules) >= len(scheduled) // 2
