@@ -16,8 +16,8 @@ from storage.migrate import check_schema
 
 AS_OF_HELP = "ISO 8601 time; without an offset, in RAPPORT_TIMEZONE. Default: now."
 
-console = Console()
-errors = Console(stderr=True)
+console = Console(soft_wrap=True)  # one line per message, so output can be grepped
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def fail(reason: str) -> typer.Exit:

@@ -13,10 +13,12 @@ from rich.table import Table
 
 from engine.facts import STAGES, TIERS
 from rapport.commands.common import console, database, settings
+from rapport.evaluation import RunSummary, evaluate_customers
 from rapport.sample import write_sample
 from storage.facts import iter_customer_facts
 from storage.imports import import_customers, import_events
 from storage.migrate import upgrade_database
+from storage.revisions import rules_in_force
 
 SHOWN_FACTS = (
     "tier",
@@ -36,7 +38,7 @@ def demo(
     ] = 3_000,
     directory: Annotated[Path, typer.Option(help="Where the sample files go.")] = Path("var/demo"),
 ) -> None:
-    """Create the database, import a generated customer base and show their facts."""
+    """Create the database, import a generated customer base, show facts and evaluate rules."""
     config = settings()
     engine = database(ready=False)
     upgrade_database(engine)
@@ -55,20 +57,45 @@ def demo(
             f"{report.updated + report.duplicates} already there, {report.rejected} rejected"
         )
     as_of = datetime.now(UTC)
+    # Message templates arrive with delivery; until then a missing one only warns.
+    ruleset, _ = rules_in_force(
+        engine, config.rules_dir, config.templates_dir, as_of, missing_templates_are_warnings=True
+    )
     counts: Counter[tuple[str, str]] = Counter()
     examples: dict[str, dict[str, object]] = {}
     with engine.connect() as connection:
-        for facts in iter_customer_facts(connection, as_of):
+        for facts in iter_customer_facts(connection, as_of, ruleset.parameters):
             counts[(facts["tier"], facts["lifecycle_stage"])] += 1
             examples.setdefault(facts["lifecycle_stage"], facts)
     _print_distribution(counts)
     _print_examples(examples)
+    summary = RunSummary()
+    for _ in evaluate_customers(engine, ruleset, as_of, record=True, summary=summary):
+        pass
+    _print_firings(summary, ruleset.revision)
     first = next(iter(examples.values()))["customer_id"]
     console.print(
         "\nNext, try:\n"
-        f"  .venv/bin/rapport customers show {first}\n"
+        f"  .venv/bin/rapport explain {first}\n"
         f"  .venv/bin/rapport customers show {first} --as-of {(end - timedelta(days=90)).date()}\n"
+        "  .venv/bin/rapport evaluate --dry-run --json | head\n"
+        "  .venv/bin/rapport rules check --allow-missing-templates\n"
+        "  .venv/bin/rapport rules test\n"
         "  .venv/bin/rapport --help"
+    )
+
+
+def _print_firings(summary: RunSummary, revision: str) -> None:
+    table = Table(title=f"Rules that fired (revision {revision[:12]})")
+    table.add_column("rule")
+    table.add_column("new firings", justify="right")
+    for rule_id, count in Counter(summary.firings).most_common():
+        table.add_row(rule_id, str(count))
+    console.print(table)
+    console.print(
+        f"{summary.matched} matches over {summary.customers} customers; "
+        f"{sum(summary.firings.values())} new firings recorded, the rest held back by "
+        "each rule's re-entry policy (run the demo again to see it)"
     )
 
 
