@@ -12,15 +12,22 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from engine.loader import MAX_RULES_PER_TRIGGER, load_rules
 from engine.problems import CODES, Severity
 from engine.yamlsource import MAX_FILE_BYTES
+from storage.db import make_engine
+from storage.migrate import upgrade_database
+from storage.revisions import active_revision, rules_in_force
 
 CORPUS = Path(__file__).resolve().parent / "rules_invalid"
+GOOD_RULES = Path(__file__).resolve().parent / "rulesets" / "operators"
+NOW = datetime(2026, 7, 1, tzinfo=UTC)
 EXPECT = re.compile(rb"^# expect: (?P<code>[a-z0-9-]+) (?P<line>[1-9][0-9]*)(?: (?P<text>.+))?$")
 
 
@@ -154,6 +161,29 @@ def test_broken_rules_are_rejected_with_the_expected_problem(case: Case, tmp_pat
     assert str(problem).startswith(f"{path}:{case.expect.line}:")
     if case.expect.text is not None:
         assert case.expect.text in problem.message
+
+
+@pytest.fixture(scope="module")
+def database_with_good_rules(tmp_path_factory: pytest.TempPathFactory) -> tuple[Engine, str]:
+    """A database whose active revision is a valid ruleset, as in production."""
+    folder = tmp_path_factory.mktemp("db")
+    engine = make_engine(f"sqlite:///{folder / 'rapport.db'}")
+    upgrade_database(engine)
+    good, _ = rules_in_force(engine, GOOD_RULES, None, NOW)
+    return engine, good.revision
+
+
+@pytest.mark.parametrize("case", _params(CASES))
+def test_after_a_broken_edit_the_previous_revision_stays_in_force(
+    case: Case, tmp_path: Path, database_with_good_rules: tuple[Engine, str]
+) -> None:
+    engine, good_revision = database_with_good_rules
+    directory = tmp_path / "rules"
+    _write(directory, case.files)
+    in_force, problems = rules_in_force(engine, directory, None, NOW)
+    assert in_force.revision == good_revision
+    assert case.expect.code in {p.code for p in problems}
+    assert active_revision(engine).revision == good_revision  # type: ignore[union-attr]
 
 
 def test_the_corpus_is_large_and_uses_only_documented_codes() -> None:
