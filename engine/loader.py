@@ -111,12 +111,10 @@ def _load_file(source: Source, document: Any, state: _DirectoryState) -> None:
             "holidays, affinity)",
         )
         return
+    source.unknown_keys(document, SECTIONS, "section")
     for key, value in document.items():
         at = Source.key(document, key)
         if key not in SECTIONS:
-            source.error(
-                at, "unknown-key", f"unknown section {key!r}{did_you_mean(str(key), SECTIONS)}"
-            )
             continue
         if key in ("parameters", "holidays", "affinity"):
             if key in state.sections:
@@ -161,13 +159,7 @@ def _load_rule(source: Source, node: Any, at: tuple[int, int]) -> Rule | None:
         source.error(at, "wrong-type", "a rule is a mapping with id, description, trigger, ...")
         return None
     before = len(source.problems)
-    for key in node:
-        if key not in RULE_KEYS:
-            source.error(
-                Source.key(node, key),
-                "unknown-key",
-                f"unknown rule key {key!r}{did_you_mean(str(key), RULE_KEYS)}",
-            )
+    source.unknown_keys(node, RULE_KEYS, "rule key")
     for key in ("id", "description", "trigger", "actions"):
         if key not in node:
             source.error(at, "missing-key", f"a rule needs `{key}`")

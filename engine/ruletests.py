@@ -124,9 +124,7 @@ def _case(source: Source, node: Any, at: tuple[int, int], ruleset: RuleSet) -> C
     if not isinstance(node, CommentedMap) or "name" not in node:
         source.error(at, "missing-key", "a case is a mapping with name, facts, fires, not_fires")
         return None
-    for key in node:
-        if key not in ("name", "facts", "event", "fires", "not_fires"):
-            source.error(Source.key(node, key), "unknown-key", f"unknown case key {key!r}")
+    source.unknown_keys(node, ("name", "facts", "event", "fires", "not_fires"), "case key")
     facts = dict(node.get("facts") or {})
     for name, value in facts.items():
         fact = FACTS_BY_NAME.get(str(name))

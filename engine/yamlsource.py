@@ -12,7 +12,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from engine.problems import Problem
+from engine.problems import Problem, did_you_mean
 
 MAX_FILE_BYTES = 1024 * 1024
 
@@ -39,6 +39,14 @@ class Source:
 
     def error(self, at: tuple[int, int], code: str, message: str) -> None:
         self.problems.append(Problem(self.path, at[0], at[1], code, message))
+
+    def unknown_keys(self, node: CommentedMap, allowed: tuple[str, ...], what: str) -> bool:
+        """Reports every key of `node` not in `allowed`, with a did-you-mean; any found?"""
+        unknown = [key for key in node if key not in allowed]
+        for key in unknown:
+            hint = did_you_mean(str(key), allowed)
+            self.error(Source.key(node, key), "unknown-key", f"unknown {what} {key!r}{hint}")
+        return bool(unknown)
 
     @staticmethod
     def of(node: Any, fallback: tuple[int, int] = (1, 1)) -> tuple[int, int]:

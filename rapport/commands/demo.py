@@ -13,6 +13,7 @@ from rich.table import Table
 
 from engine.facts import STAGES, TIERS
 from rapport.commands.common import console, database, settings
+from rapport.commands.evaluate import print_run
 from rapport.evaluation import RunSummary, evaluate_customers
 from rapport.sample import write_sample
 from storage.facts import iter_customer_facts
@@ -72,7 +73,9 @@ def demo(
     summary = RunSummary()
     for _ in evaluate_customers(engine, ruleset, as_of, record=True, summary=summary):
         pass
-    _print_firings(summary, ruleset.revision)
+    print_run(
+        summary, "Rules that fired (run the demo again: re-entry holds them back)", ruleset.revision
+    )
     first = next(iter(examples.values()))["customer_id"]
     console.print(
         "\nNext, try:\n"
@@ -82,20 +85,6 @@ def demo(
         "  .venv/bin/rapport rules check --allow-missing-templates\n"
         "  .venv/bin/rapport rules test\n"
         "  .venv/bin/rapport --help"
-    )
-
-
-def _print_firings(summary: RunSummary, revision: str) -> None:
-    table = Table(title=f"Rules that fired (revision {revision[:12]})")
-    table.add_column("rule")
-    table.add_column("new firings", justify="right")
-    for rule_id, count in Counter(summary.firings).most_common():
-        table.add_row(rule_id, str(count))
-    console.print(table)
-    console.print(
-        f"{summary.matched} matches over {summary.customers} customers; "
-        f"{sum(summary.firings.values())} new firings recorded, the rest held back by "
-        "each rule's re-entry policy (run the demo again to see it)"
     )
 
 

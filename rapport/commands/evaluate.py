@@ -111,16 +111,20 @@ def evaluate(
             typer.echo(json.dumps(firing_json(firing), ensure_ascii=False))
     if as_json:
         return
-    table = Table(
-        title=f"Firings as of {moment.isoformat()} ({summary.customers} customers)"
-        + (" — dry run, nothing written" if dry_run else "")
-    )
+    title = f"Firings as of {moment.isoformat()}" + (" — dry run, nothing written" * dry_run)
+    print_run(summary, title, ruleset.revision)
+
+
+def print_run(summary: RunSummary, title: str, revision: str) -> None:
+    """Firings per rule, then what re-entry let through."""
+    table = Table(title=title)
     table.add_column("rule")
     table.add_column("firings", justify="right")
     for rule_id, count in Counter(summary.firings).most_common():
         table.add_row(rule_id, str(count))
     console.print(table)
+    admitted = sum(summary.firings.values())
     console.print(
-        f"{summary.matched} matches, {sum(summary.firings.values())} admitted by "
-        f"re-entry; revision {ruleset.revision[:12]}"
+        f"{summary.matched} matches over {summary.customers} customers, {admitted} admitted "
+        f"({summary.matched - admitted} held back by re-entry); revision {revision[:12]}"
     )
