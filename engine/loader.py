@@ -7,6 +7,7 @@ caller keeps the last good revision in force.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import date
 from pathlib import Path
@@ -51,11 +52,11 @@ class LoadResult:
 
 
 def load_rules(
-    directory: Path, templates: Path | None = None, missing_templates_are_warnings: bool = False
+    directory: Path, template_check: Callable[[list[Rule]], list[Problem]] | None = None
 ) -> LoadResult:
     """Validates every rule file in `directory`; a ruleset only when nothing is wrong.
 
-    With `templates`, every `send_message` template must exist there.
+    `template_check` (see `actions/templates.py`) vets the message templates rules use.
     """
     paths = rule_files(directory) if directory.is_dir() else []
     if not paths:
@@ -69,10 +70,8 @@ def load_rules(
         if document is not None:
             _load_file(source, document, state)
         state.problems.extend(source.problems)
-    if templates is not None:
-        state.problems.extend(
-            _template_problems(state.rules, templates, missing_templates_are_warnings)
-        )
+    if template_check is not None:
+        state.problems.extend(template_check(state.rules))
     state.problems.extend(check_rules(state.rules, MAX_RULES_PER_TRIGGER))
     problems = tuple(sorted(state.problems))
     if any(p.severity is Severity.ERROR for p in problems):
@@ -423,23 +422,3 @@ def _load_affinity(source: Source, node: Any, at: tuple[int, int], state: _Direc
             )
             continue
         state.affinity[str(product)] = tuple(str(s) for s in suggestions)
-
-
-def _template_problems(rules: list[Rule], templates: Path, as_warnings: bool) -> list[Problem]:
-    problems = []
-    available = {p.name.split(".")[0] for p in templates.glob("*")} if templates.is_dir() else set()
-    for rule in rules:
-        for action in rule.actions:
-            name = action.params.get("template")
-            if name and name not in available:
-                problems.append(
-                    Problem(
-                        action.position.path,
-                        action.position.line,
-                        action.position.column,
-                        "unknown-template",
-                        f"no template {name!r} in {templates}{did_you_mean(name, available)}",
-                        Severity.WARNING if as_warnings else Severity.ERROR,
-                    )
-                )
-    return problems

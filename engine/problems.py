@@ -41,7 +41,11 @@ CODES: dict[str, tuple[str, str]] = {
     "missing-param": ("validate", "A required action parameter is absent."),
     "reentry-required": ("validate", "A scheduled rule says how often it may fire again."),
     "duplicate-section": ("validate", "parameters, holidays or affinity given in two files."),
-    "unknown-template": ("validate", "A message template that does not exist."),
+    "unknown-template": ("validate", "A message template missing in a language."),
+    "template-error": (
+        "validate",
+        "A template that does not render: syntax, an undefined variable, a sandbox refusal.",
+    ),
     "too-many-rules": ("validate", "More than 60 enabled rules share one trigger."),
     # check: the rule is valid but cannot do what it says
     "contradiction": ("check", "Conditions that can never all be true: the rule never fires."),

@@ -6,7 +6,7 @@ from dataclasses import fields
 
 from engine.facts import FACTS, FactParameters
 from engine.problems import CODES
-from engine.vocabulary import ACTIONS, EVENT_TYPES, OPERATORS
+from engine.vocabulary import ACTIONS, EVENT_TYPES, OPERATORS, TEMPLATE_VARIABLES
 
 README_MARKERS = ("<!-- reference:start -->", "<!-- reference:end -->")
 
@@ -62,7 +62,10 @@ def reference_markdown() -> str:
                 _row(f"`{p.name}`", kind, "yes" if p.required else "", default, p.description)
             )
         lines.append("")
+    lines += ["### Template variables", "", _row("variable", "meaning"), _row("---", "---")]
+    lines += [_row(f"`{name}`", meaning) for name, meaning in TEMPLATE_VARIABLES.items()]
     lines += [
+        "",
         "### Parameters (`parameters:` section)",
         "",
         _row("parameter", "default"),

@@ -262,3 +262,22 @@ def fact_for(subject: str) -> Fact | None:
                     return field
         return None
     return FACTS_BY_NAME.get(subject)
+
+
+# The variables a message template may use; anything else fails `rapport rules check`.
+TEMPLATE_VARIABLES: dict[str, str] = {
+    "customer.id": "The customer's id.",
+    "customer.name": "The customer's name; may be empty.",
+    "customer.locale": "zh-CN or en.",
+    "customer.segment": "consumer or enterprise.",
+    "customer.tier": "high, mid or base.",
+    "customer.stage": "The lifecycle stage.",
+    "customer.account_manager": "The account manager's name; may be empty.",
+    "facts.<fact>": "Any customer fact by name (nullable facts may be none).",
+    "event.<field>": "The triggering event's fields, in templates of event rules only.",
+    "suggestions": "Products to suggest after a purchase, from the affinity table.",
+    "company.name": "Company name.",
+    "company.service_phone": "Customer-service phone number.",
+    "company.website": "Company website.",
+    "unsubscribe_url": "Link that opts the customer out of this channel (marketing).",
+}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from rapport.commands import customers, db, demo, evaluate, imports, rules
+from rapport.commands import customers, db, demo, evaluate, imports, preview, rules
 
 app = typer.Typer(
     name="rapport",
@@ -19,6 +19,7 @@ app.add_typer(customers.app, name="customers")
 app.add_typer(rules.app, name="rules")
 app.command("explain")(evaluate.explain)
 app.command("evaluate")(evaluate.evaluate)
+app.command("preview")(preview.preview)
 app.command("demo")(demo.demo)
 
 

@@ -32,6 +32,17 @@ class Settings(BaseSettings):
         description="IANA timezone for customers without one and for schedules.",
     )
     currency: str = Field(default="CNY", description="Currency of amounts in imports.")
+    company_name: str = Field(default="Rapport", description="Company name in messages.")
+    company_phone: str = Field(default="400-000-0000", description="Service phone in messages.")
+    company_website: str = Field(default="https://example.com", description="Website in messages.")
+
+    def company(self) -> dict[str, str]:
+        """The `company` variables of message templates."""
+        return {
+            "name": self.company_name,
+            "service_phone": self.company_phone,
+            "website": self.company_website,
+        }
 
     @field_validator("timezone")
     @classmethod

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select, update
 
+from actions.templates import template_checker
 from engine.loader import load_rules
 from engine.model import RuleSet
 from engine.problems import Problem
@@ -39,13 +40,12 @@ def rules_in_force(
     directory: Path,
     templates: Path | None,
     now: datetime,
-    missing_templates_are_warnings: bool = False,
 ) -> tuple[RuleSet, tuple[Problem, ...]]:
     """The directory's rules when valid (stored and made active), else the last good ones.
 
     Returns the rules in force and the problems found in the directory.
     """
-    result = load_rules(directory, templates, missing_templates_are_warnings)
+    result = load_rules(directory, template_checker(templates) if templates else None)
     if result.ruleset is not None:
         activate(engine, result.ruleset, now)
         return result.ruleset, result.problems

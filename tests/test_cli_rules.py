@@ -45,7 +45,7 @@ def test_check_lists_every_problem_and_exits_1(rules_dir: Path) -> None:
     assert "2 problem(s)" in result.output
 
 
-def test_check_passes_and_missing_templates_can_be_warnings(rules_dir: Path) -> None:
+def test_check_renders_the_templates_rules_use(rules_dir: Path, tmp_path: Path) -> None:
     path = rules_dir / "operators.yaml"
     path.write_text(
         path.read_text()
@@ -54,11 +54,20 @@ def test_check_passes_and_missing_templates_can_be_warnings(rules_dir: Path) -> 
             "    actions: [{send_message: {template: hello}}]\n    reentry: once\n"
         )
     )
-    strict = runner.invoke(app, ["rules", "check"])
-    assert strict.exit_code == 1 and "unknown-template: no template 'hello'" in strict.output
-    lenient = runner.invoke(app, ["rules", "check", "--allow-missing-templates"])
-    assert lenient.exit_code == 0, lenient.output
-    assert "(warning)" in lenient.output and "9 rules valid" in lenient.output
+    missing = runner.invoke(app, ["rules", "check"])
+    assert missing.exit_code == 1
+    assert "unknown-template: no template 'hello' in zh-CN, en" in missing.output
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "hello.zh-CN.yaml").write_text('subject: "你好 {{ customer.name }}"\ntext: 你好\n')
+    (templates / "hello.en.yaml").write_text('subject: "Hi {{ customer.nmae }}"\ntext: Hi\n')
+    undefined = runner.invoke(app, ["rules", "check"])
+    assert undefined.exit_code == 1
+    assert "template-error" in undefined.output and "has no attribute 'nmae'" in undefined.output
+    (templates / "hello.en.yaml").write_text('subject: "Hi {{ customer.name }}"\ntext: Hi\n')
+    fixed = runner.invoke(app, ["rules", "check"])
+    assert fixed.exit_code == 0, fixed.output
+    assert "9 rules valid" in fixed.output
 
 
 def test_rules_test_reports_failures_with_file_and_line(rules_dir: Path) -> None:

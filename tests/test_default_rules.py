@@ -8,6 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from actions.templates import template_checker
 from engine.evaluate import Evaluator
 from engine.loader import load_rules
 from engine.model import RuleSet
@@ -60,10 +61,9 @@ def test_the_default_rules_cover_the_playbook() -> None:
     assert RULESET.holidays and RULESET.affinity
 
 
-def test_missing_templates_are_only_warnings_until_templates_exist() -> None:
-    result = load_rules(RULES, TEMPLATES, missing_templates_are_warnings=True)
-    assert result.ruleset is not None
-    assert {p.code for p in result.problems} <= {"unknown-template"}
+def test_every_template_the_default_rules_use_renders_in_both_languages() -> None:
+    result = load_rules(RULES, template_checker(TEMPLATES))
+    assert [str(p) for p in result.problems] == []
 
 
 def test_the_committed_json_schema_is_current_and_accepts_the_default_rules() -> None:

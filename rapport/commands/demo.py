@@ -58,10 +58,7 @@ def demo(
             f"{report.updated + report.duplicates} already there, {report.rejected} rejected"
         )
     as_of = datetime.now(UTC)
-    # Message templates arrive with delivery; until then a missing one only warns.
-    ruleset, _ = rules_in_force(
-        engine, config.rules_dir, config.templates_dir, as_of, missing_templates_are_warnings=True
-    )
+    ruleset, _ = rules_in_force(engine, config.rules_dir, config.templates_dir, as_of)
     counts: Counter[tuple[str, str]] = Counter()
     examples: dict[str, dict[str, object]] = {}
     with engine.connect() as connection:
@@ -82,7 +79,7 @@ def demo(
         f"  .venv/bin/rapport explain {first}\n"
         f"  .venv/bin/rapport customers show {first} --as-of {(end - timedelta(days=90)).date()}\n"
         "  .venv/bin/rapport evaluate --dry-run --json | head\n"
-        "  .venv/bin/rapport rules check --allow-missing-templates\n"
+        "  .venv/bin/rapport rules check\n"
         "  .venv/bin/rapport rules test\n"
         "  .venv/bin/rapport --help"
     )

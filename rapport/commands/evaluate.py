@@ -28,13 +28,8 @@ def _rules(store: bool) -> RuleSet:
     engine = database()
     if store:
         try:
-            # Missing templates only warn until message delivery (part 3) needs them.
             return rules_in_force(
-                engine,
-                config.rules_dir,
-                config.templates_dir,
-                datetime.now(UTC),
-                missing_templates_are_warnings=True,
+                engine, config.rules_dir, config.templates_dir, datetime.now(UTC)
             )[0]
         except NoRulesInForce as error:
             raise fail(f"{error}; run `rapport rules check`") from None

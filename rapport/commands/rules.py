@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from actions.templates import template_checker
 from engine.evaluate import Evaluator
 from engine.loader import load_rules
 from engine.problems import Severity
@@ -24,16 +25,11 @@ DirArgument = Annotated[
 
 
 @app.command("check")
-def check(
-    directory: DirArgument = None,
-    allow_missing_templates: Annotated[
-        bool, typer.Option(help="Report templates that do not exist yet as warnings.")
-    ] = False,
-) -> None:
-    """Validate every rule file; list every problem as path:line:col: code: message."""
+def check(directory: DirArgument = None) -> None:
+    """Validate every rule file and the templates they use; list every problem."""
     config = settings()
     folder = directory or config.rules_dir
-    result = load_rules(folder, config.templates_dir, allow_missing_templates)
+    result = load_rules(folder, template_checker(config.templates_dir))
     for problem in result.problems:
         stream = errors if problem.severity is Severity.ERROR else console
         stream.print(str(problem), markup=False, highlight=False, soft_wrap=True)

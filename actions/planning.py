@@ -1,0 +1,100 @@
+"""Turning firings into outbox rows, each with a deterministic idempotency key.
+
+The key is derived from the rule, the action's place in it, the customer and the
+re-entry scope: the triggering event, the whole customer lifetime (`once`), or the
+numbered re-entry period the firing falls in. Planning the same firings twice, or a
+crash and a retry, produces the same keys, and the unique constraints on
+`outbox_messages.key` and `staff_tasks.key` turn repeats into no-ops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from engine.evaluate import Firing
+from engine.model import Action, Reentry, Rule
+
+EPOCH = datetime(2000, 1, 3, tzinfo=UTC)  # a Monday: weekly periods start on Mondays (UTC)
+
+
+@dataclass(frozen=True)
+class PlannedMessage:
+    key: str
+    customer_id: str
+    rule_id: str
+    template: str
+    channels: tuple[str, ...]
+    purpose: str
+    due_at: datetime
+    event_id: str | None
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    key: str
+    customer_id: str
+    rule_id: str
+    kind: str
+    owner_role: str
+    department: str | None
+    due_at: datetime
+    acceptance_criteria: str | None
+    ledger: bool
+    event_id: str | None
+
+
+def reentry_scope(rule: Rule, firing: Firing) -> str:
+    """What one firing stands for: its event, the customer's lifetime, or a period."""
+    if firing.event_id is not None and rule.reentry is not Reentry.ONCE:
+        return f"event:{firing.event_id}"
+    if rule.reentry is Reentry.ONCE or rule.period is None:
+        return "once"
+    index = (firing.as_of - EPOCH) // rule.period
+    return f"every:{int(rule.period.total_seconds())}s:{index}"
+
+
+def idempotency_key(rule: Rule, firing: Firing, action_index: int) -> str:
+    """`rule.action:customer:scope` — the same firing always gives the same key."""
+    return f"{rule.id}.{action_index}:{firing.customer_id}:{reentry_scope(rule, firing)}"
+
+
+def plan_firing(rule: Rule, firing: Firing) -> list[PlannedMessage | PlannedTask]:
+    """The messages and tasks a firing asks for (tags, escalations and schedules aside)."""
+    planned: list[PlannedMessage | PlannedTask] = []
+    for index, action in enumerate(rule.actions):
+        key = idempotency_key(rule, firing, index)
+        if action.name == "send_message":
+            planned.append(_message(key, rule, firing, action))
+        elif action.name == "open_task":
+            planned.append(_task(key, rule, firing, action))
+    return planned
+
+
+def _message(key: str, rule: Rule, firing: Firing, action: Action) -> PlannedMessage:
+    return PlannedMessage(
+        key=key,
+        customer_id=firing.customer_id,
+        rule_id=rule.id,
+        template=action.params["template"],
+        channels=tuple(action.params["channels"] or ()),
+        purpose=action.params["purpose"],
+        due_at=firing.as_of,
+        event_id=firing.event_id,
+    )
+
+
+def _task(key: str, rule: Rule, firing: Firing, action: Action) -> PlannedTask:
+    due_in: timedelta = action.params["due_in"]
+    return PlannedTask(
+        key=key,
+        customer_id=firing.customer_id,
+        rule_id=rule.id,
+        kind=action.params["kind"],
+        owner_role=action.params["owner_role"],
+        department=action.params["department"],
+        due_at=firing.as_of + due_in,
+        acceptance_criteria=action.params["acceptance_criteria"],
+        ledger=bool(action.params["ledger"]),
+        event_id=firing.event_id,
+    )

@@ -1,0 +1,221 @@
+"""Message templates: Jinja2 in a sandbox, strict about every variable.
+
+Operations write one YAML file per template and language under `templates/messages/`
+(`thank_you_guide.zh-CN.yaml`) with a `subject`, a `text` and optionally an `html`
+part. Rendering uses Jinja2's immutable sandbox with `StrictUndefined`, so a template
+cannot reach Python internals and a misspelt variable fails at `rapport rules check`
+against a sample context built from the vocabulary, not at send time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from engine.facts import FACTS, FactType
+from engine.model import Rule
+from engine.problems import Problem, did_you_mean
+from engine.ruletests import BASELINE
+from engine.vocabulary import EVENT_TYPES
+
+LOCALES = ("zh-CN", "en")
+DEFAULT_LOCALE = "zh-CN"
+PARTS = ("subject", "text", "html")
+
+_TEXT = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
+_HTML = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    template: str
+    locale: str
+    subject: str
+    text: str
+    html: str | None
+
+
+class TemplateNotFound(LookupError):
+    """No file for a template in any language."""
+
+
+@dataclass(frozen=True)
+class TemplateFile:
+    name: str
+    locale: str
+    path: Path
+    parts: dict[str, str]
+
+
+def load_template_files(directory: Path) -> tuple[dict[tuple[str, str], TemplateFile], list[str]]:
+    """Every `<name>.<locale>.yaml` under `directory`, and what is wrong with the others."""
+    found: dict[tuple[str, str], TemplateFile] = {}
+    errors: list[str] = []
+    for path in sorted(directory.glob("*.yaml")) if directory.is_dir() else []:
+        name, _, locale = path.name.removesuffix(".yaml").partition(".")
+        if locale not in LOCALES:
+            errors.append(f"{path}: name it <template>.<locale>.yaml, locale one of {LOCALES}")
+            continue
+        try:
+            document = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+        except (YAMLError, UnicodeDecodeError) as error:
+            errors.append(f"{path}: not readable YAML ({str(error).splitlines()[0]})")
+            continue
+        if (
+            not isinstance(document, dict)
+            or not {"subject", "text"} <= set(document)
+            or not set(document) <= set(PARTS)
+            or not all(isinstance(v, str) for v in document.values())
+        ):
+            errors.append(f"{path}: needs text values for subject and text, html optional")
+            continue
+        found[(name, locale)] = TemplateFile(name, locale, path, document)
+    return found, errors
+
+
+class Templates:
+    """The templates of one directory, rendered in the customer's language or the default."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.files, self.errors = load_template_files(directory)
+        self.names = {name for name, _ in self.files}
+
+    def render(self, name: str, locale: str, context: dict[str, Any]) -> RenderedMessage:
+        """Renders `name` in `locale`, else the default language, else any language."""
+        for candidate in (locale, DEFAULT_LOCALE, *LOCALES):
+            file = self.files.get((name, candidate))
+            if file is not None:
+                return _render(file, context)
+        raise TemplateNotFound(f"no template {name!r} in {self.directory}")
+
+
+def _render(file: TemplateFile, context: dict[str, Any]) -> RenderedMessage:
+    subject = _TEXT.from_string(file.parts["subject"]).render(context).strip()
+    text = _TEXT.from_string(file.parts["text"]).render(context)
+    html = file.parts.get("html")
+    return RenderedMessage(
+        file.name,
+        file.locale,
+        " ".join(subject.split()),  # a subject is one line, whatever the template did
+        text,
+        _HTML.from_string(html).render(context) if html is not None else None,
+    )
+
+
+_SAMPLES: dict[FactType, Any] = {
+    FactType.INTEGER: 3,
+    FactType.NUMBER: 128.5,
+    FactType.STRING: "sample",
+    FactType.BOOLEAN: True,
+    FactType.DATE: "2026-06-01",
+}
+
+
+def sample_context(event: str | None) -> dict[str, Any]:
+    """What a template of a rule with this trigger gets, with plausible values."""
+    context: dict[str, Any] = {
+        "customer": {
+            "id": "C000001",
+            "name": "王芳",
+            "locale": "zh-CN",
+            "segment": "consumer",
+            "tier": "mid",
+            "stage": "established",
+            "account_manager": "li.na",
+        },
+        "facts": {fact.name: BASELINE.get(fact.name, _SAMPLES[fact.type]) for fact in FACTS},
+        "suggestions": ["grinder", "milk-frother"],
+        "company": {"name": "Rapport", "service_phone": "400-000-0000", "website": "example.com"},
+        "unsubscribe_url": "https://example.com/unsubscribe?token=sample",
+    }
+    if event is not None:
+        context["event"] = {
+            field.name: (field.choices[0] if field.choices else _SAMPLES[field.type])
+            for field in EVENT_TYPES[event].fields
+        }
+    return context
+
+
+def template_checker(directory: Path) -> Callable[[list[Rule]], list[Problem]]:
+    """A check for the loader: every message template exists in every language and
+    renders against the context its rule's trigger provides."""
+    templates = Templates(directory)
+
+    def check(rules: list[Rule]) -> list[Problem]:
+        problems = [
+            Problem(str(directory), 1, 1, "template-error", error) for error in templates.errors
+        ]
+        for rule in rules:
+            for action in rule.actions:
+                name = action.params.get("template")
+                if name is None:
+                    continue
+                at = action.position
+                missing = [loc for loc in LOCALES if (name, loc) not in templates.files]
+                if missing:
+                    hint = did_you_mean(name, templates.names)
+                    problems.append(
+                        Problem(
+                            at.path,
+                            at.line,
+                            at.column,
+                            "unknown-template",
+                            f"no template {name!r} in {', '.join(missing)} under {directory}{hint}",
+                        )
+                    )
+                for locale in LOCALES:
+                    file = templates.files.get((name, locale))
+                    if file is None:
+                        continue
+                    try:
+                        _render(file, sample_context(rule.event))
+                    except TemplateError as error:
+                        problems.append(
+                            Problem(
+                                at.path,
+                                at.line,
+                                at.column,
+                                "template-error",
+                                f"{file.path}: {error}",
+                            )
+                        )
+        return problems
+
+    return check
+
+
+def message_context(
+    customer: dict[str, Any],
+    facts: dict[str, Any],
+    company: dict[str, str],
+    unsubscribe_url: str,
+    event: dict[str, Any] | None = None,
+    suggestions: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The variables of `TEMPLATE_VARIABLES` for one customer (and triggering event)."""
+    context: dict[str, Any] = {
+        "customer": {
+            "id": customer["id"],
+            "name": customer.get("name") or "",
+            "locale": customer.get("locale") or DEFAULT_LOCALE,
+            "segment": facts["segment"],
+            "tier": facts["tier"],
+            "stage": facts["lifecycle_stage"],
+            "account_manager": customer.get("account_manager") or "",
+        },
+        "facts": facts,
+        "suggestions": list(suggestions),
+        "company": company,
+        "unsubscribe_url": unsubscribe_url,
+    }
+    if event is not None:
+        context["event"] = event
+    return context
