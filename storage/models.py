@@ -104,10 +104,13 @@ class OutboxMessage(SQLModel, table=True):
     customer_id: str = Field(foreign_key="customers.id", max_length=64)
     rule_id: str = Field(max_length=100)
     firing_id: int | None = Field(default=None, foreign_key="rule_firings.id")
-    channel: str = Field(max_length=20)
+    channels: str = Field(default="", max_length=100)  # the rule's preference, comma-separated
+    channel: str | None = Field(default=None, max_length=20)  # chosen by the guards
     template: str = Field(max_length=100)
     purpose: str = Field(default="marketing", max_length=20)
+    event_id: str | None = Field(default=None, max_length=100)
     status: str = Field(default="pending", max_length=20)
+    reason: str | None = None  # the guard decision or failure that explains the status
     due_at: datetime
     attempts: int = 0
     claimed_by: str | None = Field(default=None, max_length=100)

@@ -1,0 +1,178 @@
+"""The outbox: planned messages, claimed in batches by dispatchers, and their outcomes.
+
+A row moves `pending → sending → sent | failed | suppressed`; a temporary failure or
+a quiet-hours deferral puts it back to `pending` with a later `due_at`. Claiming is
+safe with several dispatchers at once: PostgreSQL skips rows another dispatcher has
+locked, SQLite serialises writers. A row whose dispatcher died is claimed again once
+its lease expires. Every transition after the claim names the claiming dispatcher,
+so a dispatcher whose lease was taken over cannot overwrite the new owner's outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, Engine, and_, or_, select, update
+
+from actions.planning import PlannedMessage
+from storage.dialect import insert_ignoring_conflicts
+from storage.models import OutboxMessage
+
+MESSAGES = OutboxMessage.__table__  # type: ignore[attr-defined]
+M = MESSAGES.c
+
+
+@dataclass(frozen=True)
+class ClaimedMessage:
+    id: int
+    key: str
+    customer_id: str
+    rule_id: str
+    template: str
+    channels: tuple[str, ...]
+    purpose: str
+    event_id: str | None
+    attempts: int
+
+
+def store_messages(
+    connection: Connection, planned: list[PlannedMessage], created_at: datetime
+) -> int:
+    """Adds planned messages; a key already in the outbox is skipped. Returns how many new."""
+    if not planned:
+        return 0
+    rows = [
+        {
+            "key": p.key,
+            "customer_id": p.customer_id,
+            "rule_id": p.rule_id,
+            "channels": ",".join(p.channels),
+            "template": p.template,
+            "purpose": p.purpose,
+            "event_id": p.event_id,
+            "status": "pending",
+            "due_at": p.due_at,
+            "attempts": 0,
+            "created_at": created_at,
+        }
+        for p in planned
+    ]
+    statement = insert_ignoring_conflicts(connection, MESSAGES, ["key"]).returning(M.key)
+    return len(connection.execute(statement, rows).all())
+
+
+def claim_due(
+    engine: Engine, worker: str, now: datetime, lease: timedelta, limit: int
+) -> list[ClaimedMessage]:
+    """Takes up to `limit` due rows (and rows whose lease expired) for `worker`."""
+    due = or_(
+        and_(M.status == "pending", M.due_at <= now),
+        and_(M.status == "sending", M.lease_until < now),
+    )
+    candidates = select(M.id).where(due).order_by(M.due_at, M.id).limit(limit)
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True)
+        claimed = connection.execute(
+            update(MESSAGES)
+            .where(M.id.in_(candidates.scalar_subquery()))
+            .values(
+                status="sending",
+                claimed_by=worker,
+                lease_until=now + lease,
+                attempts=M.attempts + 1,
+            )
+            .returning(
+                M.id,
+                M.key,
+                M.customer_id,
+                M.rule_id,
+                M.template,
+                M.channels,
+                M.purpose,
+                M.event_id,
+                M.attempts,
+            )
+        ).all()
+    return sorted(
+        (
+            ClaimedMessage(
+                row.id,
+                row.key,
+                row.customer_id,
+                row.rule_id,
+                row.template,
+                tuple(c for c in row.channels.split(",") if c),
+                row.purpose,
+                row.event_id,
+                row.attempts,
+            )
+            for row in claimed
+        ),
+        key=lambda message: message.id,
+    )
+
+
+def _settle(connection: Connection, message_id: int, worker: str, **values: object) -> bool:
+    """Applies an outcome if `worker` still holds the row; False if it lost the lease."""
+    result = connection.execute(
+        update(MESSAGES)
+        .where(M.id == message_id, M.claimed_by == worker, M.status == "sending")
+        .values(claimed_by=None, lease_until=None, **values)
+    )
+    return result.rowcount == 1
+
+
+def mark_sent(
+    connection: Connection, message_id: int, worker: str, channel: str, reply: str, at: datetime
+) -> bool:
+    return _settle(
+        connection,
+        message_id,
+        worker,
+        status="sent",
+        channel=channel,
+        reason=reply,
+        sent_at=at,
+        last_error=None,
+    )
+
+
+def mark_failed(
+    connection: Connection, message_id: int, worker: str, channel: str | None, error: str
+) -> bool:
+    """A permanent failure: never retried."""
+    return _settle(
+        connection,
+        message_id,
+        worker,
+        status="failed",
+        channel=channel,
+        last_error=error,
+        reason=error,
+    )
+
+
+def mark_suppressed(connection: Connection, message_id: int, worker: str, reason: str) -> bool:
+    return _settle(connection, message_id, worker, status="suppressed", reason=reason)
+
+
+def postpone(
+    connection: Connection,
+    message_id: int,
+    worker: str,
+    until: datetime,
+    reason: str,
+    error: str | None = None,
+) -> bool:
+    """Back to pending, due at `until`: a quiet-hours deferral or a retry after backoff."""
+    return _settle(
+        connection,
+        message_id,
+        worker,
+        status="pending",
+        due_at=until,
+        reason=reason,
+        last_error=error,
+    )
