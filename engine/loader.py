@@ -20,6 +20,7 @@ from engine.conditions import INVALID_EVENT, ConditionParser
 from engine.durations import parse_duration
 from engine.facts import FactParameters, Holiday
 from engine.model import Action, Position, Reentry, Rule, RuleSet
+from engine.policy import Policy, parse_policy
 from engine.problems import Problem, Severity, did_you_mean
 from engine.vocabulary import ACTIONS, EVENT_TYPES, MESSAGE_CHANNELS, ParamType
 from engine.yamlsource import Source, content_hash, parse, rule_files
@@ -37,7 +38,7 @@ RULE_KEYS = (
     "enabled",
     "tags",
 )
-SECTIONS = ("description", "rules", "parameters", "holidays", "affinity")
+SECTIONS = ("description", "rules", "parameters", "holidays", "affinity", "policy")
 MAX_RULES_PER_TRIGGER = 60
 
 
@@ -83,6 +84,7 @@ def load_rules(
         parameters=FactParameters(**state.parameters, holidays=tuple(state.holidays)),
         holidays=tuple(state.holidays),
         affinity=state.affinity,
+        policy=state.policy,
         files={path.name: content.decode("utf-8") for path, content in raw.items()},
     )
     return LoadResult(ruleset, problems)
@@ -96,6 +98,7 @@ class _DirectoryState:
         self.parameters: dict[str, Any] = {}
         self.holidays: list[Holiday] = []
         self.affinity: dict[str, tuple[str, ...]] = {}
+        self.policy = Policy()
         self.sections: dict[str, Position] = {}
         self.ids: dict[str, Position] = {}
         self.problems: list[Problem] = []
@@ -107,7 +110,7 @@ def _load_file(source: Source, document: Any, state: _DirectoryState) -> None:
             Source.of(document),
             "wrong-type",
             "a rule file is a mapping with `rules:` (and optionally parameters, "
-            "holidays, affinity)",
+            "holidays, affinity, policy)",
         )
         return
     source.unknown_keys(document, SECTIONS, "section")
@@ -115,7 +118,7 @@ def _load_file(source: Source, document: Any, state: _DirectoryState) -> None:
         at = Source.key(document, key)
         if key not in SECTIONS:
             continue
-        if key in ("parameters", "holidays", "affinity"):
+        if key in ("parameters", "holidays", "affinity", "policy"):
             if key in state.sections:
                 source.error(
                     at, "duplicate-section", f"{key!r} is already given at {state.sections[key]}"
@@ -130,6 +133,8 @@ def _load_file(source: Source, document: Any, state: _DirectoryState) -> None:
             _load_holidays(source, value, at, state)
         elif key == "affinity":
             _load_affinity(source, value, at, state)
+        elif key == "policy":
+            state.policy = parse_policy(source, value, at)
         elif not isinstance(value, str):
             source.error(at, "wrong-type", "`description` is text")
 

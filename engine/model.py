@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from engine.facts import FactParameters, Holiday
+from engine.policy import Policy
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ class RuleSet:
     parameters: FactParameters = field(default_factory=FactParameters)
     holidays: tuple[Holiday, ...] = ()
     affinity: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    policy: Policy = field(default_factory=Policy)
     files: dict[str, str] = field(default_factory=dict)  # file name -> content
 
     def rule(self, rule_id: str) -> Rule:

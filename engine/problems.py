@@ -40,7 +40,10 @@ CODES: dict[str, tuple[str, str]] = {
     "unknown-param": ("validate", "An action parameter that does not exist."),
     "missing-param": ("validate", "A required action parameter is absent."),
     "reentry-required": ("validate", "A scheduled rule says how often it may fire again."),
-    "duplicate-section": ("validate", "parameters, holidays or affinity given in two files."),
+    "duplicate-section": (
+        "validate",
+        "parameters, holidays, affinity or policy given in two files.",
+    ),
     "unknown-template": ("validate", "A message template missing in a language."),
     "template-error": (
         "validate",

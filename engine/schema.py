@@ -193,6 +193,37 @@ def rule_schema() -> dict[str, Any]:
                     },
                 },
             },
+            "policy": {
+                "type": "object",
+                "description": "Delivery guards: quiet hours, frequency cap, channel defaults.",
+                "additionalProperties": False,
+                "properties": {
+                    "quiet_hours": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "start": {"type": "string", "pattern": r"^\d{2}:\d{2}$"},
+                            "end": {"type": "string", "pattern": r"^\d{2}:\d{2}$"},
+                        },
+                    },
+                    "frequency_cap": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "marketing": {"type": "integer", "minimum": 0},
+                            "window": {"$ref": "#/$defs/duration"},
+                        },
+                    },
+                    "suppress_marketing_on_open_complaint": {"type": "boolean"},
+                    "channel_defaults": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "array",
+                            "items": {"enum": list(MESSAGE_CHANNELS)},
+                        },
+                    },
+                },
+            },
             "affinity": {
                 "type": "object",
                 "additionalProperties": {"type": "array", "items": {"type": "string"}},

@@ -13,13 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 
 from actions.planning import PlannedMessage
 from storage.dialect import insert_ignoring_conflicts
-from storage.models import OutboxMessage
+from storage.models import Event, OutboxMessage
 
 MESSAGES = OutboxMessage.__table__  # type: ignore[attr-defined]
+EVENTS = Event.__table__  # type: ignore[attr-defined]
 M = MESSAGES.c
 
 
@@ -176,3 +177,47 @@ def postpone(
         reason=reason,
         last_error=error,
     )
+
+
+def record_contact(
+    connection: Connection, message: ClaimedMessage, channel: str, at: datetime
+) -> None:
+    """A delivered message is a contact: cadence rules see it like a logged call.
+
+    The event id is derived from the outbox key, so a repeat delivery adds nothing.
+    """
+    connection.execute(
+        insert_ignoring_conflicts(connection, EVENTS, ["id"]),
+        [
+            {
+                "id": f"rapport:{message.key}",
+                "customer_id": message.customer_id,
+                "type": "contact",
+                "occurred_at": at,
+                "channel": channel,
+                "text": f"{message.template} ({message.rule_id})",
+                "attributes": {"outbox_key": message.key},
+                "imported_at": at,
+                **dict.fromkeys(
+                    ("amount", "quantity", "product", "level", "category", "score", "ref")
+                ),
+            }
+        ],
+    )
+
+
+def marketing_sent_since(
+    connection: Connection, customer_ids: list[str], since: datetime
+) -> dict[str, int]:
+    """Marketing messages delivered to each customer since `since` (the frequency cap)."""
+    query = (
+        select(M.customer_id, func.count())
+        .where(
+            M.customer_id.in_(customer_ids),
+            M.status == "sent",
+            M.purpose == "marketing",
+            M.sent_at > since,
+        )
+        .group_by(M.customer_id)
+    )
+    return {customer: count for customer, count in connection.execute(query)}

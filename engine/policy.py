@@ -1,0 +1,257 @@
+"""The delivery policy: the guards every outgoing message passes (see `actions/guards.py`).
+
+Operations set it in the `policy:` section of a file in `rules/` (`rules/policy.yaml`);
+whatever is left out keeps the default below, which follows the SPEC:
+
+- quiet hours 21:00–08:00 in the customer's own timezone: a message due inside them
+  is deferred to their end, never dropped. A start equal to the end means no quiet
+  hours at all;
+- a global frequency cap across all rules: at most 2 `marketing` messages per
+  customer per 7 days (`service` messages are exempt);
+- marketing is held back while the customer has an open complaint;
+- channel defaults by audience, used when neither the rule nor the customer names
+  channels (see `Policy.defaults_for` for the lookup order).
+
+`parse_policy` validates the YAML with positions, like the rest of the loader: every
+problem is reported, and a bad part keeps its default so the rest is still checked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time, timedelta
+from types import MappingProxyType
+from typing import Any
+
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from engine.durations import parse_duration
+from engine.problems import did_you_mean
+from engine.vocabulary import MESSAGE_CHANNELS
+from engine.yamlsource import Source
+
+AUDIENCES = ("high", "enterprise", "base", "consumer")
+"""The audiences of `channel_defaults`, in lookup order (see `Policy.defaults_for`)."""
+
+DEFAULT_CHANNELS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        # High value: the playbook's phone / visit contacts are staff *tasks*; of the
+        # message channels, the personal ones first.
+        "high": ("wechat", "email"),
+        # Enterprise: email (the playbook's video meetings are tasks), then SMS.
+        "enterprise": ("email", "sms"),
+        # Base tier: a plain service reminder, on the channel nearly everyone has.
+        "base": ("sms", "email", "wechat"),
+        # Consumers (the playbook's "younger consumers"): WeChat and app push first.
+        "consumer": ("wechat", "app", "sms", "email"),
+    }
+)
+
+POLICY_KEYS = (
+    "quiet_hours",
+    "frequency_cap",
+    "suppress_marketing_on_open_complaint",
+    "channel_defaults",
+)
+_CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the guards enforce. Immutable; the defaults are the SPEC's."""
+
+    quiet_start: time = time(21, 0)
+    quiet_end: time = time(8, 0)
+    cap_marketing: int = 2
+    cap_window: timedelta = timedelta(days=7)
+    suppress_marketing_on_open_complaint: bool = True
+    channel_defaults: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: DEFAULT_CHANNELS
+    )
+
+    def __post_init__(self) -> None:
+        if self.cap_marketing < 0:
+            raise ValueError("cap_marketing is a number ≥ 0")
+        if self.cap_window <= timedelta(0):
+            raise ValueError("cap_window is a positive duration")
+        if any(t.tzinfo is not None for t in (self.quiet_start, self.quiet_end)):
+            raise ValueError("quiet hours are wall-clock times without a timezone")
+        defaults = {str(k): tuple(v) for k, v in self.channel_defaults.items()}
+        if set(defaults) != set(AUDIENCES):
+            raise ValueError(f"channel_defaults needs exactly {', '.join(AUDIENCES)}")
+        for audience, channels in defaults.items():
+            if not channels or any(c not in MESSAGE_CHANNELS for c in channels):
+                raise ValueError(f"channel_defaults[{audience!r}] lists message channels")
+        ordered = {audience: defaults[audience] for audience in AUDIENCES}  # hash == eq
+        object.__setattr__(self, "channel_defaults", MappingProxyType(ordered))
+
+    def __hash__(self) -> int:  # the read-only mapping is not hashable by itself
+        return hash(
+            (
+                self.quiet_start,
+                self.quiet_end,
+                self.cap_marketing,
+                self.cap_window,
+                self.suppress_marketing_on_open_complaint,
+                tuple(self.channel_defaults.items()),
+            )
+        )
+
+    @property
+    def has_quiet_hours(self) -> bool:
+        return self.quiet_start != self.quiet_end
+
+    def defaults_for(self, tier: str, segment: str) -> tuple[str, ...]:
+        """The default channels for a customer, looked up in this order:
+
+        1. tier `high` → `high` (whatever the segment: the account manager's customers);
+        2. segment `enterprise` → `enterprise`;
+        3. tier `base` → `base`;
+        4. everyone else (mid-tier consumers) → `consumer`.
+        """
+        if tier == "high":
+            return self.channel_defaults["high"]
+        if segment == "enterprise":
+            return self.channel_defaults["enterprise"]
+        if tier == "base":
+            return self.channel_defaults["base"]
+        return self.channel_defaults["consumer"]
+
+
+def parse_clock(text: object) -> time:
+    """A wall-clock time from `HH:MM` (24-hour) text; ValueError otherwise."""
+    match = _CLOCK.match(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"{text!r} is not a time of day such as 21:00 or 08:00 (24-hour HH:MM)")
+    return time(int(match[1]), int(match[2]))
+
+
+def parse_policy(source: Source, node: Any, at: tuple[int, int]) -> Policy:
+    """The `policy:` mapping of a rules file as a `Policy`.
+
+    `at` is where the `policy` key is, for a value that is not a mapping. Every problem
+    goes to `source` with its position (codes wrong-type, unknown-key, bad-duration,
+    bad-choice); a part with a problem keeps its default, and the caller (the loader)
+    rejects the whole directory when there is any error, as for rules.
+    """
+    if not isinstance(node, CommentedMap):
+        source.error(
+            at,
+            "wrong-type",
+            "`policy` is a mapping with quiet_hours, frequency_cap, "
+            "suppress_marketing_on_open_complaint and channel_defaults",
+        )
+        return Policy()
+    source.unknown_keys(node, POLICY_KEYS, "policy key")
+    values: dict[str, Any] = {}
+    if "quiet_hours" in node:
+        values.update(_quiet_hours(source, node))
+    if "frequency_cap" in node:
+        values.update(_frequency_cap(source, node))
+    if "suppress_marketing_on_open_complaint" in node:
+        value = node["suppress_marketing_on_open_complaint"]
+        if isinstance(value, bool):
+            values["suppress_marketing_on_open_complaint"] = value
+        else:
+            source.error(
+                Source.value(node, "suppress_marketing_on_open_complaint"),
+                "wrong-type",
+                "`suppress_marketing_on_open_complaint` is true or false",
+            )
+    if "channel_defaults" in node:
+        values["channel_defaults"] = _channel_defaults(source, node)
+    return Policy(**values)
+
+
+def _section(source: Source, node: CommentedMap, key: str, shape: str) -> CommentedMap | None:
+    value = node[key]
+    if not isinstance(value, CommentedMap):
+        source.error(Source.value(node, key), "wrong-type", f"`{key}` is a mapping {shape}")
+        return None
+    return value
+
+
+def _quiet_hours(source: Source, node: CommentedMap) -> dict[str, time]:
+    section = _section(source, node, "quiet_hours", "{start: '21:00', end: '08:00'}")
+    if section is None:
+        return {}
+    source.unknown_keys(section, ("start", "end"), "quiet_hours key")
+    values = {}
+    for key in ("start", "end"):
+        if key not in section:
+            continue
+        try:
+            values[f"quiet_{key}"] = parse_clock(section[key])
+        except ValueError as error:
+            source.error(Source.value(section, key), "wrong-type", str(error))
+    return values
+
+
+def _frequency_cap(source: Source, node: CommentedMap) -> dict[str, Any]:
+    section = _section(source, node, "frequency_cap", "{marketing: 2, window: 7d}")
+    if section is None:
+        return {}
+    source.unknown_keys(section, ("marketing", "window"), "frequency_cap key")
+    values: dict[str, Any] = {}
+    if "marketing" in section:
+        count = section["marketing"]
+        if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+            values["cap_marketing"] = count
+        else:
+            source.error(
+                Source.value(section, "marketing"),
+                "wrong-type",
+                "`marketing` is a whole number ≥ 0: marketing messages allowed per window",
+            )
+    if "window" in section:
+        try:
+            values["cap_window"] = parse_duration(section["window"])
+        except ValueError as error:
+            source.error(Source.value(section, "window"), "bad-duration", str(error))
+    return values
+
+
+def _channel_defaults(source: Source, node: CommentedMap) -> Mapping[str, tuple[str, ...]]:
+    """The given audiences' lists over the defaults; a bad list keeps its default."""
+    merged = dict(DEFAULT_CHANNELS)
+    section = _section(source, node, "channel_defaults", "of audience: [channels]")
+    if section is None:
+        return merged
+    source.unknown_keys(section, AUDIENCES, "audience")
+    for audience, channels in section.items():
+        if audience not in AUDIENCES:
+            continue
+        at = Source.value(section, audience)
+        if not isinstance(channels, CommentedSeq) or not channels:
+            source.error(
+                at, "wrong-type", f"`{audience}` is a non-empty list such as [wechat, email]"
+            )
+            continue
+        good = True
+        seen: set[str] = set()
+        for index, channel in enumerate(channels):
+            item_at = Source.item(channels, index)
+            if channel in ("phone", "visit"):
+                source.error(
+                    item_at,
+                    "bad-choice",
+                    f"{channel!r} is a staff task (open_task), not a message channel",
+                )
+                good = False
+            elif channel not in MESSAGE_CHANNELS:
+                hint = did_you_mean(str(channel), MESSAGE_CHANNELS)
+                source.error(
+                    item_at,
+                    "bad-choice",
+                    f"{channel!r} is not a message channel ({', '.join(MESSAGE_CHANNELS)}){hint}",
+                )
+                good = False
+            elif channel in seen:
+                source.error(item_at, "bad-choice", f"{channel!r} is listed twice")
+                good = False
+            seen.add(str(channel))
+        if good:
+            merged[str(audience)] = tuple(str(channel) for channel in channels)
+    return merged
