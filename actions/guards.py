@@ -48,10 +48,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from actions.planning import PlannedMessage
 from engine.policy import Policy
 from engine.vocabulary import MESSAGE_CHANNELS
 
@@ -133,8 +132,18 @@ class Decision:
         return self.reason.partition(":")[0]
 
 
+class Plannable(Protocol):
+    """What the guards read of a message: planned, or claimed from the outbox."""
+
+    @property
+    def purpose(self) -> str: ...
+
+    @property
+    def channels(self) -> tuple[str, ...]: ...
+
+
 def decide(
-    message: PlannedMessage,
+    message: Plannable,
     recipient: Recipient,
     policy: Policy,
     now: datetime,
@@ -179,9 +188,7 @@ def decide(
     return Decision("send", channel, now, f"{OK}: by {channel} ({source})")
 
 
-def candidate_channels(
-    message: PlannedMessage, recipient: Recipient, policy: Policy
-) -> tuple[str, ...]:
+def candidate_channels(message: Plannable, recipient: Recipient, policy: Policy) -> tuple[str, ...]:
     """The channels to try, in order.
 
     The rule's channels when it names any; otherwise the customer's preference, then

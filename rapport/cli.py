@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from rapport.commands import customers, db, demo, evaluate, imports, preview, rules
+from rapport.commands import customers, db, demo, dispatch, evaluate, imports, preview, rules
 
 app = typer.Typer(
     name="rapport",
@@ -20,6 +20,7 @@ app.add_typer(rules.app, name="rules")
 app.command("explain")(evaluate.explain)
 app.command("evaluate")(evaluate.evaluate)
 app.command("preview")(preview.preview)
+app.command("dispatch")(dispatch.dispatch)
 app.command("demo")(demo.demo)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
@@ -35,6 +36,31 @@ class Settings(BaseSettings):
     company_name: str = Field(default="Rapport", description="Company name in messages.")
     company_phone: str = Field(default="400-000-0000", description="Service phone in messages.")
     company_website: str = Field(default="https://example.com", description="Website in messages.")
+
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for email; unset: email goes to the outbox folder."
+    )
+    smtp_port: int = Field(default=25, description="SMTP port (587 STARTTLS, 465 TLS).")
+    smtp_user: str | None = Field(default=None, description="SMTP user name, if any.")
+    smtp_password: str | None = Field(default=None, description="SMTP password, if any.")
+    smtp_tls: Literal["none", "starttls", "tls"] = Field(
+        default="none", description="none, starttls or tls."
+    )
+    smtp_from: str = Field(default="Rapport <noreply@example.com>", description="Email sender.")
+    webhook_sms_url: str | None = Field(default=None, description="Webhook for SMS.")
+    webhook_wechat_url: str | None = Field(default=None, description="Webhook for WeChat.")
+    webhook_app_url: str | None = Field(default=None, description="Webhook for app push.")
+    webhook_secret: str = Field(default="", description="HMAC key signing webhook requests.")
+    outbox_dir: Path = Field(
+        default=Path("var/outbox"), description="Where unconfigured channels write messages."
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000", description="Base of links in messages (unsubscribe)."
+    )
+    secret_key: str = Field(
+        default="rapport-demo-secret-change-me",
+        description="Signs unsubscribe links; set your own in production.",
+    )
 
     def company(self) -> dict[str, str]:
         """The `company` variables of message templates."""

@@ -22,7 +22,7 @@ from storage.revisions import NoRulesInForce, active_revision, rules_in_force
 AsOf = Annotated[str | None, typer.Option("--as-of", help=AS_OF_HELP)]
 
 
-def _rules(store: bool) -> RuleSet:
+def rules_for_run(store: bool) -> RuleSet:
     """The rules in force; `store` records a new valid revision, else nothing is written."""
     config = settings()
     engine = database()
@@ -52,7 +52,7 @@ def explain(
 ) -> None:
     """List every rule with fired / not fired and each condition's actual value."""
     moment = as_of_option(as_of)
-    ruleset = _rules(store=False)
+    ruleset = rules_for_run(store=False)
     try:
         trigger = json.loads(event) if event else None
     except json.JSONDecodeError as error:
@@ -91,7 +91,7 @@ def evaluate(
 ) -> None:
     """Evaluate the scheduled rules for every customer as of a time and record the firings."""
     moment = as_of_option(as_of)
-    ruleset = _rules(store=not dry_run)
+    ruleset = rules_for_run(store=not dry_run)
     summary = RunSummary()
     firings = evaluate_customers(
         database(),

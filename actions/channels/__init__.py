@@ -1,0 +1,1 @@
+"""Delivery channels, one adapter per file, all behind the `Sender` protocol."""

@@ -1,0 +1,273 @@
+"""Dispatching the outbox: claim a batch, decide, render, send, record — every message
+ends in a recorded state (sent, deferred, suppressed, retrying or failed), never silent.
+
+Delivery is at least once with the same key: a claim is committed before sending and
+the outcome after, so a crash in between leaves a claimed row whose lease expires and
+which is sent again with the same idempotency key (and the same email Message-ID).
+A customer's messages are handled one after another (the frequency cap counts what
+was just sent); different customers are sent concurrently, within each sender's own
+connection limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select
+
+from actions.channels.base import Envelope, Sender, TemporaryFailure
+from actions.guards import Recipient, decide
+from actions.templates import Templates, message_context
+from actions.unsubscribe import unsubscribe_url
+from engine.model import RuleSet
+from engine.vocabulary import EVENT_TYPES
+from storage.facts import iter_customer_facts
+from storage.models import Customer, Event
+from storage.outbox import (
+    ClaimedMessage,
+    claim_due,
+    mark_failed,
+    mark_sent,
+    mark_suppressed,
+    marketing_sent_since,
+    postpone,
+    record_contact,
+)
+
+CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
+EVENTS = Event.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    worker: str
+    company: dict[str, str]
+    public_url: str
+    secret_key: str
+    lease: timedelta = timedelta(minutes=5)
+    batch: int = 200
+    max_attempts: int = 8
+    backoff: timedelta = timedelta(minutes=1)  # doubled per attempt
+    backoff_cap: timedelta = timedelta(hours=2)
+
+
+@dataclass
+class DispatchReport:
+    claimed: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)  # sent, deferred, ...
+    reasons: Counter[str] = field(default_factory=Counter)  # guard or failure codes
+    channels: Counter[str] = field(default_factory=Counter)  # sent per channel
+
+    def add(self, other: DispatchReport) -> None:
+        self.claimed += other.claimed
+        self.outcomes.update(other.outcomes)
+        self.reasons.update(other.reasons)
+        self.channels.update(other.channels)
+
+
+def retry_delay(attempts: int, settings: DispatchSettings) -> timedelta:
+    """Exponential backoff: 1, 2, 4, … minutes, capped."""
+    return min(settings.backoff * 2 ** max(attempts - 1, 0), settings.backoff_cap)
+
+
+def triggering_events(connection: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The events messages were planned for, as templates see them: every field of the
+    event's type present (None when the event had no value for it)."""
+    if not ids:
+        return {}
+    found = {}
+    for row in connection.execute(select(EVENTS).where(EVENTS.c.id.in_(ids))).mappings():
+        kind = EVENT_TYPES.get(row["type"])
+        names = [f.name for f in kind.fields] if kind else []
+        found[row["id"]] = {name: row.get(name, row["attributes"].get(name)) for name in names}
+    return found
+
+
+def recipient_for(customer: Mapping[str, Any], facts: Mapping[str, Any]) -> Recipient:
+    """The guards' view of a customer: consents, addresses and stated preference."""
+    consents = {ch: bool(customer[f"consent_{ch}"]) for ch in ("email", "sms", "wechat", "app")}
+    preferred = str((customer["attributes"] or {}).get("preferred_channels", ""))
+    return Recipient(
+        customer_id=customer["id"],
+        timezone=customer["timezone"],
+        consents=consents,
+        addresses={
+            "email": customer["email"],
+            "sms": customer["phone"],
+            "wechat": customer["wechat"],
+            "app": customer["id"] if consents["app"] else None,
+        },
+        preferred_channels=tuple(c for c in preferred.replace(",", " ").split() if c),
+        tier=facts["tier"],
+        segment=facts["segment"],
+        open_complaints=facts["open_complaints"],
+    )
+
+
+async def dispatch_once(
+    engine: Engine,
+    senders: Mapping[str, Sender],
+    templates: Templates,
+    ruleset: RuleSet,
+    now: datetime,
+    settings: DispatchSettings,
+) -> DispatchReport:
+    """One batch: claim, then settle every claimed message."""
+    report = DispatchReport()
+    batch = claim_due(engine, settings.worker, now, settings.lease, settings.batch)
+    report.claimed = len(batch)
+    if not batch:
+        return report
+    ids = sorted({m.customer_id for m in batch})
+    with engine.connect() as connection:
+        rows = connection.execute(select(CUSTOMERS).where(CUSTOMERS.c.id.in_(ids))).mappings()
+        customers = {row["id"]: dict(row) for row in rows}
+        facts = {
+            f["customer_id"]: f
+            for f in iter_customer_facts(connection, now, ruleset.parameters, ids)
+        }
+        counts = marketing_sent_since(connection, ids, now - ruleset.policy.cap_window)
+        events = triggering_events(connection, [m.event_id for m in batch if m.event_id])
+    by_customer: dict[str, list[ClaimedMessage]] = defaultdict(list)
+    for message in batch:
+        by_customer[message.customer_id].append(message)
+    job = _Job(engine, senders, templates, ruleset, now, settings, report, events)
+    await asyncio.gather(
+        *(
+            job.customer(messages, customers[cid], facts[cid], counts.get(cid, 0))
+            for cid, messages in by_customer.items()
+        )
+    )
+    return report
+
+
+@dataclass
+class _Job:
+    engine: Engine
+    senders: Mapping[str, Sender]
+    templates: Templates
+    ruleset: RuleSet
+    now: datetime
+    settings: DispatchSettings
+    report: DispatchReport
+    events: dict[str, dict[str, Any]]
+
+    async def customer(
+        self,
+        messages: list[ClaimedMessage],
+        customer: dict[str, Any],
+        facts: dict[str, Any],
+        marketing_sent: int,
+    ) -> None:
+        recipient = recipient_for(customer, facts)
+        for message in messages:
+            sent = await self.message(message, customer, facts, recipient, marketing_sent)
+            marketing_sent += sent and message.purpose != "service"
+
+    async def message(
+        self,
+        message: ClaimedMessage,
+        customer: dict[str, Any],
+        facts: dict[str, Any],
+        recipient: Recipient,
+        marketing_sent: int,
+    ) -> bool:
+        worker, now = self.settings.worker, self.now
+        decision = decide(message, recipient, self.ruleset.policy, now, marketing_sent)
+        self.report.reasons[decision.code] += 1
+        if decision.outcome == "suppress":
+            return self._settle("suppressed", mark_suppressed, message.id, worker, decision.reason)
+        if decision.outcome == "defer":
+            assert decision.send_at is not None
+            return self._settle(
+                "deferred", postpone, message.id, worker, decision.send_at, decision.reason
+            )
+        channel = decision.channel
+        assert channel is not None
+        sender = self.senders.get(channel)
+        if sender is None:
+            return self._settle(
+                "failed",
+                mark_failed,
+                message.id,
+                worker,
+                channel,
+                f"no sender configured for {channel}",
+            )
+        envelope = self._envelope(message, customer, facts, recipient, channel)
+        try:
+            delivery = await sender.send(envelope)
+        except TemporaryFailure as error:
+            self.report.reasons["temporary_failure"] += 1
+            if message.attempts >= self.settings.max_attempts:
+                return self._settle(
+                    "failed",
+                    mark_failed,
+                    message.id,
+                    worker,
+                    channel,
+                    f"gave up after {message.attempts} attempts: {error}",
+                )
+            retry_at = now + retry_delay(message.attempts, self.settings)
+            return self._settle(
+                "retrying",
+                postpone,
+                message.id,
+                worker,
+                retry_at,
+                f"retry: attempt {message.attempts} failed",
+                str(error),
+            )
+        if not delivery.accepted:
+            return self._settle(
+                "failed", mark_failed, message.id, worker, channel, str(delivery.permanent_error)
+            )
+        with self.engine.begin() as connection:
+            if mark_sent(connection, message.id, worker, channel, delivery.reply, now):
+                record_contact(connection, message, channel, now)
+        self.report.outcomes["sent"] += 1
+        self.report.channels[channel] += 1
+        return True
+
+    def _envelope(
+        self,
+        message: ClaimedMessage,
+        customer: dict[str, Any],
+        facts: dict[str, Any],
+        recipient: Recipient,
+        channel: str,
+    ) -> Envelope:
+        event = self.events.get(message.event_id) if message.event_id else None
+        product = (event or {}).get("product")
+        context = message_context(
+            customer,
+            facts,
+            self.settings.company,
+            unsubscribe_url(
+                self.settings.public_url, self.settings.secret_key, message.customer_id, channel
+            ),
+            event,
+            self.ruleset.affinity.get(product, ()) if product else (),
+        )
+        rendered = self.templates.render(message.template, customer.get("locale") or "", context)
+        return Envelope(
+            key=message.key,
+            channel=channel,
+            recipient=str(recipient.addresses[channel]),
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            customer_id=message.customer_id,
+            locale=rendered.locale,
+        )
+
+    def _settle(self, outcome: str, transition: Any, *arguments: Any) -> bool:
+        with self.engine.begin() as connection:
+            transition(connection, *arguments)
+        self.report.outcomes[outcome] += 1
+        return False

@@ -1,0 +1,202 @@
+"""Dispatching through a real SMTP server on loopback: every message accounted for."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from actions.channels.email import SmtpSender
+from actions.dispatch import DispatchReport, DispatchSettings, dispatch_once
+from actions.planning import PlannedMessage
+from actions.templates import Templates
+from engine.model import RuleSet
+from storage.models import Event, OutboxMessage
+from storage.outbox import store_messages
+from tests.conftest import fresh_engine
+from tests.factories import add_customer
+from tests.loopback import LOOPBACK, SmtpScript, SmtpServer, port_of, reserve_port
+
+NOON = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+RULES = RuleSet(revision="test", rules=())
+SETTINGS = DispatchSettings(
+    worker="w1",
+    company={"name": "Acme", "service_phone": "1", "website": "https://acme"},
+    public_url="https://acme",
+    secret_key="k",
+    max_attempts=3,
+)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = fresh_engine("sqlite", tmp_path)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def templates(tmp_path: Path) -> Templates:
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    for locale in ("zh-CN", "en"):
+        (folder / f"note.{locale}.yaml").write_text(
+            'subject: "Hello {{ customer.name }}"\ntext: "Service note for {{ customer.id }}"\n'
+        )
+    return Templates(folder)
+
+
+def plan(engine: Engine, count: int, zone: str = "UTC", **customer: object) -> list[str]:
+    keys = []
+    for n in range(count):
+        cid = f"c{n}"
+        add_customer(
+            engine,
+            cid,
+            timezone=zone,
+            email=f"{cid}@example.com",
+            consent_email=True,
+            name=f"Customer {n}",
+            locale="en",
+            **customer,
+        )
+        keys.append(f"note.0:{cid}:once")
+    with engine.begin() as connection:
+        store_messages(
+            connection,
+            [
+                PlannedMessage(key, f"c{n}", "note", "note", ("email",), "service", NOON, None)
+                for n, key in enumerate(keys)
+            ],
+            NOON,
+        )
+    return keys
+
+
+def dispatch(engine: Engine, templates: Templates, port: int, at: datetime) -> DispatchReport:
+    async def run() -> DispatchReport:
+        sender = SmtpSender(
+            LOOPBACK,
+            port,
+            sender_address="rapport@example.com",
+            timeout=2.0,
+            local_hostname="client.loopback",
+        )
+        try:
+            return await dispatch_once(engine, {"email": sender}, templates, RULES, at, SETTINGS)
+        finally:
+            await sender.close()
+
+    return asyncio.run(run())
+
+
+def statuses(engine: Engine) -> dict[str, str]:
+    with engine.connect() as connection:
+        return dict(connection.execute(select(OutboxMessage.key, OutboxMessage.status)).all())
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[SmtpScript, SmtpServer]]:
+    script = SmtpScript()
+    server = SmtpServer(script, reserve_port())
+    server.start()
+    yield script, server
+    server.stop()
+
+
+def test_delivery_records_sent_and_a_contact_event(engine, templates, smtp) -> None:
+    script, server = smtp
+    keys = plan(engine, 5)
+    report = dispatch(engine, templates, server.port, NOON)
+    assert report.outcomes["sent"] == 5 and report.channels["email"] == 5
+    assert sorted(r.message["X-Rapport-Key"] for r in script.received) == sorted(keys)
+    assert set(statuses(engine).values()) == {"sent"}
+    with engine.connect() as connection:
+        contacts = connection.execute(select(Event.id).where(Event.type == "contact")).all()
+    assert len(contacts) == 5
+    assert dispatch(engine, templates, server.port, NOON + timedelta(days=1)).claimed == 0
+
+
+def test_a_4xx_is_retried_with_backoff_until_it_succeeds(engine, templates, smtp) -> None:
+    script, server = smtp
+    plan(engine, 4)
+    script.defer_data = 2
+    first = dispatch(engine, templates, server.port, NOON)
+    assert (first.outcomes["sent"], first.outcomes["retrying"]) == (2, 2)
+    assert dispatch(engine, templates, server.port, NOON + timedelta(seconds=30)).claimed == 0
+    second = dispatch(engine, templates, server.port, NOON + timedelta(minutes=1))
+    assert second.outcomes["sent"] == 2
+    assert set(statuses(engine).values()) == {"sent"}
+    assert len({r.message["X-Rapport-Key"] for r in script.received}) == 4
+
+
+def test_a_5xx_fails_with_the_servers_reply_and_is_never_retried(engine, templates, smtp) -> None:
+    script, server = smtp
+    plan(engine, 2)
+    script.unknown_users = {"c1@example.com"}
+    report = dispatch(engine, templates, server.port, NOON)
+    assert (report.outcomes["sent"], report.outcomes["failed"]) == (1, 1)
+    with engine.connect() as connection:
+        failed = connection.execute(
+            select(OutboxMessage.last_error).where(OutboxMessage.status == "failed")
+        ).scalar_one()
+    assert "550" in failed
+    assert dispatch(engine, templates, server.port, NOON + timedelta(days=1)).claimed == 0
+
+
+def test_a_connection_dropped_mid_message_is_retried(engine, templates, smtp) -> None:
+    script, server = smtp
+    plan(engine, 1)
+    script.drop_data = 1
+    assert dispatch(engine, templates, server.port, NOON).outcomes["retrying"] == 1
+    assert (
+        dispatch(engine, templates, server.port, NOON + timedelta(minutes=1)).outcomes["sent"] == 1
+    )
+
+
+def test_server_down_then_up_loses_nothing(engine, templates) -> None:
+    sock = reserve_port()
+    plan(engine, 3)
+    down = dispatch(engine, templates, port_of(sock), NOON)
+    assert down.outcomes["retrying"] == 3
+    script = SmtpScript()
+    server = SmtpServer(script, sock)
+    server.start()
+    try:
+        up = dispatch(engine, templates, server.port, NOON + timedelta(minutes=1))
+    finally:
+        server.stop(no_assert=True)
+        sock.close()
+    assert up.outcomes["sent"] == 3 and len(script.received) == 3
+
+
+def test_after_max_attempts_a_temporary_failure_becomes_final(engine, templates) -> None:
+    sock = reserve_port()
+    plan(engine, 1)
+    at = NOON
+    outcomes = []
+    for _ in range(SETTINGS.max_attempts):
+        outcomes.append(dispatch(engine, templates, port_of(sock), at).outcomes)
+        at += timedelta(hours=3)
+    sock.close()
+    assert [o.most_common(1)[0][0] for o in outcomes] == ["retrying", "retrying", "failed"]
+    assert statuses(engine) == {"note.0:c0:once": "failed"}
+
+
+def test_guards_defer_at_night_and_suppress_without_consent(engine, templates, smtp) -> None:
+    script, server = smtp
+    plan(engine, 1, zone="Asia/Shanghai")  # 12:00 UTC is 20:00 in Shanghai: allowed
+    night = NOON + timedelta(hours=2)  # 22:00 in Shanghai
+    with engine.begin() as connection:
+        connection.execute(OutboxMessage.__table__.update().values(due_at=night))
+    report = dispatch(engine, templates, server.port, night)
+    assert report.outcomes["deferred"] == 1 and report.reasons["quiet_hours"] == 1
+    with engine.connect() as connection:
+        due = connection.execute(select(OutboxMessage.due_at)).scalar_one()
+    assert due == datetime(2026, 7, 2, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai
+    assert dispatch(engine, templates, server.port, due).outcomes["sent"] == 1
+    assert len(script.received) == 1
