@@ -3,27 +3,39 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
 from rich.table import Table
+from sqlalchemy import Engine
 
-from actions.dispatch import DispatchReport, dispatch_once
+from actions.dispatch import DispatchReport, DispatchSettings, dispatch_once
 from actions.templates import Templates
-from rapport.commands.common import console, database, settings
+from engine.model import RuleSet
+from rapport.commands.common import AS_OF_HELP, as_of_option, console, database, settings
 from rapport.commands.evaluate import rules_for_run
+from rapport.config import Settings
 from rapport.delivery import build_senders, dispatch_settings
 
 
 def dispatch(
     batches: Annotated[int, typer.Option(min=1, help="Stop after this many batches.")] = 1_000,
+    batch_size: Annotated[int, typer.Option(min=1, max=5_000, help="Messages per batch.")] = 200,
+    lease: Annotated[
+        int,
+        typer.Option(min=5, help="Seconds a claim lasts before another dispatcher may retake it."),
+    ] = 300,
+    as_of: Annotated[str | None, typer.Option("--as-of", help=AS_OF_HELP)] = None,
 ) -> None:
     """Claim due messages, apply the guards, send, and record every outcome."""
     config = settings()
     engine = database()
     ruleset = rules_for_run(store=False)
-    report = asyncio.run(_run(engine, ruleset, config, batches))
+    options = replace(dispatch_settings(config), batch=batch_size, lease=timedelta(seconds=lease))
+    moment = as_of_option(as_of) if as_of else None
+    report = asyncio.run(_run(engine, ruleset, config, options, batches, moment))
     table = Table(title=f"Dispatch: {report.claimed} messages claimed")
     table.add_column("outcome")
     table.add_column("messages", justify="right")
@@ -36,16 +48,22 @@ def dispatch(
     console.print(table)
 
 
-async def _run(engine, ruleset, config, batches: int) -> DispatchReport:  # type: ignore[no-untyped-def]
+async def _run(
+    engine: Engine,
+    ruleset: RuleSet,
+    config: Settings,
+    options: DispatchSettings,
+    batches: int,
+    as_of: datetime | None,
+) -> DispatchReport:
+    """Batches until nothing is due; `as_of` fixes the clock (replays, tests)."""
     senders = build_senders(config)
     templates = Templates(config.templates_dir)
-    options = dispatch_settings(config)
     total = DispatchReport()
     try:
         for _ in range(batches):
-            report = await dispatch_once(
-                engine, senders, templates, ruleset, datetime.now(UTC), options
-            )
+            now = as_of or datetime.now(UTC)
+            report = await dispatch_once(engine, senders, templates, ruleset, now, options)
             total.add(report)
             if report.claimed == 0:
                 break
