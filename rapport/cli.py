@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from rapport.commands import customers, db, demo, dispatch, evaluate, imports, preview, rules
+from rapport.commands import (
+    customers,
+    db,
+    demo,
+    dispatch,
+    evaluate,
+    imports,
+    preview,
+    rules,
+    tasks,
+)
 
 app = typer.Typer(
     name="rapport",
@@ -17,6 +27,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(imports.app, name="import")
 app.add_typer(customers.app, name="customers")
 app.add_typer(rules.app, name="rules")
+app.add_typer(tasks.app, name="tasks")
 app.command("explain")(evaluate.explain)
 app.command("evaluate")(evaluate.evaluate)
 app.command("preview")(preview.preview)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, or_, select, update
 
 from actions.planning import PlannedTask
 from storage.dialect import insert_ignoring_conflicts
@@ -35,3 +36,56 @@ def store_tasks(connection: Connection, planned: list[PlannedTask], created_at: 
     ]
     statement = insert_ignoring_conflicts(connection, TASKS, ["key"]).returning(TASKS.c.key)
     return len(connection.execute(statement, rows).all())
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    id: int
+    customer_id: str
+    rule_id: str
+    kind: str
+    owner_role: str
+    owner: str | None
+    department: str | None
+    ledger: bool
+    acceptance_criteria: str | None
+    status: str
+    due_at: datetime
+
+
+def list_tasks(
+    connection: Connection, now: datetime, owner: str | None = None, overdue: bool = False
+) -> list[TaskRow]:
+    """Open tasks, soonest due first; `owner` matches the role or the person."""
+    query = select(TASKS).where(TASKS.c.status == "open").order_by(TASKS.c.due_at, TASKS.c.id)
+    if owner:
+        query = query.where(or_(TASKS.c.owner_role == owner, TASKS.c.owner == owner))
+    if overdue:
+        query = query.where(TASKS.c.due_at < now)
+    return [
+        TaskRow(**{name: row[name] for name in TaskRow.__dataclass_fields__})
+        for row in connection.execute(query).mappings()
+    ]
+
+
+class TaskNotClosable(ValueError):
+    """The task does not exist, is already closed, or needs an acceptance note."""
+
+
+def close_task(connection: Connection, task_id: int, note: str | None, now: datetime) -> None:
+    """Closes an open task; remediation-ledger items need a non-empty acceptance note."""
+    row = connection.execute(select(TASKS).where(TASKS.c.id == task_id)).mappings().first()
+    if row is None:
+        raise TaskNotClosable(f"no task {task_id}")
+    if row["status"] != "open":
+        raise TaskNotClosable(f"task {task_id} is already {row['status']}")
+    if row["ledger"] and not (note and note.strip()):
+        raise TaskNotClosable(
+            f"task {task_id} is a remediation-ledger item: close it with --note describing "
+            "the verified outcome against its acceptance criteria"
+        )
+    connection.execute(
+        update(TASKS)
+        .where(TASKS.c.id == task_id, TASKS.c.status == "open")
+        .values(status="closed", closed_at=now, acceptance_note=(note or "").strip() or None)
+    )
