@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 
 from actions.planning import PlannedMessage
-from storage.dialect import insert_ignoring_conflicts
+from storage.dialect import insert_ignoring_conflicts, insert_new_keys
 from storage.models import Event, OutboxMessage
 
 MESSAGES = OutboxMessage.__table__  # type: ignore[attr-defined]
@@ -41,8 +41,6 @@ def store_messages(
     connection: Connection, planned: list[PlannedMessage], created_at: datetime
 ) -> int:
     """Adds planned messages; a key already in the outbox is skipped. Returns how many new."""
-    if not planned:
-        return 0
     rows = [
         {
             "key": p.key,
@@ -59,8 +57,7 @@ def store_messages(
         }
         for p in planned
     ]
-    statement = insert_ignoring_conflicts(connection, MESSAGES, ["key"]).returning(M.key)
-    return len(connection.execute(statement, rows).all())
+    return insert_new_keys(connection, MESSAGES, rows)
 
 
 def claim_due(

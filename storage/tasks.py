@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Connection, or_, select, update
 
 from actions.planning import PlannedTask
-from storage.dialect import insert_ignoring_conflicts
+from storage.dialect import insert_new_keys
 from storage.models import StaffTask
 
 TASKS = StaffTask.__table__  # type: ignore[attr-defined]
@@ -16,8 +16,6 @@ TASKS = StaffTask.__table__  # type: ignore[attr-defined]
 
 def store_tasks(connection: Connection, planned: list[PlannedTask], created_at: datetime) -> int:
     """Adds planned tasks; a key already stored is skipped. Returns how many were new."""
-    if not planned:
-        return 0
     rows = [
         {
             "key": p.key,
@@ -34,8 +32,7 @@ def store_tasks(connection: Connection, planned: list[PlannedTask], created_at: 
         }
         for p in planned
     ]
-    statement = insert_ignoring_conflicts(connection, TASKS, ["key"]).returning(TASKS.c.key)
-    return len(connection.execute(statement, rows).all())
+    return insert_new_keys(connection, TASKS, rows)
 
 
 @dataclass(frozen=True)
