@@ -16,11 +16,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 
 from actions.planning import PlannedMessage
-from storage.dialect import insert_ignoring_conflicts, insert_new_keys
-from storage.models import Event, OutboxMessage
+from storage.dialect import insert_new_keys
+from storage.events import event_row, record_events
+from storage.models import OutboxMessage
 
 MESSAGES = OutboxMessage.__table__  # type: ignore[attr-defined]
-EVENTS = Event.__table__  # type: ignore[attr-defined]
 M = MESSAGES.c
 
 
@@ -183,22 +183,19 @@ def record_contact(
 
     The event id is derived from the outbox key, so a repeat delivery adds nothing.
     """
-    connection.execute(
-        insert_ignoring_conflicts(connection, EVENTS, ["id"]),
+    record_events(
+        connection,
         [
-            {
-                "id": f"rapport:{message.key}",
-                "customer_id": message.customer_id,
-                "type": "contact",
-                "occurred_at": at,
-                "channel": channel,
-                "text": f"{message.template} ({message.rule_id})",
-                "attributes": {"outbox_key": message.key},
-                "imported_at": at,
-                **dict.fromkeys(
-                    ("amount", "quantity", "product", "level", "category", "score", "ref")
-                ),
-            }
+            event_row(
+                f"rapport:{message.key}",
+                message.customer_id,
+                "contact",
+                at,
+                at,
+                {"outbox_key": message.key},
+                channel=channel,
+                text=f"{message.template} ({message.rule_id})",
+            )
         ],
     )
 

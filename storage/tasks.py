@@ -9,6 +9,7 @@ from sqlalchemy import Connection, or_, select, update
 
 from actions.planning import PlannedTask
 from storage.dialect import insert_new_keys
+from storage.events import event_row, record_events
 from storage.models import StaffTask
 
 TASKS = StaffTask.__table__  # type: ignore[attr-defined]
@@ -86,3 +87,28 @@ def close_task(connection: Connection, task_id: int, note: str | None, now: date
         .where(TASKS.c.id == task_id, TASKS.c.status == "open")
         .values(status="closed", closed_at=now, acceptance_note=(note or "").strip() or None)
     )
+
+
+def raise_overdue_events(connection: Connection, now: datetime) -> int:
+    """A `task_overdue` event for each open task past its due time, once per task.
+
+    The event happens at the due time; its id comes from the task key, so the SLA watch
+    may run as often as it likes. Escalation rules act on these events.
+    """
+    late = (
+        connection.execute(select(TASKS).where(TASKS.c.status == "open", TASKS.c.due_at < now))
+        .mappings()
+        .all()
+    )
+    rows = [
+        event_row(
+            f"overdue:{task['key']}",
+            task["customer_id"],
+            "task_overdue",
+            task["due_at"],
+            now,
+            {"task_kind": task["kind"], "owner_role": task["owner_role"], "task_id": task["id"]},
+        )
+        for task in late
+    ]
+    return record_events(connection, rows)

@@ -14,8 +14,14 @@ from rapport.cli import app
 from rapport.config import get_settings
 from storage.db import make_engine
 from storage.migrate import upgrade_database
-from storage.models import StaffTask
-from storage.tasks import TaskNotClosable, close_task, list_tasks, store_tasks
+from storage.models import Event, StaffTask
+from storage.tasks import (
+    TaskNotClosable,
+    close_task,
+    list_tasks,
+    raise_overdue_events,
+    store_tasks,
+)
 from tests.factories import NOW, add_customer
 
 
@@ -101,3 +107,20 @@ def test_tasks_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     closed = runner.invoke(app, ["tasks", "close", "1", "--note", "Verified with the customer"])
     assert closed.exit_code == 0 and "task 1 closed" in closed.output
     get_settings.cache_clear()
+
+
+def test_overdue_tasks_raise_one_event_each(engine: Engine) -> None:
+    seed(engine)
+    with engine.begin() as connection:
+        assert raise_overdue_events(connection, NOW) == 1
+        assert raise_overdue_events(connection, NOW + timedelta(hours=1)) == 0
+        assert raise_overdue_events(connection, NOW + timedelta(days=2, hours=1)) == 1
+    with engine.connect() as connection:
+        events = connection.execute(
+            select(Event.id, Event.occurred_at, Event.attributes)
+            .where(Event.type == "task_overdue")
+            .order_by(Event.occurred_at)
+        ).all()
+    assert [e.id for e in events] == ["overdue:b", "overdue:a"]
+    assert events[0].occurred_at == NOW - timedelta(hours=2)
+    assert events[1].attributes["owner_role"] == "management"
