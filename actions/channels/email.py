@@ -141,7 +141,7 @@ class SmtpSender:
             return delivery
         finally:
             if kept is not None and self._closed:
-                kept.close()
+                _discard(kept)
                 kept = None
             self._slots.put_nowait(kept)
 
@@ -174,10 +174,10 @@ class SmtpSender:
                 except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPSenderRefused) as exc:
                     if isinstance(exc, aiosmtplib.SMTPSenderRefused) and exc.code != _CLOSING:
                         raise
-                    client.close()
+                    _discard(client)
                     client = None
             elif client is not None:
-                client.close()
+                _discard(client)
                 client = None
             if client is None:
                 stage = "connect"
@@ -216,8 +216,6 @@ class SmtpSender:
         client = aiosmtplib.SMTP(
             hostname=self._host,
             port=self._port,
-            username=self._username,
-            password=self._password,
             local_hostname=self._local_hostname,
             timeout=self._timeout,
             use_tls=self._tls == "tls",
@@ -231,8 +229,12 @@ class SmtpSender:
                     await client.ehlo()
                 except aiosmtplib.SMTPHeloError:
                     await client.helo()
+            if self._username is not None:
+                # Not via connect(): when it fails there, aiosmtplib starts a graceful
+                # TLS close and drops the transport, so it cannot be aborted here.
+                await client.login(self._username, self._password or "")
         except BaseException:
-            client.close()
+            _discard(client)
             raise
         return client
 
@@ -267,8 +269,13 @@ def _refused(reply: str, error: str | None = None) -> Delivery:
 
 
 def _discard(client: aiosmtplib.SMTP | None) -> None:
-    if client is not None:
-        client.close()
+    """Drop a connection at once: no QUIT, and no TLS close_notify exchange to wait for."""
+    if client is None:
+        return
+    transport = client.transport
+    if isinstance(transport, asyncio.WriteTransport):  # the only kind asyncio hands out here
+        transport.abort()
+    client.close()
 
 
 async def _quit(client: aiosmtplib.SMTP) -> None:
@@ -278,4 +285,4 @@ async def _quit(client: aiosmtplib.SMTP) -> None:
     except (aiosmtplib.SMTPException, OSError):
         pass
     finally:
-        client.close()
+        _discard(client)  # after QUIT, the TLS goodbye has nothing left to protect
