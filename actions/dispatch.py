@@ -5,8 +5,11 @@ Delivery is at least once with the same key: a claim is committed before sending
 the outcome after, so a crash in between leaves a claimed row whose lease expires and
 which is sent again with the same idempotency key (and the same email Message-ID).
 A customer's messages are handled one after another (the frequency cap counts what
-was just sent); different customers are sent concurrently, within each sender's own
-connection limit.
+was just sent). Guards and rendering run concurrently across customers, but sending
+and recording the outcome happen one message at a time per dispatcher: a SIGKILL can
+then leave at most one message accepted by the provider yet unrecorded, which is the
+one repeat (with the same key) a crash may cause. Run several dispatchers for more
+throughput.
 """
 
 from __future__ import annotations
@@ -156,6 +159,7 @@ class _Job:
     settings: DispatchSettings
     report: DispatchReport
     events: dict[str, dict[str, Any]]
+    delivering: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def customer(
         self,
@@ -200,6 +204,15 @@ class _Job:
                 f"no sender configured for {channel}",
             )
         envelope = self._envelope(message, customer, facts, recipient, channel)
+        async with self.delivering:
+            return await self._deliver(message, sender, envelope, channel)
+
+    async def _deliver(
+        self, message: ClaimedMessage, sender: Sender, envelope: Envelope, channel: str
+    ) -> bool:
+        """Send and record under `delivering`: one message at a time per dispatcher can be
+        accepted by a provider but not yet recorded, so a crash repeats at most one."""
+        worker, now = self.settings.worker, self.now
         try:
             delivery = await sender.send(envelope)
         except TemporaryFailure as error:

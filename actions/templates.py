@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -97,16 +98,22 @@ class Templates:
         raise TemplateNotFound(f"no template {name!r} in {self.directory}")
 
 
+@lru_cache(maxsize=1024)
+def _compiled(source: str, html: bool) -> Template:
+    """Templates compile once per process (compiling is most of a render's cost)."""
+    return (_HTML if html else _TEXT).from_string(source)
+
+
 def _render(file: TemplateFile, context: dict[str, Any]) -> RenderedMessage:
-    subject = _TEXT.from_string(file.parts["subject"]).render(context).strip()
-    text = _TEXT.from_string(file.parts["text"]).render(context)
+    subject = _compiled(file.parts["subject"], False).render(context).strip()
+    text = _compiled(file.parts["text"], False).render(context)
     html = file.parts.get("html")
     return RenderedMessage(
         file.name,
         file.locale,
         " ".join(subject.split()),  # a subject is one line, whatever the template did
         text,
-        _HTML.from_string(html).render(context) if html is not None else None,
+        _compiled(html, True).render(context) if html is not None else None,
     )
 
 

@@ -120,6 +120,32 @@ def rules_benchmark(url: str) -> None:
     console.print(table)
 
 
+def dispatch_benchmark() -> None:
+    figures = measured("bench.dispatch")
+    table = Table(
+        title=f"Dispatch: {figures['messages']:,} emails to a loopback SMTP sink, "
+        f"{figures['connections']} connections (best of {figures['rounds']} rounds)"
+    )
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for label, value in (
+        (
+            f"Rapport dispatch (SQLite, batches of {figures['batch']})",
+            f"{min(figures['rapport_seconds']):.1f} s",
+        ),
+        ("Rapport rate", f"{figures['rapport_rate']:,.0f} messages/s"),
+        ("plain aiosmtplib, same messages", f"{min(figures['plain_seconds']):.1f} s"),
+        ("plain aiosmtplib rate", f"{figures['plain_rate']:,.0f} messages/s"),
+        ("Rapport ÷ plain throughput (goal ≥ 0.8)", f"{figures['ratio']:.2f}"),
+        (
+            "plain aiosmtplib, building the MIME too",
+            f"{figures['plain_built_rate']:,.0f} messages/s",
+        ),
+    ):
+        table.add_row(label, value)
+    console.print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=100_000)
@@ -137,6 +163,7 @@ def main() -> None:
     if not args.skip_storage:
         storage_benchmark(files, databases)
     rules_benchmark(databases["sqlite"])
+    dispatch_benchmark()
 
 
 if __name__ == "__main__":
