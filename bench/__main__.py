@@ -4,7 +4,8 @@ Generates (once, cached under var/bench/) a base of customers and events, loads 
 into a fresh SQLite file and, when `RAPPORT_BENCH_POSTGRES_URL` is set, a fresh
 PostgreSQL database: import throughput, facts-as-of time and peak memory for each.
 Then evaluates the default rules over every customer's facts ten times, against raw
-durable_rules taking the same number of facts through a trivial rule.
+durable_rules taking the same number of facts through a trivial rule; and dispatches
+5,000 messages to a loopback SMTP sink in another process, against plain aiosmtplib.
 """
 
 from __future__ import annotations
