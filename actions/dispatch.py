@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, select
 
 from actions.channels.base import Envelope, Sender, TemporaryFailure
 from actions.guards import Recipient, decide
+from actions.privacy import mask
 from actions.templates import Templates, message_context
 from actions.unsubscribe import unsubscribe_url
 from engine.model import RuleSet
@@ -224,7 +225,7 @@ class _Job:
                     message.id,
                     worker,
                     channel,
-                    f"gave up after {message.attempts} attempts: {error}",
+                    f"gave up after {message.attempts} attempts: {mask(str(error))}",
                 )
             retry_at = now + retry_delay(message.attempts, self.settings)
             return self._settle(
@@ -234,11 +235,16 @@ class _Job:
                 worker,
                 retry_at,
                 f"retry: attempt {message.attempts} failed",
-                str(error),
+                mask(str(error)),
             )
         if not delivery.accepted:
             return self._settle(
-                "failed", mark_failed, message.id, worker, channel, str(delivery.permanent_error)
+                "failed",
+                mark_failed,
+                message.id,
+                worker,
+                channel,
+                mask(str(delivery.permanent_error)),
             )
         with self.engine.begin() as connection:
             if mark_sent(connection, message.id, worker, channel, delivery.reply, now):

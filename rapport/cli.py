@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import typer
 
+from actions.privacy import MaskingFilter
 from rapport.commands import (
     customers,
     db,
@@ -36,5 +39,9 @@ app.command("demo")(demo.demo)
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: logs go to stderr with personal data masked."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(MaskingFilter())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     app()
