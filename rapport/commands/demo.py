@@ -79,6 +79,8 @@ def demo(
         f"  .venv/bin/rapport explain {first}\n"
         f"  .venv/bin/rapport customers show {first} --as-of {(end - timedelta(days=90)).date()}\n"
         "  .venv/bin/rapport evaluate --dry-run --json | head\n"
+        "  .venv/bin/rapport dispatch            # deliver the planned messages into var/outbox/\n"
+        "  .venv/bin/rapport tasks list --owner account_manager\n"
         "  .venv/bin/rapport rules check\n"
         "  .venv/bin/rapport rules test\n"
         "  .venv/bin/rapport --help"
