@@ -131,3 +131,25 @@ def test_explain_and_a_dry_run_then_a_recorded_run(rules_dir: Path) -> None:
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(RuleFiring)) == len(lines)
         assert connection.scalar(select(func.count()).select_from(RulesetRevision)) == 1
+
+
+def test_explain_shows_what_the_guards_would_do(rules_dir: Path, tmp_path: Path) -> None:
+    path = rules_dir / "operators.yaml"
+    path.write_text(
+        path.read_text()
+        + (
+            "  - id: greets\n    description: A message.\n    trigger: schedule\n"
+            "    actions: [{send_message: {template: hello, channels: [email]}}]\n"
+            "    reentry: once\n"
+        )
+    )
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    engine = make_engine(get_settings().database_url)
+    add_customer(engine, "C1", timezone="UTC", email="c1@example.com", consent_email=True)
+    add_customer(engine, "C2", timezone="UTC")
+    noon = runner.invoke(app, ["explain", "C1", "--as-of", "2026-06-30T12:00:00Z"])
+    assert "guards for hello: send — ok: by email (the rule's channels)" in noon.output
+    night = runner.invoke(app, ["explain", "C1", "--as-of", "2026-06-30T23:00:00Z"])
+    assert "guards for hello: defer — quiet_hours: deferred to 2026-07-01 08:00 UTC" in night.output
+    no_consent = runner.invoke(app, ["explain", "C2", "--as-of", "2026-06-30T12:00:00Z"])
+    assert "guards for hello: suppress — no_consent" in no_consent.output

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
+from sqlalchemy import select
 
+from actions.dispatch import CUSTOMERS, recipient_for
+from actions.guards import decide
 from engine.explain import explain_rule
 from engine.loader import load_rules
 from engine.model import RuleSet
@@ -17,6 +21,7 @@ from rapport.commands.common import AS_OF_HELP, as_of_option, console, database,
 from rapport.evaluation import RunSummary, evaluate_customers
 from storage.facts import iter_customer_facts
 from storage.firings import firing_json
+from storage.outbox import marketing_sent_since
 from storage.revisions import NoRulesInForce, active_revision, rules_in_force
 
 AsOf = Annotated[str | None, typer.Option("--as-of", help=AS_OF_HELP)]
@@ -59,9 +64,17 @@ def explain(
         raise fail(f"--event is not JSON: {error.msg}") from None
     with database().connect() as connection:
         found = list(iter_customer_facts(connection, moment, ruleset.parameters, [customer_id]))
-    if not found:
+        customer = (
+            connection.execute(select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id))
+            .mappings()
+            .first()
+        )
+        window_start = moment - ruleset.policy.cap_window
+        marketing_sent = marketing_sent_since(connection, [customer_id], window_start)
+    if not found or customer is None:
         raise fail(f"no customer with id {customer_id!r}")
     values = dict(found[0])
+    recipient = recipient_for(dict(customer), found[0])
     if trigger:
         values.update({f"event_{k}": v for k, v in trigger.items() if k != "type"})
     console.print(
@@ -82,6 +95,29 @@ def explain(
             mark = "[green]✔[/green]" if check.holds else "[red]✘[/red]"
             table.add_row("  " * (check.depth + 1) + mark, check.text, check.actual)
         console.print(table)
+        if fired and rule.enabled:
+            for action in rule.actions:
+                if action.name == "send_message":
+                    decision = decide(
+                        _Message(action.params["purpose"], tuple(action.params["channels"])),
+                        recipient,
+                        ruleset.policy,
+                        moment,
+                        marketing_sent.get(customer_id, 0),
+                    )
+                    console.print(
+                        f"    guards for {action.params['template']}: "
+                        f"{decision.outcome} — {decision.reason}",
+                        highlight=False,
+                    )
+
+
+@dataclass(frozen=True)
+class _Message:
+    """What the guards read of a message a rule would plan."""
+
+    purpose: str
+    channels: tuple[str, ...]
 
 
 def evaluate(
