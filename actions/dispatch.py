@@ -30,8 +30,9 @@ from actions.templates import Templates, message_context
 from actions.unsubscribe import unsubscribe_url
 from engine.model import RuleSet
 from engine.vocabulary import EVENT_TYPES
+from storage.customers import customer_rows
 from storage.facts import iter_customer_facts
-from storage.models import Customer, Event
+from storage.models import Event
 from storage.outbox import (
     ClaimedMessage,
     claim_due,
@@ -43,7 +44,6 @@ from storage.outbox import (
     record_contact,
 )
 
-CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
 EVENTS = Event.__table__  # type: ignore[attr-defined]
 
 
@@ -129,8 +129,7 @@ async def dispatch_once(
         return report
     ids = sorted({m.customer_id for m in batch})
     with engine.connect() as connection:
-        rows = connection.execute(select(CUSTOMERS).where(CUSTOMERS.c.id.in_(ids))).mappings()
-        customers = {row["id"]: dict(row) for row in rows}
+        customers = customer_rows(connection, ids)
         facts = {
             f["customer_id"]: f
             for f in iter_customer_facts(connection, now, ruleset.parameters, ids)
@@ -271,7 +270,7 @@ class _Job:
                 self.settings.public_url, self.settings.secret_key, message.customer_id, channel
             ),
             event,
-            self.ruleset.affinity.get(product, ()) if product else (),
+            self.ruleset.suggestions_for(product),
         )
         rendered = self.templates.render(message.template, customer.get("locale") or "", context)
         return Envelope(

@@ -82,7 +82,6 @@ def load_rules(
         revision=revision,
         rules=tuple(state.rules),
         parameters=FactParameters(**state.parameters, holidays=tuple(state.holidays)),
-        holidays=tuple(state.holidays),
         affinity=state.affinity,
         policy=state.policy,
         files={path.name: content.decode("utf-8") for path, content in raw.items()},

@@ -111,10 +111,18 @@ class RuleSet:
     revision: str
     rules: tuple[Rule, ...]
     parameters: FactParameters = field(default_factory=FactParameters)
-    holidays: tuple[Holiday, ...] = ()
     affinity: dict[str, tuple[str, ...]] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
     files: dict[str, str] = field(default_factory=dict)  # file name -> content
+
+    @property
+    def holidays(self) -> tuple[Holiday, ...]:
+        """The care calendar (kept with the parameters facts are computed with)."""
+        return self.parameters.holidays
+
+    def suggestions_for(self, product: str | None) -> tuple[str, ...]:
+        """Products the affinity table suggests after `product`."""
+        return self.affinity.get(product, ()) if product else ()
 
     def rule(self, rule_id: str) -> Rule:
         return next(rule for rule in self.rules if rule.id == rule_id)

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, text
 
 from storage.db import make_engine
 from storage.migrate import upgrade_database
+from tests.loopback import SmtpScript, SmtpServer, reserve_port
 
 POSTGRES_URL = os.environ.get("RAPPORT_TEST_POSTGRES_URL")
 
@@ -48,3 +49,13 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     engine = fresh_engine(request.param, tmp_path)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[SmtpScript, SmtpServer]]:
+    """A recording SMTP server on 127.0.0.1, scripted through the returned `SmtpScript`."""
+    script = SmtpScript()
+    server = SmtpServer(script, reserve_port())
+    server.start()
+    yield script, server
+    server.stop()

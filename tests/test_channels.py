@@ -12,7 +12,7 @@ import hashlib
 import json
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -74,15 +74,6 @@ def run(sender: Sender, work: Callable[[Sender], Awaitable[T]]) -> T:
 
 
 # --- SMTP ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[SmtpScript, SmtpServer]]:
-    script = SmtpScript()
-    server = SmtpServer(script, reserve_port())
-    server.start()
-    yield script, server
-    server.stop()
 
 
 def smtp_sender(port: int, **options: Any) -> SmtpSender:

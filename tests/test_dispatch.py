@@ -99,15 +99,6 @@ def statuses(engine: Engine) -> dict[str, str]:
         return dict(connection.execute(select(OutboxMessage.key, OutboxMessage.status)).all())
 
 
-@pytest.fixture
-def smtp() -> Iterator[tuple[SmtpScript, SmtpServer]]:
-    script = SmtpScript()
-    server = SmtpServer(script, reserve_port())
-    server.start()
-    yield script, server
-    server.stop()
-
-
 def test_delivery_records_sent_and_a_contact_event(engine, templates, smtp) -> None:
     script, server = smtp
     keys = plan(engine, 5)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from typing import Any
 
 import typer
 from pydantic import ValidationError
@@ -56,3 +58,16 @@ def as_of_option(value: str | None) -> datetime:
         return parse_moment(value, settings().timezone)
     except ValueError as error:
         raise fail(str(error)) from None
+
+
+def event_option(value: str | None) -> dict[str, Any] | None:
+    """`--event` as a JSON object, or None when not given."""
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise fail(f"--event is not JSON: {error.msg}") from None
+    if not isinstance(parsed, dict):
+        raise fail('--event is a JSON object, e.g. \'{"type": "feedback"}\'')
+    return parsed

@@ -10,15 +10,23 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
-from actions.dispatch import CUSTOMERS, recipient_for
+from actions.dispatch import recipient_for
 from actions.guards import decide
 from engine.explain import explain_rule
 from engine.loader import load_rules
 from engine.model import RuleSet
-from rapport.commands.common import AS_OF_HELP, as_of_option, console, database, fail, settings
+from rapport.commands.common import (
+    AS_OF_HELP,
+    as_of_option,
+    console,
+    database,
+    event_option,
+    fail,
+    settings,
+)
 from rapport.evaluation import RunSummary, evaluate_customers
+from storage.customers import customer_rows
 from storage.facts import iter_customer_facts
 from storage.firings import firing_json
 from storage.outbox import marketing_sent_since
@@ -58,23 +66,16 @@ def explain(
     """List every rule with fired / not fired and each condition's actual value."""
     moment = as_of_option(as_of)
     ruleset = rules_for_run(store=False)
-    try:
-        trigger = json.loads(event) if event else None
-    except json.JSONDecodeError as error:
-        raise fail(f"--event is not JSON: {error.msg}") from None
+    trigger = event_option(event)
     with database().connect() as connection:
         found = list(iter_customer_facts(connection, moment, ruleset.parameters, [customer_id]))
-        customer = (
-            connection.execute(select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id))
-            .mappings()
-            .first()
-        )
+        customer = customer_rows(connection, [customer_id]).get(customer_id)
         window_start = moment - ruleset.policy.cap_window
         marketing_sent = marketing_sent_since(connection, [customer_id], window_start)
     if not found or customer is None:
         raise fail(f"no customer with id {customer_id!r}")
     values = dict(found[0])
-    recipient = recipient_for(dict(customer), found[0])
+    recipient = recipient_for(customer, found[0])
     if trigger:
         values.update({f"event_{k}": v for k, v in trigger.items() if k != "type"})
     console.print(

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 from jinja2 import TemplateError
-from sqlalchemy import select
 
 from actions.templates import LOCALES, TemplateNotFound, Templates, message_context
-from engine.loader import load_rules
-from rapport.commands.common import AS_OF_HELP, as_of_option, console, database, fail, settings
+from rapport.commands.common import (
+    AS_OF_HELP,
+    as_of_option,
+    console,
+    database,
+    event_option,
+    fail,
+    settings,
+)
+from rapport.commands.evaluate import rules_for_run
+from storage.customers import customer_rows
 from storage.facts import iter_customer_facts
-from storage.models import Customer
-
-CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
 
 
 def preview(
@@ -33,20 +37,14 @@ def preview(
     """Render a message template for one customer: subject, text and HTML."""
     config = settings()
     moment = as_of_option(as_of)
-    engine = database()
-    with engine.connect() as connection:
-        row = connection.execute(select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id)).first()
-        facts = list(iter_customer_facts(connection, moment, customer_ids=[customer_id]))
-    if row is None or not facts:
+    fields = event_option(event)
+    ruleset = rules_for_run(store=False)
+    with database().connect() as connection:
+        customer = customer_rows(connection, [customer_id]).get(customer_id)
+        facts = list(iter_customer_facts(connection, moment, ruleset.parameters, [customer_id]))
+    if customer is None or not facts:
         raise fail(f"no customer with id {customer_id!r}")
-    try:
-        fields = json.loads(event) if event else None
-    except json.JSONDecodeError as error:
-        raise fail(f"--event is not JSON: {error.msg}") from None
-    customer = dict(row._mapping)
-    ruleset = load_rules(config.rules_dir).ruleset
-    product = (fields or {}).get("product")
-    suggestions = ruleset.affinity.get(product, ()) if ruleset and product else ()
+    suggestions = ruleset.suggestions_for((fields or {}).get("product"))
     context = message_context(
         customer, facts[0], config.company(), "[unsubscribe link]", fields, suggestions
     )

@@ -1,0 +1,18 @@
+"""Reading customer rows (contact details, consents) by id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from storage.models import Customer
+
+CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
+
+
+def customer_rows(connection: Connection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The stored rows of these customers, by id (unknown ids are absent)."""
+    query = select(CUSTOMERS).where(CUSTOMERS.c.id.in_(list(ids)))
+    return {row["id"]: dict(row) for row in connection.execute(query).mappings()}
