@@ -5,11 +5,12 @@ Delivery is at least once with the same key: a claim is committed before sending
 the outcome after, so a crash in between leaves a claimed row whose lease expires and
 which is sent again with the same idempotency key (and the same email Message-ID).
 A customer's messages are handled one after another (the frequency cap counts what
-was just sent). Guards and rendering run concurrently across customers, but sending
-and recording the outcome happen one message at a time per dispatcher: a SIGKILL can
-then leave at most one message accepted by the provider yet unrecorded, which is the
-one repeat (with the same key) a crash may cause. Run several dispatchers for more
-throughput.
+was just sent). Everything else runs concurrently across customers — guards,
+rendering, and the sender's preparation (for SMTP: connecting, MAIL FROM, RCPT TO) —
+but the hand-over itself and the recording of its outcome pass a `Turnstile` one
+message at a time: a SIGKILL can then leave at most one message accepted by the
+provider yet unrecorded, which is the one repeat (with the same key) a crash may cause.
+Run several dispatchers for more throughput.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
-from actions.channels.base import Envelope, Sender, TemporaryFailure
+from actions.channels.base import Envelope, Sender, TemporaryFailure, Ticket, Turnstile
 from actions.guards import Recipient, decide
 from actions.privacy import mask
 from actions.templates import Templates, message_context
@@ -128,6 +129,9 @@ async def dispatch_once(
     if not batch:
         return report
     ids = sorted({m.customer_id for m in batch})
+    by_customer: dict[str, list[ClaimedMessage]] = defaultdict(list)
+    for message in batch:
+        by_customer[message.customer_id].append(message)
     with engine.connect() as connection:
         customers = customer_rows(connection, ids)
         facts = {
@@ -136,22 +140,22 @@ async def dispatch_once(
         }
         counts = marketing_sent_since(connection, ids, now - ruleset.policy.cap_window)
         events = triggering_events(connection, [m.event_id for m in batch if m.event_id])
-    by_customer: dict[str, list[ClaimedMessage]] = defaultdict(list)
-    for message in batch:
-        by_customer[message.customer_id].append(message)
-    job = _Job(engine, senders, templates, ruleset, now, settings, report, events)
-    await asyncio.gather(
-        *(
-            job.customer(messages, customers[cid], facts[cid], counts.get(cid, 0))
-            for cid, messages in by_customer.items()
+        connection.commit()
+        # Outcomes are recorded on this one connection, each in a transaction of its
+        # own; recording never awaits, so the customers' coroutines cannot interleave.
+        job = _Job(connection, senders, templates, ruleset, now, settings, report, events)
+        await asyncio.gather(
+            *(
+                job.customer(messages, customers[cid], facts[cid], counts.get(cid, 0))
+                for cid, messages in by_customer.items()
+            )
         )
-    )
     return report
 
 
 @dataclass
 class _Job:
-    engine: Engine
+    connection: Connection
     senders: Mapping[str, Sender]
     templates: Templates
     ruleset: RuleSet
@@ -159,7 +163,7 @@ class _Job:
     settings: DispatchSettings
     report: DispatchReport
     events: dict[str, dict[str, Any]]
-    delivering: asyncio.Lock = field(default_factory=asyncio.Lock)
+    turnstile: Turnstile = field(default_factory=Turnstile)
 
     async def customer(
         self,
@@ -204,17 +208,24 @@ class _Job:
                 f"no sender configured for {channel}",
             )
         envelope = self._envelope(message, customer, facts, recipient, channel)
-        async with self.delivering:
-            return await self._deliver(message, sender, envelope, channel)
+        ticket = self.turnstile.ticket()
+        try:
+            return await self._deliver(message, sender, envelope, channel, ticket)
+        finally:
+            ticket.release()
 
     async def _deliver(
-        self, message: ClaimedMessage, sender: Sender, envelope: Envelope, channel: str
+        self,
+        message: ClaimedMessage,
+        sender: Sender,
+        envelope: Envelope,
+        channel: str,
+        ticket: Ticket,
     ) -> bool:
-        """Send and record under `delivering`: one message at a time per dispatcher can be
-        accepted by a provider but not yet recorded, so a crash repeats at most one."""
+        """Send, then record the outcome while `ticket` is still held."""
         worker, now = self.settings.worker, self.now
         try:
-            delivery = await sender.send(envelope)
+            delivery = await sender.send(envelope, ticket)
         except TemporaryFailure as error:
             self.report.reasons["temporary_failure"] += 1
             if message.attempts >= self.settings.max_attempts:
@@ -245,9 +256,9 @@ class _Job:
                 channel,
                 mask(str(delivery.permanent_error)),
             )
-        with self.engine.begin() as connection:
-            if mark_sent(connection, message.id, worker, channel, delivery.reply, now):
-                record_contact(connection, message, channel, now)
+        with self.connection.begin():
+            if mark_sent(self.connection, message.id, worker, channel, delivery.reply, now):
+                record_contact(self.connection, message, channel, now)
         self.report.outcomes["sent"] += 1
         self.report.channels[channel] += 1
         return True
@@ -285,7 +296,7 @@ class _Job:
         )
 
     def _settle(self, outcome: str, transition: Any, *arguments: Any) -> bool:
-        with self.engine.begin() as connection:
-            transition(connection, *arguments)
+        with self.connection.begin():
+            transition(self.connection, *arguments)
         self.report.outcomes[outcome] += 1
         return False

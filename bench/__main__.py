@@ -129,19 +129,16 @@ def dispatch_benchmark() -> None:
     )
     table.add_column("measure")
     table.add_column("value", justify="right")
+    rates, seconds = figures["rates"], figures["seconds"]
+    for label, side in (
+        (f"Rapport dispatch (SQLite, batches of {figures['batch']})", "rapport"),
+        ("plain aiosmtplib send_message, same messages (stdlib MIME)", "plain"),
+        ("plain aiosmtplib sendmail, Rapport's MIME bytes (the wire alone)", "plain_bytes"),
+    ):
+        table.add_row(label, f"{min(seconds[side]):.2f} s, {rates[side]:,.0f} messages/s")
     for label, value in (
-        (
-            f"Rapport dispatch (SQLite, batches of {figures['batch']})",
-            f"{min(figures['rapport_seconds']):.1f} s",
-        ),
-        ("Rapport rate", f"{figures['rapport_rate']:,.0f} messages/s"),
-        ("plain aiosmtplib, same messages", f"{min(figures['plain_seconds']):.1f} s"),
-        ("plain aiosmtplib rate", f"{figures['plain_rate']:,.0f} messages/s"),
-        ("Rapport ÷ plain throughput (goal ≥ 0.8)", f"{figures['ratio']:.2f}"),
-        (
-            "plain aiosmtplib, building the MIME too",
-            f"{figures['plain_built_rate']:,.0f} messages/s",
-        ),
+        ("Rapport ÷ plain send_message (goal ≥ 0.8)", f"{figures['ratio']:.2f}"),
+        ("Rapport ÷ plain sendmail of bytes", f"{figures['ratio_to_bytes']:.2f}"),
     ):
         table.add_row(label, value)
     console.print(table)

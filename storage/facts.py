@@ -157,7 +157,8 @@ def iter_customer_facts(
     )
     if customer_ids is not None:
         query = query.where(C.id.in_(customer_ids))
-    result = connection.execution_options(yield_per=batch_size).execute(query)
+    # On the statement, not the connection: a connection option would outlive this query.
+    result = connection.execute(query.execution_options(yield_per=batch_size))
     for row in result.mappings():
         yield derive_facts(_aggregates(row), as_of, params)
 

@@ -13,11 +13,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from actions.planning import PlannedMessage
 from storage.dialect import insert_new_keys
-from storage.events import event_row, record_events
+from storage.events import EVENTS, event_row
 from storage.models import OutboxMessage
 
 MESSAGES = OutboxMessage.__table__  # type: ignore[attr-defined]
@@ -122,19 +133,44 @@ def _settle(connection: Connection, message_id: int, worker: str, **values: obje
     return result.rowcount == 1
 
 
+# Sending is the hot path: its two statements are built once, so SQLAlchemy reuses
+# their compiled form (an ON CONFLICT insert would be compiled again every time).
+_SENT = (
+    update(MESSAGES)
+    .where(
+        M.id == bindparam("message_id"),
+        M.claimed_by == bindparam("worker"),
+        M.status == "sending",
+    )
+    .values(
+        status="sent",
+        channel=bindparam("channel"),
+        reason=bindparam("reply"),
+        sent_at=bindparam("at"),
+        claimed_by=None,
+        lease_until=None,
+        last_error=None,
+    )
+)
+_CONTACT = insert(EVENTS).from_select(
+    [c.name for c in EVENTS.columns],
+    select(*(bindparam(c.name, type_=c.type) for c in EVENTS.columns)).where(
+        ~exists().where(EVENTS.c.id == bindparam("id"))
+    ),
+)
+
+
 def mark_sent(
     connection: Connection, message_id: int, worker: str, channel: str, reply: str, at: datetime
 ) -> bool:
-    return _settle(
-        connection,
-        message_id,
-        worker,
-        status="sent",
-        channel=channel,
-        reason=reply,
-        sent_at=at,
-        last_error=None,
-    )
+    parameters = {
+        "message_id": message_id,
+        "worker": worker,
+        "channel": channel,
+        "reply": reply,
+        "at": at,
+    }
+    return connection.execute(_SENT, parameters).rowcount == 1
 
 
 def mark_failed(
@@ -181,23 +217,20 @@ def record_contact(
 ) -> None:
     """A delivered message is a contact: cadence rules see it like a logged call.
 
-    The event id is derived from the outbox key, so a repeat delivery adds nothing.
+    Called only by the dispatcher whose `mark_sent` succeeded, so once per message;
+    the event id is derived from the outbox key and skipped if already stored.
     """
-    record_events(
-        connection,
-        [
-            event_row(
-                f"rapport:{message.key}",
-                message.customer_id,
-                "contact",
-                at,
-                at,
-                {"outbox_key": message.key},
-                channel=channel,
-                text=f"{message.template} ({message.rule_id})",
-            )
-        ],
+    row = event_row(
+        f"rapport:{message.key}",
+        message.customer_id,
+        "contact",
+        at,
+        at,
+        {"outbox_key": message.key},
+        channel=channel,
+        text=f"{message.template} ({message.rule_id})",
     )
+    connection.execute(_CONTACT, row)
 
 
 def marketing_sent_since(

@@ -82,6 +82,8 @@ class SmtpScript:
     drop_data: int = 0  # close the connection on the next N DATA commands
     closing_mail: int = 0  # answer the next N MAIL FROM with 421 (server closing)
     unknown_users: set[str] = field(default_factory=set)  # RCPT TO answered with 550
+    recorded: int = 0  # raised by a test when the client has recorded a delivery
+    unrecorded: list[int] = field(default_factory=list)  # at each acceptance: received - recorded
     transports: list[asyncio.BaseTransport] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -154,6 +156,7 @@ class SmtpScript:
                 self.reject_data -= 1
                 return "554 message refused"
             assert envelope.mail_from is not None and envelope.original_content is not None
+            self.unrecorded.append(len(self.received) - self.recorded)
             self.received.append(
                 Received(
                     envelope.mail_from,

@@ -23,9 +23,10 @@ import aiosmtplib
 import httpx
 import pytest
 
-from actions.channels.base import Delivery, Envelope, Sender, TemporaryFailure
-from actions.channels.email import SmtpSender, build_message, message_id
+from actions.channels.base import Delivery, Envelope, Sender, TemporaryFailure, Ticket, Turnstile
+from actions.channels.email import SmtpSender
 from actions.channels.file import FileSender, safe_key
+from actions.channels.mime import build_message, message_id
 from actions.channels.webhook import WebhookSender, header_key, verify_signature
 from tests.loopback import (
     LOOPBACK,
@@ -76,22 +77,62 @@ def run(sender: Sender, work: Callable[[Sender], Awaitable[T]]) -> T:
 # --- SMTP ---------------------------------------------------------------------------
 
 
-def smtp_sender(port: int, **options: Any) -> SmtpSender:
+class Ticketed:
+    """Sends as the dispatcher does: each message with a ticket through one turnstile,
+    released once the send is over (DATA then runs in two steps)."""
+
+    def __init__(self, inner: SmtpSender) -> None:
+        self.inner = inner
+        self.turnstile = Turnstile()
+
+    async def send(self, envelope: Envelope, ticket: Ticket | None = None) -> Delivery:
+        ticket = self.turnstile.ticket()
+        try:
+            return await self.inner.send(envelope, ticket)
+        finally:
+            ticket.release()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class Untracked:
+    """Drops the ticket: sends without waiting for the turnstile."""
+
+    def __init__(self, inner: Sender) -> None:
+        self.inner = inner
+
+    async def send(self, envelope: Envelope, ticket: Ticket | None = None) -> Delivery:
+        return await self.inner.send(envelope)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+@pytest.fixture(params=[False, True], ids=["one-step-data", "ticketed-data"])
+def ticketed(request: pytest.FixtureRequest) -> bool:
+    """Run a test with plain sends and with sends through a turnstile."""
+    return bool(request.param)
+
+
+def smtp_sender(port: int, *, ticketed: bool = False, **options: Any) -> Sender:
     options.setdefault("timeout", 2.0)
-    return SmtpSender(
+    sender = SmtpSender(
         LOOPBACK,
         port,
         sender_address="rapport@example.com",
         local_hostname="client.loopback",
         **options,
     )
+    return Ticketed(sender) if ticketed else sender
 
 
 def test_message_id_is_derived_from_the_key() -> None:
     expected = f"<{hashlib.sha256(KEY.encode()).hexdigest()[:32]}@rapport>"
     assert message_id(KEY) == message_id(KEY) == expected
     assert message_id(KEY + "x") != expected
-    assert build_message(envelope(), "a@example.com")["Message-ID"] == expected
+    built = email.message_from_bytes(build_message(envelope(), "a@example.com"))
+    assert built["Message-ID"] == expected
 
 
 @pytest.mark.parametrize("eight_bit", [True, False], ids=["8bitmime", "7bit-only"])
@@ -136,7 +177,9 @@ def test_smtp_text_only_message_has_no_html_part(smtp: tuple[SmtpScript, SmtpSer
     assert message.get_content() == TEXT
 
 
-def test_smtp_4xx_is_temporary_and_a_retry_succeeds(smtp: tuple[SmtpScript, SmtpServer]) -> None:
+def test_smtp_4xx_is_temporary_and_a_retry_succeeds(
+    smtp: tuple[SmtpScript, SmtpServer], ticketed: bool
+) -> None:
     script, server = smtp
     script.defer_data = 1
 
@@ -145,7 +188,7 @@ def test_smtp_4xx_is_temporary_and_a_retry_succeeds(smtp: tuple[SmtpScript, Smtp
             await sender.send(envelope())
         return str(failure.value), await sender.send(envelope())
 
-    error, retried = run(smtp_sender(server.port), work)
+    error, retried = run(smtp_sender(server.port, ticketed=ticketed), work)
     assert error == "451 try later"
     assert retried.accepted
     assert [r.message["Message-ID"] for r in script.received] == [message_id(KEY)]
@@ -164,10 +207,11 @@ def test_smtp_5xx_is_a_permanent_failure(
     setup: Callable[[SmtpScript], None],
     reply: str,
     stage: str,
+    ticketed: bool,
 ) -> None:
     script, server = smtp
     setup(script)
-    delivery = run(smtp_sender(server.port), lambda s: s.send(envelope()))
+    delivery = run(smtp_sender(server.port, ticketed=ticketed), lambda s: s.send(envelope()))
     assert not delivery.accepted
     assert delivery.reply == reply
     assert delivery.permanent_error == f"{stage} refused: {reply}"
@@ -175,7 +219,7 @@ def test_smtp_5xx_is_a_permanent_failure(
 
 
 def test_smtp_connection_dropped_mid_message_is_temporary(
-    smtp: tuple[SmtpScript, SmtpServer],
+    smtp: tuple[SmtpScript, SmtpServer], ticketed: bool
 ) -> None:
     script, server = smtp
     script.drop_data = 1
@@ -185,10 +229,43 @@ def test_smtp_connection_dropped_mid_message_is_temporary(
             await sender.send(envelope())
         return str(failure.value), await sender.send(envelope())
 
-    error, retried = run(smtp_sender(server.port), work)
+    error, retried = run(smtp_sender(server.port, ticketed=ticketed), work)
     assert error.startswith("data failed") and "Unexpected EOF" in error
     assert retried.accepted and len(script.received) == 1
     assert script.sessions == 2  # the broken connection was not reused
+
+
+@pytest.mark.parametrize("through_turnstile", [True, False])
+def test_a_turnstile_lets_one_message_at_a_time_past_acceptance(
+    smtp: tuple[SmtpScript, SmtpServer], through_turnstile: bool
+) -> None:
+    """The crash guarantee: the server never accepts a message while another accepted
+    one is still unrecorded, although all four connections work at once."""
+    script, server = smtp
+    turnstile = Turnstile()
+
+    async def deliver(sender: Sender, n: int) -> None:
+        ticket = turnstile.ticket()
+        try:
+            delivery = await sender.send(envelope(key=f"{KEY}.{n}"), ticket)
+            assert delivery.accepted
+            await asyncio.sleep(0.005)  # recording the outcome takes a while
+            with script.lock:
+                script.recorded += 1
+        finally:
+            ticket.release()
+
+    async def work(sender: Sender) -> None:
+        if not through_turnstile:
+            sender = Untracked(sender)
+        await asyncio.gather(*(deliver(sender, n) for n in range(12)))
+
+    run(smtp_sender(server.port, max_connections=4), work)
+    assert len(script.received) == 12 and script.sessions == 4
+    if through_turnstile:
+        assert script.unrecorded == [0] * 12
+    else:  # the test can tell: without it, acceptances overtake recordings
+        assert max(script.unrecorded) > 0
 
 
 def test_smtp_server_down_is_temporary_until_it_starts() -> None:

@@ -37,7 +37,7 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import Engine, func, insert, select
 
-from actions.channels.email import message_id
+from actions.channels.mime import message_id
 from actions.planning import PlannedMessage
 from storage.models import Customer, OutboxMessage
 from storage.outbox import store_messages

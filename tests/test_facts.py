@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from engine.facts import FACTS, FactParameters, FactType
 from storage.facts import iter_customer_facts
@@ -280,3 +280,16 @@ def test_all_customers_stream_in_id_order(engine: Engine) -> None:
     assert [row["customer_id"] for row in rows] == ["a", "b", "c"]
     assert [row["lifetime_orders"] for row in rows] == [0, 1, 0]
     assert NOW.tzinfo is UTC
+
+
+def test_streaming_facts_leaves_the_connection_usable_for_writes(engine: Engine) -> None:
+    """The streaming option belongs to the facts query alone: on PostgreSQL, a leftover
+    connection option would turn the next UPDATE into a server-side cursor (an error)."""
+    add_customer(engine, "c1")
+    with engine.connect() as connection:
+        assert len(list(iter_customer_facts(connection, NOW, batch_size=2))) == 1
+        updated = connection.execute(
+            text("UPDATE customers SET name = 'Renamed' WHERE id = 'c1'")
+        ).rowcount
+        connection.commit()
+    assert updated == 1

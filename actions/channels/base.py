@@ -10,6 +10,7 @@ the message's idempotency key, so a retry after a crash is recognisable downstre
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,6 +42,43 @@ class TemporaryFailure(Exception):
 
 
 class Sender(Protocol):
-    async def send(self, envelope: Envelope) -> Delivery: ...
+    async def send(self, envelope: Envelope, ticket: Ticket | None = None) -> Delivery:
+        """Deliver `envelope`; with a `ticket`, enter it right before the hand-over."""
+        ...
 
     async def close(self) -> None: ...
+
+
+class Turnstile:
+    """Lets one message at a time past the point where a provider accepts it, and stays
+    shut until the dispatcher has recorded that message's outcome.
+
+    A dispatcher killed at any moment then leaves at most one message accepted but not
+    recorded (the one repeat a crash may cause), while everything before that point
+    (connecting, rendering, SMTP's MAIL FROM and RCPT TO) still runs concurrently.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+
+    def ticket(self) -> Ticket:
+        return Ticket(self._lock)
+
+
+class Ticket:
+    """One message's pass through a `Turnstile`: the sender calls `enter()` right before
+    the step that hands the message over; the dispatcher calls `release()` once the
+    outcome is recorded (harmless if the sender never entered)."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+        self._held = False
+
+    async def enter(self) -> None:
+        await self._lock.acquire()
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._lock.release()

@@ -1,14 +1,15 @@
 """Email over SMTP: one MIME message per envelope, sent over a small pool of connections.
 
-`build_message` turns an `Envelope` into the `EmailMessage` that is sent (and that
-`FileSender` writes to disk for the demo). Its `Message-ID` is derived from the
-idempotency key, so a message sent twice after a crash carries the same id both times
-and mail clients show it once.
+`actions.channels.mime.build_message` writes the bytes that are sent (and that
+`FileSender` writes to disk for the demo), with a `Message-ID` derived from the
+idempotency key.
 
 `SmtpSender` keeps at most `max_connections` SMTP connections and at most that many
 transactions in flight: a LIFO queue holds one slot per connection, either an open
 connection to reuse or `None` (open one when needed). A connection that fails in any
 way is closed and its slot goes back empty, so a broken session is never reused.
+Connecting, MAIL FROM and RCPT TO run concurrently on all connections; DATA, where
+the server accepts the message, waits for the caller's `Ticket` (see `base`).
 
 Classification follows `actions.channels.base`:
 
@@ -24,53 +25,24 @@ Classification follows `actions.channels.base`:
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import socket
 import ssl
-from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import format_datetime
 from typing import Literal
 
 import aiosmtplib
-from aiosmtplib.email import flatten_message, parse_address
+from aiosmtplib.email import parse_address
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+from aiosmtplib.response import SMTPResponse
+from aiosmtplib.typing import SMTPStatus
 
-from actions.channels.base import Delivery, Envelope, TemporaryFailure
+from actions.channels.base import Delivery, Envelope, TemporaryFailure, Ticket
+from actions.channels.mime import build_message, check_headers
 
 TlsMode = Literal["none", "starttls", "tls"]
 
 # A server that answers 421 to MAIL FROM is closing the session (idle or
 # per-connection message limits), which says nothing about this message.
 _CLOSING = 421
-
-
-def message_id(key: str) -> str:
-    """The `Message-ID` for an idempotency key: the same key always gives the same id."""
-    return f"<{hashlib.sha256(key.encode('utf-8')).hexdigest()[:32]}@rapport>"
-
-
-def build_message(
-    envelope: Envelope, sender_address: str, *, date: datetime | None = None
-) -> EmailMessage:
-    """The MIME message for `envelope`: text, an HTML alternative if any, and our headers.
-
-    Non-ASCII subjects and bodies are encoded when the message is serialised (RFC 2047
-    headers, UTF-8 bodies). Raises `ValueError` for header values that cannot be sent,
-    such as ones containing line breaks.
-    """
-    message = EmailMessage()
-    message["From"] = sender_address
-    message["To"] = envelope.recipient
-    message["Subject"] = envelope.subject
-    message["Date"] = format_datetime(date or datetime.now(UTC))
-    message["Message-ID"] = message_id(envelope.key)
-    message["X-Rapport-Key"] = envelope.key
-    message.set_content(envelope.text)  # drops any Content-* header set before it
-    if envelope.html is not None:
-        message.add_alternative(envelope.html, subtype="html")
-    if envelope.locale:
-        message["Content-Language"] = envelope.locale
-    return message
 
 
 class _Unsendable(Exception):
@@ -125,11 +97,11 @@ class SmtpSender:
         for _ in range(max_connections):
             self._slots.put_nowait(None)
 
-    async def send(self, envelope: Envelope) -> Delivery:
+    async def send(self, envelope: Envelope, ticket: Ticket | None = None) -> Delivery:
         """Send one message; see the module docstring for how failures are reported."""
         try:
             recipient = parse_address(envelope.recipient)
-            message = build_message(envelope, self._sender_address)
+            check_headers(envelope, self._sender_address)
         except ValueError as exc:
             return _refused(f"invalid message: {exc}")
         slot = await self._slots.get()
@@ -137,7 +109,7 @@ class SmtpSender:
         try:
             if self._closed:
                 raise TemporaryFailure("the SMTP sender is closed")
-            kept, delivery = await self._deliver(slot, message, recipient)
+            kept, delivery = await self._deliver(slot, envelope, recipient, ticket)
             return delivery
         finally:
             if kept is not None and self._closed:
@@ -158,7 +130,11 @@ class SmtpSender:
         await asyncio.gather(*(_quit(client) for client in idle))
 
     async def _deliver(
-        self, client: aiosmtplib.SMTP | None, message: EmailMessage, recipient: str
+        self,
+        client: aiosmtplib.SMTP | None,
+        envelope: Envelope,
+        recipient: str,
+        ticket: Ticket | None,
     ) -> tuple[aiosmtplib.SMTP | None, Delivery]:
         """Run one transaction; returns the connection to keep (None: discarded)."""
         stage = "connect"
@@ -170,7 +146,7 @@ class SmtpSender:
                 # nothing has been sent for this message yet, so one fresh try is safe.
                 stage = "sender"
                 try:
-                    payload, encoding = await self._mail(client, message, recipient)
+                    payload, encoding = await self._mail(client, envelope, recipient)
                 except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPSenderRefused) as exc:
                     if isinstance(exc, aiosmtplib.SMTPSenderRefused) and exc.code != _CLOSING:
                         raise
@@ -183,12 +159,12 @@ class SmtpSender:
                 stage = "connect"
                 client = await self._open()
                 stage = "sender"
-                payload, encoding = await self._mail(client, message, recipient)
+                payload, encoding = await self._mail(client, envelope, recipient)
             assert payload is not None
             stage = "recipient"
             await client.rcpt(recipient, encoding=encoding)
             stage = "data"
-            response = await client.data(payload)
+            response = await _data(client, payload, ticket)
             return client, Delivery(reply=str(response))
         except _Unsendable as exc:
             return client, _refused(str(exc))  # nothing was sent: the session is still clean
@@ -239,11 +215,11 @@ class SmtpSender:
         return client
 
     async def _mail(
-        self, client: aiosmtplib.SMTP, message: EmailMessage, recipient: str
+        self, client: aiosmtplib.SMTP, envelope: Envelope, recipient: str
     ) -> tuple[bytes, str]:
         """Start the transaction (MAIL FROM); returns the payload and the address encoding.
 
-        Like `aiosmtplib.SMTP.send_message`, but the message is flattened for this
+        Like `aiosmtplib.SMTP.send_message`, but the message is written for this
         server: 8-bit bodies only if it offers 8BITMIME, UTF-8 addresses only with SMTPUTF8.
         """
         utf8 = not (self._mail_from + recipient).isascii()
@@ -255,12 +231,36 @@ class SmtpSender:
         eight_bit = client.supports_extension("8bitmime")
         if eight_bit:
             options.append("BODY=8BITMIME")
-        payload = flatten_message(message, utf8=utf8, cte_type="8bit" if eight_bit else "7bit")
+        payload = build_message(envelope, self._sender_address, eight_bit=eight_bit)
         if client.supports_extension("size"):
             options.insert(0, f"SIZE={len(payload)}")
         encoding = "utf-8" if utf8 else "ascii"
         await client.mail(self._mail_from, options=options, encoding=encoding)
         return payload, encoding
+
+
+async def _data(client: aiosmtplib.SMTP, payload: bytes, ticket: Ticket | None) -> SMTPResponse:
+    """DATA in two steps, so that only the hand-over waits for `ticket`: the DATA
+    command and its 354 run concurrently with other connections; the message itself,
+    the server's acceptance and the caller's recording then pass one at a time.
+
+    `SMTP.data` does both steps under one call; this is the same exchange on the
+    connection's protocol (the connection belongs to this transaction alone).
+    """
+    if ticket is None:
+        return await client.data(payload)
+    start = await client.execute_command(b"DATA")
+    if start.code != SMTPStatus.start_input:
+        raise aiosmtplib.SMTPDataError(start.code, start.message)
+    await ticket.enter()
+    protocol = client.protocol
+    if protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    protocol.write(PERIOD_REGEX.sub(b"..", normalize_message_line_endings(payload)) + b".\r\n")
+    response = await protocol.read_response(timeout=client.timeout)
+    if response.code != SMTPStatus.completed:
+        raise aiosmtplib.SMTPDataError(response.code, response.message)
+    return response
 
 
 def _refused(reply: str, error: str | None = None) -> Delivery:

@@ -18,8 +18,8 @@ import re
 import tempfile
 from pathlib import Path
 
-from actions.channels.base import Delivery, Envelope, TemporaryFailure
-from actions.channels.email import build_message
+from actions.channels.base import Delivery, Envelope, TemporaryFailure, Ticket
+from actions.channels.mime import build_message
 from actions.channels.webhook import payload
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -43,18 +43,21 @@ class FileSender:
         suffix = ".eml" if envelope.channel == "email" else ".json"
         return self._directory / (safe_key(envelope.key) + suffix)
 
-    async def send(self, envelope: Envelope) -> Delivery:
+    async def send(self, envelope: Envelope, ticket: Ticket | None = None) -> Delivery:
         """Write the message; a full disk or a missing permission fails temporarily."""
         path = self.path_for(envelope)
         try:
             if envelope.channel == "email":
-                data = build_message(envelope, self._sender_address).as_bytes()
+                # Local files use this system's line ending, as mail tools expect.
+                data = build_message(envelope, self._sender_address).replace(b"\r\n", b"\n")
             else:
                 text = json.dumps(payload(envelope), ensure_ascii=False, indent=2) + "\n"
                 data = text.encode("utf-8")
         except ValueError as exc:
             error = f"invalid message: {exc}"
             return Delivery(reply=error, permanent_error=error)
+        if ticket is not None:
+            await ticket.enter()
         try:
             await asyncio.to_thread(_write_atomically, path, data)
         except OSError as exc:

@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 import httpx
 
-from actions.channels.base import Delivery, Envelope, TemporaryFailure
+from actions.channels.base import Delivery, Envelope, TemporaryFailure, Ticket
 
 # Visible ASCII that may stay as-is in a percent-encoded header value.
 _HEADER_SAFE = "!#$&'()*+,-./:;<=>?@[]^_`{|}~"
@@ -114,7 +114,7 @@ class WebhookSender:
         self._owns_client = client is None
         self._client = client if client is not None else httpx.AsyncClient(timeout=timeout)
 
-    async def send(self, envelope: Envelope) -> Delivery:
+    async def send(self, envelope: Envelope, ticket: Ticket | None = None) -> Delivery:
         """POST one envelope; see the module docstring for how statuses are classified."""
         body = encode_payload(envelope)
         timestamp = str(int(time.time()))
@@ -124,6 +124,8 @@ class WebhookSender:
             "X-Rapport-Timestamp": timestamp,
             "X-Rapport-Signature": sign(self._secret, timestamp, body),
         }
+        if ticket is not None:
+            await ticket.enter()  # HTTP has no step before the hand-over to overlap
         try:
             response = await self._client.post(
                 self._url, content=body, headers=headers, timeout=self._timeout
