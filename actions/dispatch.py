@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 
 from actions.channels.base import Envelope, Sender, TemporaryFailure, Ticket, Turnstile
 from actions.guards import Recipient, decide
@@ -30,10 +30,9 @@ from actions.privacy import mask
 from actions.templates import Templates, message_context
 from actions.unsubscribe import unsubscribe_url
 from engine.model import RuleSet
-from engine.vocabulary import EVENT_TYPES
 from storage.customers import customer_rows
+from storage.events import event_fields, events_by_id
 from storage.facts import iter_customer_facts
-from storage.models import Event
 from storage.outbox import (
     ClaimedMessage,
     claim_due,
@@ -44,8 +43,6 @@ from storage.outbox import (
     postpone,
     record_contact,
 )
-
-EVENTS = Event.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -81,16 +78,8 @@ def retry_delay(attempts: int, settings: DispatchSettings) -> timedelta:
 
 
 def triggering_events(connection: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """The events messages were planned for, as templates see them: every field of the
-    event's type present (None when the event had no value for it)."""
-    if not ids:
-        return {}
-    found = {}
-    for row in connection.execute(select(EVENTS).where(EVENTS.c.id.in_(ids))).mappings():
-        kind = EVENT_TYPES.get(row["type"])
-        names = [f.name for f in kind.fields] if kind else []
-        found[row["id"]] = {name: row.get(name, row["attributes"].get(name)) for name in names}
-    return found
+    """The events messages were planned for, as templates see them."""
+    return {key: event_fields(row) for key, row in events_by_id(connection, ids).items()}
 
 
 def recipient_for(customer: Mapping[str, Any], facts: Mapping[str, Any]) -> Recipient:

@@ -42,6 +42,20 @@ class PlannedTask:
     acceptance_criteria: str | None
     ledger: bool
     event_id: str | None
+    escalates: str | None = None  # the key of the overdue task this one takes over
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """A `schedule` action: a `step_due` event for the customer, due later."""
+
+    key: str
+    customer_id: str
+    step: str
+    due_at: datetime
+
+
+Planned = PlannedMessage | PlannedTask | PlannedStep
 
 
 def reentry_scope(rule: Rule, firing: Firing) -> str:
@@ -59,15 +73,21 @@ def idempotency_key(rule: Rule, firing: Firing, action_index: int) -> str:
     return f"{rule.id}.{action_index}:{firing.customer_id}:{reentry_scope(rule, firing)}"
 
 
-def plan_firing(rule: Rule, firing: Firing) -> list[PlannedMessage | PlannedTask]:
-    """The messages and tasks a firing asks for (tags, escalations and schedules aside)."""
-    planned: list[PlannedMessage | PlannedTask] = []
+def plan_firing(rule: Rule, firing: Firing) -> list[Planned]:
+    """The messages, tasks and later steps a firing asks for (tags are only recorded,
+    with the firing)."""
+    planned: list[Planned] = []
     for index, action in enumerate(rule.actions):
         key = idempotency_key(rule, firing, index)
         if action.name == "send_message":
             planned.append(_message(key, rule, firing, action))
         elif action.name == "open_task":
             planned.append(_task(key, rule, firing, action))
+        elif action.name == "escalate":
+            planned.append(_escalation(key, rule, firing, action))
+        elif action.name == "schedule":
+            due_at = firing.as_of + action.params["after"]
+            planned.append(PlannedStep(key, firing.customer_id, action.params["step"], due_at))
     return planned
 
 
@@ -81,6 +101,30 @@ def _message(key: str, rule: Rule, firing: Firing, action: Action) -> PlannedMes
         purpose=action.params["purpose"],
         due_at=firing.as_of,
         event_id=firing.event_id,
+    )
+
+
+OVERDUE_PREFIX = "overdue:"  # task_overdue event ids: the prefix, then the task's key
+
+
+def _escalation(key: str, rule: Rule, firing: Firing, action: Action) -> PlannedTask:
+    """The overdue task's item, handed to the next owner with a new deadline. Storing
+    it carries the overdue task's ledger flag and acceptance criteria over (see
+    `storage.tasks.store_tasks`); only a `task_overdue` event names a task to take over."""
+    event_id = firing.event_id or ""
+    overdue = event_id.removeprefix(OVERDUE_PREFIX) if event_id.startswith(OVERDUE_PREFIX) else None
+    return PlannedTask(
+        key=key,
+        customer_id=firing.customer_id,
+        rule_id=rule.id,
+        kind=str(firing.values.get("event_task_kind") or "escalation"),
+        owner_role=action.params["to_role"],
+        department=None,
+        due_at=firing.as_of + action.params["due_in"],
+        acceptance_criteria=action.params["reason"],
+        ledger=False,
+        event_id=firing.event_id,
+        escalates=overdue,
     )
 
 

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
-from actions.planning import PlannedMessage, PlannedTask, plan_firing
+from actions.planning import PlannedMessage, PlannedStep, PlannedTask, plan_firing
 from engine.evaluate import Evaluator, Firing
 from engine.model import RuleSet
+from storage.events import store_steps
 from storage.facts import iter_customer_facts
 from storage.firings import admitted, last_fired, record_firings
 from storage.outbox import store_messages
@@ -30,6 +31,10 @@ class RunSummary:
     firings: dict[str, int] = field(default_factory=dict)  # admitted, per rule
     messages: int = 0  # new outbox messages
     tasks: int = 0  # new staff tasks
+
+    def count(self, firings: list[Firing]) -> None:
+        for firing in firings:
+            self.firings[firing.rule_id] = self.firings.get(firing.rule_id, 0) + 1
 
 
 def evaluate_customers(
@@ -55,18 +60,28 @@ def evaluate_customers(
             if not firings:
                 continue
             with engine.begin() as writer:
-                history = last_fired(writer, {f.customer_id for f in firings})
-                kept = admitted(firings, ruleset, history)
+                kept = admit(writer, ruleset, firings)
                 if record:
-                    record_firings(writer, kept, created_at or as_of)
-                    planned = [p for f in kept for p in plan_firing(ruleset.rule(f.rule_id), f)]
-                    at = created_at or as_of
-                    summary.messages += store_messages(
-                        writer, [p for p in planned if isinstance(p, PlannedMessage)], at
-                    )
-                    summary.tasks += store_tasks(
-                        writer, [p for p in planned if isinstance(p, PlannedTask)], at
-                    )
-            for firing in kept:
-                summary.firings[firing.rule_id] = summary.firings.get(firing.rule_id, 0) + 1
+                    apply_firings(writer, ruleset, kept, created_at or as_of, summary)
+            summary.count(kept)
             yield from kept
+
+
+def admit(writer: Connection, ruleset: RuleSet, firings: list[Firing]) -> list[Firing]:
+    """The firings their rules' re-entry lets through, given the stored history."""
+    history = last_fired(writer, {f.customer_id for f in firings})
+    return admitted(firings, ruleset, history)
+
+
+def apply_firings(
+    writer: Connection, ruleset: RuleSet, firings: list[Firing], at: datetime, summary: RunSummary
+) -> None:
+    """Records admitted firings and what they plan: outbox messages, staff tasks
+    (escalations take over their overdue task) and later steps (`step_due` events)."""
+    record_firings(writer, firings, at)
+    planned = [p for f in firings for p in plan_firing(ruleset.rule(f.rule_id), f)]
+    summary.messages += store_messages(
+        writer, [p for p in planned if isinstance(p, PlannedMessage)], at
+    )
+    summary.tasks += store_tasks(writer, [p for p in planned if isinstance(p, PlannedTask)], at)
+    store_steps(writer, [p for p in planned if isinstance(p, PlannedStep)], at)

@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select, update
+from sqlalchemy.engine import RowMapping
 
+from actions.planning import PlannedStep
+from engine.vocabulary import EVENT_TYPES
 from storage.dialect import insert_ignoring_conflicts
 from storage.models import Event
 
@@ -36,12 +39,64 @@ def event_row(
         "occurred_at": occurred_at,
         "attributes": attributes or {},
         "imported_at": recorded_at,
+        "reacted_at": None,
     }
 
 
-def record_events(connection: Connection, rows: list[dict[str, Any]]) -> int:
-    """Inserts events whose id is new; returns how many were."""
+def record_events(connection: Connection, rows: list[dict[str, Any]]) -> list[str]:
+    """Inserts events whose id is new; returns their ids."""
     if not rows:
-        return 0
+        return []
     statement = insert_ignoring_conflicts(connection, EVENTS, ["id"]).returning(EVENTS.c.id)
-    return len(connection.execute(statement, rows).all())
+    return list(connection.execute(statement, rows).scalars())
+
+
+def event_fields(row: RowMapping) -> dict[str, Any]:
+    """An event as rules and templates see it: its id, type and customer, and every
+    field of its type (from its column, else its attributes; None when absent)."""
+    kind = EVENT_TYPES.get(row["type"])
+    attributes = row["attributes"] or {}
+    fields = {
+        f.name: row[f.name] if f.name in FIELDS else attributes.get(f.name)
+        for f in (kind.fields if kind else ())
+    }
+    return {"id": row["id"], "type": row["type"], "customer_id": row["customer_id"], **fields}
+
+
+def events_by_id(connection: Connection, ids: list[str]) -> dict[str, RowMapping]:
+    if not ids:
+        return {}
+    rows = connection.execute(select(EVENTS).where(EVENTS.c.id.in_(ids))).mappings()
+    return {row["id"]: row for row in rows}
+
+
+def pending_reactions(
+    connection: Connection, types: list[str], as_of: datetime, since: datetime
+) -> list[RowMapping]:
+    """Events of `types` that happened in (since, as_of] and no rule has reacted to yet
+    (recent arrivals by file, steps that came due), oldest first."""
+    query = (
+        select(EVENTS)
+        .where(
+            EVENTS.c.type.in_(types),
+            EVENTS.c.occurred_at > since,
+            EVENTS.c.occurred_at <= as_of,
+            EVENTS.c.reacted_at.is_(None),
+        )
+        .order_by(EVENTS.c.occurred_at, EVENTS.c.id)
+    )
+    return list(connection.execute(query).mappings())
+
+
+def mark_reacted(connection: Connection, ids: list[str], at: datetime) -> None:
+    if ids:
+        connection.execute(update(EVENTS).where(EVENTS.c.id.in_(ids)).values(reacted_at=at))
+
+
+def store_steps(connection: Connection, steps: list[PlannedStep], at: datetime) -> int:
+    """`step_due` events for planned steps, due later; a step planned twice is stored once."""
+    rows = [
+        event_row(f"step:{s.key}", s.customer_id, "step_due", s.due_at, at, {"step": s.step})
+        for s in steps
+    ]
+    return len(record_events(connection, rows))

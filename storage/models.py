@@ -61,6 +61,7 @@ class Event(SQLModel, table=True):
     text: str | None = None
     attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     imported_at: datetime
+    reacted_at: datetime | None = None  # when the event rules acted on it (see reactions)
 
 
 class RulesetRevision(SQLModel, table=True):

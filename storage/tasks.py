@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, or_, select, update
 
-from actions.planning import PlannedTask
+from actions.planning import OVERDUE_PREFIX, PlannedTask
 from storage.dialect import insert_new_keys
 from storage.events import event_row, record_events
 from storage.models import StaffTask
@@ -16,24 +17,47 @@ TASKS = StaffTask.__table__  # type: ignore[attr-defined]
 
 
 def store_tasks(connection: Connection, planned: list[PlannedTask], created_at: datetime) -> int:
-    """Adds planned tasks; a key already stored is skipped. Returns how many were new."""
-    rows = [
-        {
-            "key": p.key,
-            "customer_id": p.customer_id,
-            "rule_id": p.rule_id,
-            "kind": p.kind,
-            "owner_role": p.owner_role,
-            "department": p.department,
-            "ledger": p.ledger,
-            "acceptance_criteria": p.acceptance_criteria,
-            "status": "open",
-            "due_at": p.due_at,
-            "created_at": created_at,
-        }
-        for p in planned
-    ]
+    """Adds planned tasks; a key already stored is skipped. Returns how many were new.
+
+    An escalation takes over its overdue task: the ledger flag and acceptance criteria
+    carry over (with the reason added) and the overdue task is marked `escalated`.
+    """
+    sources = _escalated_tasks(connection, [p.escalates for p in planned if p.escalates])
+    rows = []
+    for p in planned:
+        source = sources.get(p.escalates or "")
+        criteria = p.acceptance_criteria
+        if source is not None and source["acceptance_criteria"]:
+            criteria = f"{source['acceptance_criteria']}\nEscalated: {p.acceptance_criteria}"
+        rows.append(
+            {
+                "key": p.key,
+                "customer_id": p.customer_id,
+                "rule_id": p.rule_id,
+                "kind": p.kind,
+                "owner_role": p.owner_role,
+                "department": p.department,
+                "ledger": p.ledger or bool(source is not None and source["ledger"]),
+                "acceptance_criteria": criteria,
+                "status": "open",
+                "due_at": p.due_at,
+                "created_at": created_at,
+            }
+        )
+    if sources:
+        connection.execute(
+            update(TASKS)
+            .where(TASKS.c.key.in_(list(sources)), TASKS.c.status == "open")
+            .values(status="escalated", closed_at=created_at)
+        )
     return insert_new_keys(connection, TASKS, rows)
+
+
+def _escalated_tasks(connection: Connection, keys: list[str]) -> dict[str, Any]:
+    if not keys:
+        return {}
+    query = select(TASKS).where(TASKS.c.key.in_(keys))
+    return {row["key"]: row for row in connection.execute(query).mappings()}
 
 
 @dataclass(frozen=True)
@@ -89,8 +113,9 @@ def close_task(connection: Connection, task_id: int, note: str | None, now: date
     )
 
 
-def raise_overdue_events(connection: Connection, now: datetime) -> int:
-    """A `task_overdue` event for each open task past its due time, once per task.
+def raise_overdue_events(connection: Connection, now: datetime) -> list[str]:
+    """A `task_overdue` event for each open task past its due time, once per task;
+    returns the ids of the events raised now.
 
     The event happens at the due time; its id comes from the task key, so the SLA watch
     may run as often as it likes. Escalation rules act on these events.
@@ -102,12 +127,17 @@ def raise_overdue_events(connection: Connection, now: datetime) -> int:
     )
     rows = [
         event_row(
-            f"overdue:{task['key']}",
+            f"{OVERDUE_PREFIX}{task['key']}",
             task["customer_id"],
             "task_overdue",
             task["due_at"],
             now,
-            {"task_kind": task["kind"], "owner_role": task["owner_role"], "task_id": task["id"]},
+            {
+                "task_kind": task["kind"],
+                "owner_role": task["owner_role"],
+                "task_id": task["id"],
+                "hours_overdue": round((now - task["due_at"]).total_seconds() / 3600, 1),
+            },
         )
         for task in late
     ]

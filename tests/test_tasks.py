@@ -112,9 +112,9 @@ def test_tasks_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 def test_overdue_tasks_raise_one_event_each(engine: Engine) -> None:
     seed(engine)
     with engine.begin() as connection:
-        assert raise_overdue_events(connection, NOW) == 1
-        assert raise_overdue_events(connection, NOW + timedelta(hours=1)) == 0
-        assert raise_overdue_events(connection, NOW + timedelta(days=2, hours=1)) == 1
+        assert len(raise_overdue_events(connection, NOW)) == 1
+        assert raise_overdue_events(connection, NOW + timedelta(hours=1)) == []
+        assert len(raise_overdue_events(connection, NOW + timedelta(days=2, hours=1))) == 1
     with engine.connect() as connection:
         events = connection.execute(
             select(Event.id, Event.occurred_at, Event.attributes)
