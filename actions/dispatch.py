@@ -64,12 +64,14 @@ class DispatchReport:
     outcomes: Counter[str] = field(default_factory=Counter)  # sent, deferred, ...
     reasons: Counter[str] = field(default_factory=Counter)  # guard or failure codes
     channels: Counter[str] = field(default_factory=Counter)  # sent per channel
+    failures: Counter[str] = field(default_factory=Counter)  # masked error texts
 
     def add(self, other: DispatchReport) -> None:
         self.claimed += other.claimed
         self.outcomes.update(other.outcomes)
         self.reasons.update(other.reasons)
         self.channels.update(other.channels)
+        self.failures.update(other.failures)
 
 
 def retry_delay(attempts: int, settings: DispatchSettings) -> timedelta:
@@ -285,6 +287,9 @@ class _Job:
         )
 
     def _settle(self, outcome: str, transition: Any, *arguments: Any) -> bool:
+        if outcome in ("failed", "retrying"):
+            error = str(arguments[-1])  # every failing transition ends with the error
+            self.report.failures[f"{outcome}: {error[:160]}"] += 1
         with self.connection.begin():
             transition(self.connection, *arguments)
         self.report.outcomes[outcome] += 1

@@ -42,7 +42,7 @@ class PlannedTask:
     acceptance_criteria: str | None
     ledger: bool
     event_id: str | None
-    escalates: str | None = None  # the key of the overdue task this one takes over
+    escalates: int | None = None  # the id of the overdue task this one takes over
 
 
 @dataclass(frozen=True)
@@ -104,20 +104,22 @@ def _message(key: str, rule: Rule, firing: Firing, action: Action) -> PlannedMes
     )
 
 
-OVERDUE_PREFIX = "overdue:"  # task_overdue event ids: the prefix, then the task's key
+OVERDUE_PREFIX = "overdue:"  # task_overdue event ids: the prefix, then the task's id
 
 
 def _escalation(key: str, rule: Rule, firing: Firing, action: Action) -> PlannedTask:
     """The overdue task's item, handed to the next owner with a new deadline. Storing
-    it carries the overdue task's ledger flag and acceptance criteria over (see
+    it carries the overdue task's kind, ledger flag and acceptance criteria over (see
     `storage.tasks.store_tasks`); only a `task_overdue` event names a task to take over."""
     event_id = firing.event_id or ""
-    overdue = event_id.removeprefix(OVERDUE_PREFIX) if event_id.startswith(OVERDUE_PREFIX) else None
+    overdue = (
+        int(event_id.removeprefix(OVERDUE_PREFIX)) if event_id.startswith(OVERDUE_PREFIX) else None
+    )
     return PlannedTask(
         key=key,
         customer_id=firing.customer_id,
         rule_id=rule.id,
-        kind=str(firing.values.get("event_task_kind") or "escalation"),
+        kind=str(firing.values.get("event.task_kind") or "escalation"),
         owner_role=action.params["to_role"],
         department=None,
         due_at=firing.as_of + action.params["due_in"],

@@ -1,7 +1,7 @@
 """Dispatch throughput: Rapport's dispatcher against plain aiosmtplib, same SMTP sink.
 
 Run as `python -m bench.dispatch [--messages N] [--rounds R]`; prints one JSON object
-last. The sink (`bench.smtp_sink`) runs in a process of its own on 127.0.0.1.
+last. The sink (`rapport.smtp_sink`) runs in a process of its own on 127.0.0.1.
 
 - Rapport: N service messages are planned into a fresh SQLite database, then
   `dispatch_once` runs batch after batch (500 per batch) with an `SmtpSender` of 4
@@ -22,13 +22,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -46,6 +41,7 @@ from actions.dispatch import DispatchReport, DispatchSettings, dispatch_once
 from actions.planning import PlannedMessage
 from actions.templates import Templates
 from engine.model import RuleSet
+from rapport.smtp_sink import running_sink
 from storage.db import make_engine
 from storage.migrate import upgrade_database
 from storage.models import Customer
@@ -64,30 +60,6 @@ SETTINGS = DispatchSettings(
     public_url="https://example.com",
     secret_key="bench",
 )
-
-
-@contextmanager
-def smtp_sink(folder: Path) -> Iterator[tuple[int, dict[str, int]]]:
-    """Starts `bench.smtp_sink`; yields its port and, after the block, its counts."""
-    port_file = folder / "sink.port"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.smtp_sink", str(port_file)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    counts: dict[str, int] = {}
-    try:
-        deadline = time.monotonic() + 30
-        while not port_file.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the SMTP sink did not start")
-            time.sleep(0.02)
-        yield int(port_file.read_text()), counts
-    finally:
-        process.send_signal(signal.SIGTERM)
-        out, _ = process.communicate(timeout=30)
-        if out.strip():
-            counts.update(json.loads(out.strip().splitlines()[-1]))
 
 
 def fresh_database(path: Path) -> Engine:
@@ -225,7 +197,7 @@ def run(count: int, batch: int, connections: int, rounds: int) -> dict[str, Any]
     seconds: dict[str, list[float]] = {"rapport": [], "plain": [], "plain_bytes": []}
     with tempfile.TemporaryDirectory(prefix="rapport-bench-") as name:
         folder = Path(name)
-        with smtp_sink(folder) as (port, sink):
+        with running_sink(folder) as (port, sink):
             for _ in range(rounds):
                 engine = fresh_database(folder / "dispatch.db")
                 plan(engine, count)

@@ -32,6 +32,14 @@ class RunSummary:
     messages: int = 0  # new outbox messages
     tasks: int = 0  # new staff tasks
 
+    def add(self, other: RunSummary) -> None:
+        self.customers += other.customers
+        self.matched += other.matched
+        self.messages += other.messages
+        self.tasks += other.tasks
+        for rule, count in other.firings.items():
+            self.firings[rule] = self.firings.get(rule, 0) + count
+
     def count(self, firings: list[Firing]) -> None:
         for firing in firings:
             self.firings[firing.rule_id] = self.firings.get(firing.rule_id, 0) + 1
@@ -46,10 +54,12 @@ def evaluate_customers(
     created_at: datetime | None = None,
     customer_ids: list[str] | None = None,
     summary: RunSummary | None = None,
+    evaluator: Evaluator | None = None,
 ) -> Iterator[Firing]:
     """Yields the firings re-entry admits; with `record`, stores them batch by batch,
-    with the messages and tasks they plan (keys make a repeated run add nothing)."""
-    evaluator = Evaluator(ruleset)
+    with the messages and tasks they plan (keys make a repeated run add nothing).
+    Pass `evaluator` to reuse a compiled engine across calls."""
+    evaluator = evaluator or Evaluator(ruleset)
     summary = summary if summary is not None else RunSummary()
     with engine.connect() as reader:
         snapshots = iter_customer_facts(reader, as_of, ruleset.parameters, customer_ids)

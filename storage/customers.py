@@ -16,3 +16,9 @@ def customer_rows(connection: Connection, ids: Iterable[str]) -> dict[str, dict[
     """The stored rows of these customers, by id (unknown ids are absent)."""
     query = select(CUSTOMERS).where(CUSTOMERS.c.id.in_(list(ids)))
     return {row["id"]: dict(row) for row in connection.execute(query).mappings()}
+
+
+def customer_id_batches(connection: Connection, size: int) -> list[list[str]]:
+    """Every customer id in order, cut into batches of `size` (the units of a run)."""
+    ids = list(connection.scalars(select(CUSTOMERS.c.id).order_by(CUSTOMERS.c.id)))
+    return [ids[start : start + size] for start in range(0, len(ids), size)]

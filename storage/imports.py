@@ -122,10 +122,34 @@ def import_events(
     on_bytes: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Inserts new events from a CSV or JSON Lines file; known event ids are skipped."""
+    return _import_events(engine, path, read_rows(path, on_bytes), imported_at, on_error)
+
+
+def import_event_list(
+    engine: Engine,
+    events: list[dict[str, Any]],
+    *,
+    imported_at: datetime,
+    source: str = "request",
+    on_error: ErrorSink | None = None,
+) -> ImportReport:
+    """The same for events given as objects (a flow parameter, an API request body);
+    `source` names them in errors, with the 1-based position as the line."""
+    rows = (RawRow(number, dict(event)) for number, event in enumerate(events, start=1))
+    return _import_events(engine, Path(source), rows, imported_at, on_error)
+
+
+def _import_events(
+    engine: Engine,
+    path: Path,
+    rows: Iterable[RawRow],
+    imported_at: datetime,
+    on_error: ErrorSink | None,
+) -> ImportReport:
     report = ImportReport()
     importer = _Importer(path, report, on_error)
     batch: dict[str, tuple[int, dict[str, Any]]] = {}
-    for raw in read_rows(path, on_bytes):
+    for raw in rows:
         report.read += 1
         row = _validate(importer, raw, EventRow)
         if row is None:

@@ -19,13 +19,13 @@ TASKS = StaffTask.__table__  # type: ignore[attr-defined]
 def store_tasks(connection: Connection, planned: list[PlannedTask], created_at: datetime) -> int:
     """Adds planned tasks; a key already stored is skipped. Returns how many were new.
 
-    An escalation takes over its overdue task: the ledger flag and acceptance criteria
-    carry over (with the reason added) and the overdue task is marked `escalated`.
+    An escalation takes over its overdue task: its kind, ledger flag and acceptance
+    criteria carry over (with the reason added) and the overdue task is marked `escalated`.
     """
     sources = _escalated_tasks(connection, [p.escalates for p in planned if p.escalates])
     rows = []
     for p in planned:
-        source = sources.get(p.escalates or "")
+        source = sources.get(p.escalates) if p.escalates is not None else None
         criteria = p.acceptance_criteria
         if source is not None and source["acceptance_criteria"]:
             criteria = f"{source['acceptance_criteria']}\nEscalated: {p.acceptance_criteria}"
@@ -34,7 +34,7 @@ def store_tasks(connection: Connection, planned: list[PlannedTask], created_at: 
                 "key": p.key,
                 "customer_id": p.customer_id,
                 "rule_id": p.rule_id,
-                "kind": p.kind,
+                "kind": source["kind"] if source is not None else p.kind,
                 "owner_role": p.owner_role,
                 "department": p.department,
                 "ledger": p.ledger or bool(source is not None and source["ledger"]),
@@ -47,17 +47,17 @@ def store_tasks(connection: Connection, planned: list[PlannedTask], created_at: 
     if sources:
         connection.execute(
             update(TASKS)
-            .where(TASKS.c.key.in_(list(sources)), TASKS.c.status == "open")
+            .where(TASKS.c.id.in_(list(sources)), TASKS.c.status == "open")
             .values(status="escalated", closed_at=created_at)
         )
     return insert_new_keys(connection, TASKS, rows)
 
 
-def _escalated_tasks(connection: Connection, keys: list[str]) -> dict[str, Any]:
-    if not keys:
+def _escalated_tasks(connection: Connection, ids: list[int]) -> dict[int, Any]:
+    if not ids:
         return {}
-    query = select(TASKS).where(TASKS.c.key.in_(keys))
-    return {row["key"]: row for row in connection.execute(query).mappings()}
+    query = select(TASKS).where(TASKS.c.id.in_(ids))
+    return {row["id"]: row for row in connection.execute(query).mappings()}
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def raise_overdue_events(connection: Connection, now: datetime) -> list[str]:
     """A `task_overdue` event for each open task past its due time, once per task;
     returns the ids of the events raised now.
 
-    The event happens at the due time; its id comes from the task key, so the SLA watch
+    The event happens at the due time; its id comes from the task's, so the SLA watch
     may run as often as it likes. Escalation rules act on these events.
     """
     late = (
@@ -127,7 +127,7 @@ def raise_overdue_events(connection: Connection, now: datetime) -> list[str]:
     )
     rows = [
         event_row(
-            f"{OVERDUE_PREFIX}{task['key']}",
+            f"{OVERDUE_PREFIX}{task['id']}",
             task["customer_id"],
             "task_overdue",
             task["due_at"],

@@ -121,6 +121,8 @@ def test_overdue_tasks_raise_one_event_each(engine: Engine) -> None:
             .where(Event.type == "task_overdue")
             .order_by(Event.occurred_at)
         ).all()
-    assert [e.id for e in events] == ["overdue:b", "overdue:a"]
+    with engine.connect() as connection:
+        ids = dict(connection.execute(select(StaffTask.key, StaffTask.id)).all())
+    assert [e.id for e in events] == [f"overdue:{ids['b']}", f"overdue:{ids['a']}"]
     assert events[0].occurred_at == NOW - timedelta(hours=2)
     assert events[1].attributes["owner_role"] == "management"

@@ -1,6 +1,7 @@
-"""A loopback SMTP sink for the dispatch benchmark, in a process of its own.
+"""A loopback SMTP sink for the demo and the dispatch benchmark, in a process of its own.
 
-Run as `python -m bench.smtp_sink PORT_FILE`: it binds 127.0.0.1 on a free port,
+`running_sink(folder)` starts it and stops it. Run by hand as
+`python -m rapport.smtp_sink PORT_FILE`: it binds 127.0.0.1 on a free port,
 writes the port number to PORT_FILE (atomically, so a reader never sees half of it),
 accepts every message and counts it. On SIGTERM (or SIGINT) it stops and prints one
 JSON object: `{"messages": …, "bytes": …, "connections": …}`.
@@ -12,7 +13,11 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +73,33 @@ async def serve(port_file: Path) -> dict[str, int]:
     return handler.figures()
 
 
+@contextmanager
+def running_sink(folder: Path) -> Iterator[tuple[int, dict[str, int]]]:
+    """Starts the sink in a process of its own; yields its port and, after the block,
+    its counts."""
+    port_file = folder / "sink.port"
+    port_file.unlink(missing_ok=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rapport.smtp_sink", str(port_file)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    counts: dict[str, int] = {}
+    try:
+        deadline = time.monotonic() + 30
+        while not port_file.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the SMTP sink did not start")
+            time.sleep(0.02)
+        yield int(port_file.read_text()), counts
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=30)
+        if out.strip():
+            counts.update(json.loads(out.strip().splitlines()[-1]))
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m bench.smtp_sink PORT_FILE")
+        raise SystemExit("usage: python -m rapport.smtp_sink PORT_FILE")
     print(json.dumps(asyncio.run(serve(Path(sys.argv[1])))), flush=True)

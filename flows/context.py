@@ -1,0 +1,63 @@
+"""What every flow starts from: configuration, Rapport's database, the rules in force.
+
+Flows only orchestrate: everything they call is a plain function of `engine/`,
+`actions/`, `storage/` or `rapport/`, tested on its own. Flow parameters are plain
+values (an ISO time, numbers, paths), so a run can be started from the Prefect UI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from prefect.logging import get_run_logger
+from sqlalchemy import Engine
+
+from engine.model import RuleSet
+from rapport.config import Settings, get_settings
+from storage.db import make_engine
+from storage.migrate import check_schema
+from storage.revisions import rules_in_force
+
+
+@dataclass(frozen=True)
+class FlowContext:
+    settings: Settings
+    engine: Engine
+    ruleset: RuleSet
+    as_of: datetime
+
+
+@lru_cache(maxsize=4)
+def _engine(url: str) -> Engine:
+    """One engine (and connection pool) per database for the life of the process, so a
+    long-running `rapport serve` reuses connections across runs."""
+    return make_engine(url)
+
+
+def moment(as_of: str | None) -> datetime:
+    """A flow's `as_of` parameter: an ISO 8601 time with an offset, or now."""
+    if as_of is None:
+        return datetime.now(UTC)
+    parsed = datetime.fromisoformat(as_of)
+    if parsed.utcoffset() is None:
+        raise ValueError(f"as_of needs a UTC offset, e.g. 2026-11-24T09:00:00+08:00: {as_of!r}")
+    return parsed
+
+
+def flow_context(as_of: str | None) -> FlowContext:
+    """Settings, a database with a current schema, and the rules in force (a new valid
+    revision of `rules/` is recorded; an invalid one keeps the last good revision)."""
+    settings = get_settings()
+    engine = _engine(settings.database_url)
+    check_schema(engine)
+    now = moment(as_of)
+    ruleset, problems = rules_in_force(engine, settings.rules_dir, settings.templates_dir, now)
+    if problems:
+        get_run_logger().warning(
+            "rules/ has %d problems; running revision %s (see `rapport rules check`)",
+            len(problems),
+            ruleset.revision,
+        )
+    return FlowContext(settings, engine, ruleset, now)

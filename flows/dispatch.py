@@ -1,0 +1,99 @@
+"""`dispatch-outbox`: deliver what is due, one Prefect task per batch of messages.
+
+A batch claims up to `batch_size` due messages and settles every one of them (sent,
+deferred, suppressed, retrying or failed; see `actions.dispatch`), so a task retry
+after an unexpected error only claims what is still due; a claim lost with a crashed
+process is taken over when its lease expires. Several runs at once are safe: each is
+its own dispatcher and claims skip rows another one holds.
+
+When the providers are down, the messages go back to the outbox with backoff and the
+run ends Failed ("nothing could be delivered"), so the outage shows in the Prefect UI;
+the next scheduled run delivers them once the provider is back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from actions.channels.base import Sender
+from actions.dispatch import DispatchReport, DispatchSettings, dispatch_once
+from actions.templates import Templates
+from flows import artifacts
+from flows.context import FlowContext, flow_context, moment
+from rapport.delivery import build_senders, dispatch_settings
+
+
+class DeliveryOutage(RuntimeError):
+    """Nothing could be delivered: every attempt failed temporarily."""
+
+
+@task(name="dispatch-batch", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+async def dispatch_batch(
+    context: FlowContext,
+    senders: dict[str, Sender],
+    templates: Templates,
+    settings: DispatchSettings,
+    now: datetime,
+) -> DispatchReport:
+    report = await dispatch_once(context.engine, senders, templates, context.ruleset, now, settings)
+    if report.claimed:
+        get_run_logger().info("%d claimed: %s", report.claimed, dict(report.outcomes.most_common()))
+    return report
+
+
+@flow(name="dispatch-outbox")
+async def dispatch_outbox(
+    as_of: str | None = None, batch_size: int = 500, max_batches: int = 200
+) -> dict[str, Any]:
+    """Deliver due messages batch after batch until none is due (or `max_batches`).
+
+    `as_of` fixes the clock for replays and tests; by default each batch uses now.
+    """
+    context = flow_context(as_of)
+    settings = replace(dispatch_settings(context.settings), batch=batch_size)
+    senders = build_senders(context.settings)
+    templates = Templates(context.settings.templates_dir)
+    total = DispatchReport()
+    try:
+        for _ in range(max_batches):
+            now = moment(as_of) if as_of else datetime.now(UTC)
+            report = await dispatch_batch(context, senders, templates, settings, now)
+            total.add(report)
+            if report.claimed == 0:
+                break
+    finally:
+        for sender in set(senders.values()):
+            await sender.close()
+    publish(total)
+    if total.outcomes["retrying"] and not total.outcomes["sent"]:
+        raise DeliveryOutage(
+            f"nothing could be delivered: {total.outcomes['retrying']} messages will be "
+            "retried with backoff (see the failures artifact)"
+        )
+    return figures(total)
+
+
+def publish(total: DispatchReport) -> None:
+    """Messages per channel and outcome, guard decisions and failures, as artifacts."""
+    artifacts.counts_table("dispatch-outcomes", "Messages per outcome", "outcome", total.outcomes)
+    artifacts.counts_table(
+        "dispatch-channels", "Messages sent per channel", "channel", total.channels
+    )
+    artifacts.counts_table(
+        "dispatch-decisions", "Guard decisions and failures", "decision", total.reasons
+    )
+
+
+def figures(total: DispatchReport) -> dict[str, Any]:
+    return {
+        "claimed": total.claimed,
+        "outcomes": dict(total.outcomes),
+        "channels": dict(total.channels),
+        "decisions": dict(total.reasons),
+    }
