@@ -65,6 +65,7 @@ class DispatchReport:
     reasons: Counter[str] = field(default_factory=Counter)  # guard or failure codes
     channels: Counter[str] = field(default_factory=Counter)  # sent per channel
     failures: Counter[str] = field(default_factory=Counter)  # masked error texts
+    unavailable: Counter[str] = field(default_factory=Counter)  # temporary failures per channel
 
     def add(self, other: DispatchReport) -> None:
         self.claimed += other.claimed
@@ -72,6 +73,7 @@ class DispatchReport:
         self.reasons.update(other.reasons)
         self.channels.update(other.channels)
         self.failures.update(other.failures)
+        self.unavailable.update(other.unavailable)
 
 
 def retry_delay(attempts: int, settings: DispatchSettings) -> timedelta:
@@ -219,6 +221,7 @@ class _Job:
             delivery = await sender.send(envelope, ticket)
         except TemporaryFailure as error:
             self.report.reasons["temporary_failure"] += 1
+            self.report.unavailable[channel] += 1
             if message.attempts >= self.settings.max_attempts:
                 return self._settle(
                     "failed",

@@ -6,9 +6,9 @@ after an unexpected error only claims what is still due; a claim lost with a cra
 process is taken over when its lease expires. Several runs at once are safe: each is
 its own dispatcher and claims skip rows another one holds.
 
-When the providers are down, the messages go back to the outbox with backoff and the
-run ends Failed ("nothing could be delivered"), so the outage shows in the Prefect UI;
-the next scheduled run delivers them once the provider is back.
+When a channel's provider is down, its messages go back to the outbox with backoff and
+the run ends Failed ("nothing could be delivered on email"), so the outage shows in the
+Prefect UI; a later run delivers them once the provider is back.
 """
 
 from __future__ import annotations
@@ -71,12 +71,22 @@ async def dispatch_outbox(
         for sender in set(senders.values()):
             await sender.close()
     publish(total)
-    if total.outcomes["retrying"] and not total.outcomes["sent"]:
+    if down := outages(total):
         raise DeliveryOutage(
-            f"nothing could be delivered: {total.outcomes['retrying']} messages will be "
-            "retried with backoff (see the failures artifact)"
+            "nothing could be delivered on "
+            + ", ".join(f"{channel} ({count} attempts failed)" for channel, count in down.items())
+            + "; those messages are retried with backoff (see the failures artifact)"
         )
     return figures(total)
+
+
+def outages(total: DispatchReport) -> dict[str, int]:
+    """Channels on which every attempt of the run failed temporarily."""
+    return {
+        channel: count
+        for channel, count in total.unavailable.items()
+        if not total.channels[channel]
+    }
 
 
 def publish(total: DispatchReport) -> None:
@@ -88,6 +98,7 @@ def publish(total: DispatchReport) -> None:
     artifacts.counts_table(
         "dispatch-decisions", "Guard decisions and failures", "decision", total.reasons
     )
+    artifacts.counts_table("dispatch-failures", "Failures with reasons", "failure", total.failures)
 
 
 def figures(total: DispatchReport) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from rapport.commands import (
     imports,
     preview,
     rules,
+    serve,
     tasks,
 )
 
@@ -36,6 +37,8 @@ app.command("evaluate")(evaluate.evaluate)
 app.command("preview")(preview.preview)
 app.command("dispatch")(dispatch.dispatch)
 app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
+app.command("ui")(serve.ui)
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, case, func, or_, select, update
 
 from actions.planning import OVERDUE_PREFIX, PlannedTask
 from storage.dialect import insert_new_keys
@@ -142,3 +142,20 @@ def raise_overdue_events(connection: Connection, now: datetime) -> list[str]:
         for task in late
     ]
     return record_events(connection, rows)
+
+
+def open_tasks_by_owner(
+    connection: Connection, now: datetime
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Open tasks per owner (the person if assigned, else the role), and how many of
+    them are overdue at `now`."""
+    owner = func.coalesce(TASKS.c.owner, TASKS.c.owner_role)
+    late = func.sum(case((TASKS.c.due_at < now, 1), else_=0))
+    query = select(owner, func.count(), late).where(TASKS.c.status == "open").group_by(owner)
+    open_counts: dict[str, int] = {}
+    late_counts: dict[str, int] = {}
+    for name, count, overdue in connection.execute(query):
+        open_counts[name] = count
+        if overdue:
+            late_counts[name] = int(overdue)
+    return open_counts, late_counts

@@ -11,7 +11,12 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+# Before anything imports Prefect: no telemetry from the test API server, and its
+# own logging only for what is critical (its shutdown otherwise logs tracebacks).
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_SERVER_LEVEL", "CRITICAL")
+
+import pytest  # noqa: E402
 from sqlalchemy import Engine, text
 
 from storage.db import make_engine

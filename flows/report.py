@@ -1,0 +1,48 @@
+"""`daily-report`: the day's numbers as artifacts (firings, messages, tasks, ledger)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from flows import artifacts
+from flows.context import FlowContext, flow_context
+from storage.daily import DayNumbers, day_numbers
+
+
+@task(name="count-the-day", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def count_the_day(context: FlowContext, start: datetime, end: datetime) -> DayNumbers:
+    with context.engine.connect() as connection:
+        return day_numbers(connection, start, end)
+
+
+@flow(name="daily-report")
+def daily_report(day: str | None = None, as_of: str | None = None) -> dict[str, Any]:
+    """The numbers of `day` (YYYY-MM-DD, in the configured timezone; default: the day
+    before `as_of`)."""
+    context = flow_context(as_of)
+    zone = ZoneInfo(context.settings.timezone)
+    local = date.fromisoformat(day) if day else context.as_of.astimezone(zone).date() - timedelta(1)
+    start = datetime.combine(local, time(), tzinfo=zone)
+    numbers = count_the_day(context, start, start + timedelta(days=1))
+    figures = {
+        "day": local.isoformat(),
+        "firings": sum(numbers.firings.values()),
+        "messages sent": sum(numbers.sent.values()),
+        "tasks opened": sum(numbers.tasks_opened.values()),
+        "tasks closed": numbers.tasks_closed,
+        "tasks escalated": numbers.tasks_escalated,
+        "remediation-ledger items open": numbers.ledger_open,
+    }
+    artifacts.summary("daily-summary", f"Rapport on {local.isoformat()}", figures)
+    artifacts.counts_table("daily-firings", "Firings per rule", "rule", numbers.firings)
+    artifacts.counts_table("daily-sent", "Messages sent per channel", "channel", numbers.sent)
+    artifacts.counts_table(
+        "daily-planned", "Messages planned today, by status now", "status", numbers.planned
+    )
+    artifacts.counts_table("daily-tasks", "Tasks opened per owner", "owner", numbers.tasks_opened)
+    return figures
