@@ -47,15 +47,15 @@ def evaluate_rules(as_of: str | None = None, batch_size: int = 5_000) -> dict[st
     for batch in batches:
         total.add(evaluate_batch(context, evaluator, batch))
     get_run_logger().info(
-        "revision %s: %d customers, %d firings admitted, %d messages and %d tasks planned",
-        context.ruleset.revision,
+        "rules revision %s: %d customers, %d firings admitted, %d messages and %d tasks planned",
+        context.ruleset.revision[:12],
         total.customers,
         sum(total.firings.values()),
         total.messages,
         total.tasks,
     )
-    publish(total, context.ruleset.revision, "evaluate")
-    return run_figures(total, context.ruleset.revision)
+    publish(total, context.ruleset.revision[:12], "evaluate")
+    return run_figures(total, context.ruleset.revision[:12])
 
 
 def publish(total: RunSummary, revision: str, prefix: str) -> None:

@@ -42,6 +42,8 @@ def ingest_events(
     rules on every recent event not reacted to yet."""
     if (path is None) == (events is None):
         raise ValueError("give either path or events")
+    if path is not None and not Path(path).is_file():
+        raise FileNotFoundError(f"no events file at {path}")  # a retry would not help
     context = flow_context(as_of)
     report = import_batch(context, path, events)
     if report.rejected:
