@@ -47,7 +47,9 @@ def ingest_events(
     context = flow_context(as_of)
     report = import_batch(context, path, events)
     if report.rejected:
-        get_run_logger().warning("%d rows rejected, e.g. %s", report.rejected, report.samples[0])
+        get_run_logger().warning(
+            "%d rows rejected, e.g. %s", report.rejected, mask(str(report.samples[0]))
+        )
     reactions = react(context, None)
     figures = {
         "read": report.read,

@@ -36,7 +36,7 @@ def daily_report(day: str | None = None, as_of: str | None = None) -> dict[str, 
         "tasks opened": sum(numbers.tasks_opened.values()),
         "tasks closed": numbers.tasks_closed,
         "tasks escalated": numbers.tasks_escalated,
-        "remediation-ledger items open": numbers.ledger_open,
+        "remediation-ledger items open now": numbers.ledger_open,
     }
     artifacts.summary("daily-summary", f"Rapport on {local.isoformat()}", figures)
     artifacts.counts_table("daily-firings", "Firings per rule", "rule", numbers.firings)

@@ -22,7 +22,7 @@ class DayNumbers:
     tasks_opened: dict[str, int] = field(default_factory=dict)  # per owner role
     tasks_closed: int = 0
     tasks_escalated: int = 0
-    ledger_open: int = 0  # remediation-ledger items still open at the end
+    ledger_open: int = 0  # remediation-ledger items opened before the end, open now
 
 
 def day_numbers(connection: Connection, start: datetime, end: datetime) -> DayNumbers:

@@ -56,6 +56,17 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """Prefect's test harness (a fresh API on a temporary database), started once for
+    the session (it takes about 10 s); no heartbeat thread, so sync flows end at once."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
+
+
 @pytest.fixture
 def smtp() -> Iterator[tuple[SmtpScript, SmtpServer]]:
     """A recording SMTP server on 127.0.0.1, scripted through the returned `SmtpScript`."""

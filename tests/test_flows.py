@@ -36,17 +36,6 @@ MESSAGES = OutboxMessage.__table__  # type: ignore[attr-defined]
 TASKS = StaffTask.__table__  # type: ignore[attr-defined]
 
 
-@pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[None]:
-    """Prefect's test harness (a fresh API on a temporary database), started once;
-    no heartbeat thread, so sync flows end without waiting for one."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        yield
-
-
 def configure(monkeypatch: pytest.MonkeyPatch, engine: Engine, tmp_path: Path, port: int) -> None:
     """Point Rapport's settings (and the flows' cached engines) at this test's world."""
     from flows import context
