@@ -232,3 +232,20 @@ def test_two_dispatch_runs_at_once_deliver_each_message_once(
     assert statuses(engine) == {"sent": 400}
     ids = emailed_ids(script)
     assert len(ids) == len(set(ids)) == 400
+
+
+def test_an_embedded_job_runs_its_flow(world: tuple[Engine, SmtpScript]) -> None:
+    """What APScheduler calls at a scheduled time: the entrypoint's flow, here the async
+    dispatch flow (run to completion on its own event loop)."""
+    from flows.schedules import run_flow
+
+    engine, script = world
+    plan_emails(engine, 5)
+    now = datetime.now(UTC)  # the job runs on the clock, not at AS_OF
+    noon_zone = f"Etc/GMT{now.hour - 12:+d}"  # where it is about noon now (POSIX sign)
+    with engine.begin() as connection:
+        connection.execute(MESSAGES.update().values(due_at=now))
+        connection.execute(Customer.__table__.update().values(timezone=noon_zone))  # type: ignore[attr-defined]
+    run_flow("flows/dispatch.py:dispatch_outbox")
+    assert statuses(engine) == {"sent": 5}
+    assert len(script.received) == 5
