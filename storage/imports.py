@@ -48,6 +48,7 @@ class ImportReport:
     duplicates: int = 0
     rejected: int = 0
     samples: list[RowError] = field(default_factory=list)
+    stored_ids: list[str] | None = None  # ids inserted, when asked for (lists, not files)
 
 
 ErrorSink = Callable[[RowError], None]
@@ -77,10 +78,33 @@ def import_customers(
     on_bytes: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Upserts customers from a CSV or JSON Lines file."""
+    return _import_customers(engine, path, read_rows(path, on_bytes), default_timezone, on_error)
+
+
+def import_customer_list(
+    engine: Engine,
+    customers: list[dict[str, Any]],
+    *,
+    default_timezone: str,
+    source: str = "request",
+    on_error: ErrorSink | None = None,
+) -> ImportReport:
+    """The same for customers given as objects (an API request body)."""
+    rows = (RawRow(number, dict(customer)) for number, customer in enumerate(customers, start=1))
+    return _import_customers(engine, Path(source), rows, default_timezone, on_error)
+
+
+def _import_customers(
+    engine: Engine,
+    path: Path,
+    rows: Iterable[RawRow],
+    default_timezone: str,
+    on_error: ErrorSink | None,
+) -> ImportReport:
     report = ImportReport()
     importer = _Importer(path, report, on_error)
     batch: dict[str, dict[str, Any]] = {}
-    for raw in read_rows(path, on_bytes):
+    for raw in rows:
         report.read += 1
         row = _validate(importer, raw, CustomerRow)
         if row is None:
@@ -136,7 +160,7 @@ def import_event_list(
     """The same for events given as objects (a flow parameter, an API request body);
     `source` names them in errors, with the 1-based position as the line."""
     rows = (RawRow(number, dict(event)) for number, event in enumerate(events, start=1))
-    return _import_events(engine, Path(source), rows, imported_at, on_error)
+    return _import_events(engine, Path(source), rows, imported_at, on_error, keep_ids=True)
 
 
 def _import_events(
@@ -145,8 +169,9 @@ def _import_events(
     rows: Iterable[RawRow],
     imported_at: datetime,
     on_error: ErrorSink | None,
+    keep_ids: bool = False,
 ) -> ImportReport:
-    report = ImportReport()
+    report = ImportReport(stored_ids=[] if keep_ids else None)
     importer = _Importer(path, report, on_error)
     batch: dict[str, tuple[int, dict[str, Any]]] = {}
     for raw in rows:
@@ -194,6 +219,8 @@ def _insert_events(
         if rows:
             connection.execute(insert_ignoring_conflicts(connection, EVENTS, ["id"]), rows)
     report.inserted += len(rows)
+    if report.stored_ids is not None:
+        report.stored_ids.extend(row["id"] for row in rows)
 
 
 def _validate(importer: _Importer, raw: RawRow, model: type[RowT]) -> RowT | None:

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from actions.dispatch import recipient_for
-from actions.guards import decide
-from engine.explain import explain_rule
 from engine.loader import load_rules
 from engine.model import RuleSet
 from rapport.commands.common import (
@@ -26,10 +22,8 @@ from rapport.commands.common import (
     settings,
 )
 from rapport.evaluation import RunSummary, evaluate_customers
-from storage.customers import customer_rows
-from storage.facts import iter_customer_facts
+from rapport.explaining import explain_customer
 from storage.firings import firing_json
-from storage.outbox import marketing_sent_since
 from storage.revisions import NoRulesInForce, active_revision, rules_in_force
 
 AsOf = Annotated[str | None, typer.Option("--as-of", help=AS_OF_HELP)]
@@ -66,59 +60,32 @@ def explain(
     """List every rule with fired / not fired and each condition's actual value."""
     moment = as_of_option(as_of)
     ruleset = rules_for_run(store=False)
-    trigger = event_option(event)
-    with database().connect() as connection:
-        found = list(iter_customer_facts(connection, moment, ruleset.parameters, [customer_id]))
-        customer = customer_rows(connection, [customer_id]).get(customer_id)
-        window_start = moment - ruleset.policy.cap_window
-        marketing_sent = marketing_sent_since(connection, [customer_id], window_start)
-    if not found or customer is None:
+    explanation = explain_customer(database(), ruleset, customer_id, moment, event_option(event))
+    if explanation is None:
         raise fail(f"no customer with id {customer_id!r}")
-    values = dict(found[0])
-    recipient = recipient_for(customer, found[0])
-    if trigger:
-        values.update({f"event_{k}": v for k, v in trigger.items() if k != "type"})
     console.print(
         f"Customer {customer_id} as of {moment.isoformat()}, rules revision {ruleset.revision[:12]}"
     )
-    for rule in ruleset.rules:
-        if rule.event is not None and (trigger is None or trigger.get("type") != rule.event):
-            console.print(f"\n[dim]- {rule.id}: waits for a {rule.event} event[/dim]")
+    for rule in explanation.rules:
+        if rule.state == "waits for an event":
+            console.print(f"\n[dim]- {rule.rule_id}: waits for a {rule.event} event[/dim]")
             continue
-        fired, checks = explain_rule(rule, values)
-        state = "not fired" if not rule.enabled else ("FIRED" if fired else "not fired")
+        fired = rule.state == "fired"
         console.print(
-            f"\n[bold]{'✔' if fired and rule.enabled else '✘'} {rule.id}[/bold]: "
-            f"{state}{'' if rule.enabled else ' (disabled)'} — {rule.description}"
+            f"\n[bold]{'✔' if fired else '✘'} {rule.rule_id}[/bold]: "
+            f"{'FIRED' if fired else 'not fired'}{'' if rule.enabled else ' (disabled)'} — "
+            f"{rule.description}"
         )
         table = Table(show_header=False, box=None, pad_edge=False)
-        for check in checks:
+        for check in rule.checks:
             mark = "[green]✔[/green]" if check.holds else "[red]✘[/red]"
             table.add_row("  " * (check.depth + 1) + mark, check.text, check.actual)
         console.print(table)
-        if fired and rule.enabled:
-            for action in rule.actions:
-                if action.name == "send_message":
-                    decision = decide(
-                        _Message(action.params["purpose"], tuple(action.params["channels"])),
-                        recipient,
-                        ruleset.policy,
-                        moment,
-                        marketing_sent.get(customer_id, 0),
-                    )
-                    console.print(
-                        f"    guards for {action.params['template']}: "
-                        f"{decision.outcome} — {decision.reason}",
-                        highlight=False,
-                    )
-
-
-@dataclass(frozen=True)
-class _Message:
-    """What the guards read of a message a rule would plan."""
-
-    purpose: str
-    channels: tuple[str, ...]
+        for guard in rule.guards:
+            console.print(
+                f"    guards for {guard.template}: {guard.outcome} — {guard.reason}",
+                highlight=False,
+            )
 
 
 def evaluate(
