@@ -39,13 +39,14 @@ def ingest_events(
     as_of: str | None = None,
 ) -> dict[str, Any]:
     """Store events from `path` (CSV or JSON Lines) or `events`, then run the event
-    rules on every recent event not reacted to yet."""
-    if (path is None) == (events is None):
-        raise ValueError("give either path or events")
+    rules on every recent event not reacted to yet. With neither (the every-minute
+    schedule), only the second step: events the API stored but did not react to."""
+    if path is not None and events is not None:
+        raise ValueError("give path or events, not both")
     if path is not None and not Path(path).is_file():
         raise FileNotFoundError(f"no events file at {path}")  # a retry would not help
     context = flow_context(as_of)
-    report = import_batch(context, path, events)
+    report = import_batch(context, path, events) if path or events else ImportReport()
     if report.rejected:
         get_run_logger().warning(
             "%d rows rejected, e.g. %s", report.rejected, mask(str(report.samples[0]))

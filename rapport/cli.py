@@ -8,6 +8,7 @@ import typer
 
 from actions.privacy import MaskingFilter
 from rapport.commands import (
+    api,
     customers,
     db,
     demo,
@@ -39,6 +40,9 @@ app.command("dispatch")(dispatch.dispatch)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("ui")(serve.ui)
+app.command("api")(api.api)
+app.command("api-key")(api.api_key)
+app.command("openapi")(api.openapi)
 
 
 def main() -> None:

@@ -62,6 +62,14 @@ class Settings(BaseSettings):
         description="Signs unsubscribe links; set your own in production.",
     )
 
+    api_keys: str = Field(
+        default="",
+        description='API keys as JSON: [{"name", "role", "sha256"}] (see `rapport api-key`).',
+    )
+    api_max_body_bytes: int = Field(
+        default=2_000_000, description="Largest request body the API accepts (bytes)."
+    )
+
     def company(self) -> dict[str, str]:
         """The `company` variables of message templates."""
         return {

@@ -56,7 +56,7 @@ def test_served_and_embedded_schedules_fire_at_the_same_moments(timezone: str) -
             expected = prefect_dates(served, 30)
             assert apscheduler_dates(trigger, 30) == expected
             compared += 1
-    assert compared == 4  # evaluation, dispatch, SLA watch, report (ingest has none)
+    assert compared == 5
 
 
 def test_evaluation_runs_every_morning_in_the_configured_timezone() -> None:
@@ -81,6 +81,7 @@ def test_the_embedded_scheduler_keeps_its_jobs_in_rapports_database(tmp_path: Pa
         "dispatch-outbox/every-5-minutes#0",
         "watch-sla/every-5-minutes#0",
         "daily-report/daily#0",
+        "ingest-events/every-minute#0",
     }
     engine = create_engine(url)
     assert JOB_TABLE in inspect(engine).get_table_names()
