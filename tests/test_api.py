@@ -44,7 +44,7 @@ class Api:
 
     def reactions_done(self) -> None:
         """Waits for the reaction worker to finish what it was given (it runs in order)."""
-        self.app.state.reactor.submit(lambda: None).result(timeout=60)
+        self.app.state.reactor.wait()
 
 
 @pytest.fixture
@@ -242,3 +242,21 @@ def test_the_committed_openapi_document_is_current() -> None:
     assert OPENAPI_FILE.read_text(encoding="utf-8") == openapi_document() + "\n", (
         "run `rapport openapi` and commit docs/openapi.json"
     )
+
+
+def test_every_stored_event_is_reacted_to_once_the_worker_is_done(api: Api, engine: Engine) -> None:
+    """Requests arriving while the worker is busy are merged into its next run."""
+    for customer in ("c1", "c2", "c3"):
+        add_customer(engine, customer)
+    for n in range(6):
+        batch = [feedback(f"b{n}-{c}", c) for c in ("c1", "c2", "c3")]
+        assert api.call("POST", "/events", "ingest", json=batch).json()["stored"] == 3
+    api.reactions_done()
+    with engine.connect() as connection:
+        waiting = connection.scalar(
+            select(func.count())
+            .select_from(EVENTS)
+            .where(EVENTS.c.reacted_at.is_(None))
+            .where(EVENTS.c.type == "feedback")
+        )
+    assert waiting == 0

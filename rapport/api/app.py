@@ -5,24 +5,26 @@ explanations and tasks, close tasks and record unsubscribes; `admin` keys may do
 A missing or unknown key gets 401, a key of the wrong role 403. Responses to `ingest`
 keys carry ids, counts and masked reasons only — no names, addresses or phone numbers.
 
-Accepted events that event rules act on (a first purchase, feedback, a survey) are
-handed to a single background worker that runs the event rules at once, so the tasks
-and messages they plan exist seconds later; the `ingest-events` flow, every minute,
-picks up any the worker did not get to (for example after a restart).
+Accepted events are handed to a background worker (`rapport.api.reactor`) that runs
+the event rules at once, so the tasks and messages they plan exist seconds later; the
+`ingest-events` flow, every minute, picks up any the worker did not get to (for
+example after a restart).
 """
 
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Header, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, text, update
 
@@ -31,9 +33,9 @@ from actions.unsubscribe import verify_unsubscribe
 from engine.vocabulary import MESSAGE_CHANNELS
 from rapport.api.keys import ApiKey, Role, find_key, parse_keys
 from rapport.api.limits import BodyLimit
+from rapport.api.reactor import Reactor
 from rapport.config import Settings
 from rapport.explaining import explain_customer
-from rapport.reactions import react_to_events
 from storage.customers import CUSTOMERS
 from storage.facts import iter_customer_facts
 from storage.imports import RowError, import_customer_list, import_event_list
@@ -41,6 +43,7 @@ from storage.revisions import rules_in_force
 from storage.tasks import TaskNotClosable, close_task, list_tasks
 
 MAX_BATCH = 1_000  # events or customers per request
+MAX_TASK_ID = 2**31 - 1  # the largest id the tasks table holds (a PostgreSQL integer)
 
 JsonObject = dict[str, Any]
 
@@ -83,12 +86,12 @@ class Unsubscribe(BaseModel):
 def create_app(settings: Settings, engine: Engine) -> FastAPI:
     """The application; `engine` is Rapport's database (schema already current)."""
     keys = parse_keys(settings.api_keys)
-    reactor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rapport-reactions")
+    reactor = Reactor(engine, settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        reactor.shutdown(wait=True)
+        reactor.shutdown()
 
     app = FastAPI(
         title="Rapport",
@@ -97,7 +100,14 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
-    app.state.reactor = reactor  # tests wait for it: it runs one job at a time, in order
+    app.state.reactor = reactor
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        """FastAPI's own 422, but input it echoes that JSON cannot carry (bytes that are
+        not UTF-8, NaN, infinities) is sent as text instead of failing with a 500."""
+        detail = jsonable_encoder(error.errors(), custom_encoder=_PRINTABLE)
+        return JSONResponse(status_code=422, content={"detail": detail})
 
     def role(*allowed: Role) -> Callable[..., ApiKey]:
         def check(
@@ -116,17 +126,6 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
 
     ingest = Depends(role("ingest"))
     staff = Depends(role("staff"))
-
-    def react_soon(event_ids: list[str]) -> None:
-        """Run the event rules on freshly stored events, one batch at a time."""
-
-        def work() -> None:
-            now = datetime.now(UTC)
-            ruleset, _ = rules_in_force(engine, settings.rules_dir, settings.templates_dir, now)
-            react_to_events(engine, ruleset, now, event_ids=event_ids)
-
-        if event_ids:
-            reactor.submit(work)
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> JsonObject:
@@ -152,7 +151,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
         unclaimed = set(stored)  # an id sent twice in one batch is stored once
         results = []
         for index, event in enumerate(events):
-            event_id = event.get("id") if isinstance(event.get("id"), str) else None
+            event_id = _text(event.get("id"))
             if index in errors:
                 result = EventResult(
                     index=index, id=event_id, status="rejected", reason=errors[index]
@@ -162,7 +161,9 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
                 unclaimed.discard(event_id)
                 result = EventResult(index=index, id=event_id, status=status)
             results.append(result)
-        react_soon(sorted(stored))
+        reactor.submit(
+            [(str(e["id"]), str(e["type"])) for e in events if _text(e.get("id")) in stored]
+        )
         return EventsAccepted(
             stored=len(stored),
             duplicates=sum(r.status == "duplicate" for r in results),
@@ -226,6 +227,8 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     @app.post("/tasks/{task_id}/close", tags=["tasks"], dependencies=[staff])
     def close(task_id: int, body: CloseTask) -> JsonObject:
         """Close a task; remediation-ledger items need the verified outcome as `note`."""
+        if not 0 < task_id <= MAX_TASK_ID:  # the database could not even look it up
+            raise HTTPException(409, f"no task {task_id}")
         try:
             with engine.begin() as connection:
                 close_task(connection, task_id, body.note, datetime.now(UTC))
@@ -292,6 +295,16 @@ def _collect(errors: dict[int, str]) -> Callable[[RowError], None]:
     return add
 
 
+_PRINTABLE: dict[Any, Callable[[Any], Any]] = {
+    bytes: lambda value: value.decode("utf-8", "replace"),
+    float: lambda value: value if math.isfinite(value) else str(value),
+}
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _moment(as_of: datetime | None) -> datetime:
     if as_of is None:
         return datetime.now(UTC)
@@ -301,7 +314,8 @@ def _moment(as_of: datetime | None) -> datetime:
 
 
 def _signed(settings: Settings, customer: str, channel: str, token: str) -> bool:
-    return verify_unsubscribe(settings.secret_key, customer, channel, token)
+    # compare_digest refuses non-ASCII text with a TypeError; no valid token has any
+    return token.isascii() and verify_unsubscribe(settings.secret_key, customer, channel, token)
 
 
 def _page(body: str) -> str:
