@@ -10,16 +10,56 @@ import csv
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from engine.facts import CONTACT_CHANNELS, FEEDBACK_LEVELS, SEGMENTS
 
 Identifier = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@-]+$")
+MAX_INTEGER = 2**31 - 1  # what an INTEGER column holds on PostgreSQL
+MAX_AMOUNT = 1e12  # larger is a typo, and sums of such amounts would overflow
+
+
+def _plausible(moment: datetime) -> datetime:
+    """A time in UTC between the years 1900 and 2200: anything else is a typo, and
+    times near year 1 or 9999 cannot even be converted to UTC."""
+    try:
+        year = moment.astimezone(UTC).year
+    except OverflowError:
+        year = 0
+    if not 1900 <= year <= 2200:
+        raise ValueError("a time between the years 1900 and 2200 is expected")
+    return moment
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_plausible)]
+
+
+def refuse_nul(values: Any) -> Any:
+    """NUL (0x00) in any text: refused, as no database column can hold it."""
+    pending = [values]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str) and "\x00" in item:
+            raise ValueError("text must not contain the NUL character (0x00)")
+        if isinstance(item, dict):
+            pending.extend([*item, *item.values()])
+        elif isinstance(item, list):
+            pending.extend(item)
+    return values
 
 
 class CustomerRow(BaseModel):
@@ -41,7 +81,9 @@ class CustomerRow(BaseModel):
     consent_sms: bool = False
     consent_wechat: bool = False
     consent_app: bool = False
-    created_at: AwareDatetime | None = None
+    created_at: Moment | None = None
+
+    _no_nul = model_validator(mode="before")(refuse_nul)
 
     @field_validator("timezone")
     @classmethod
@@ -73,9 +115,9 @@ class EventRow(BaseModel):
     id: str = Field(min_length=1, max_length=100)
     customer_id: str = Identifier
     type: str = Field(pattern=r"^[a-z][a-z_]{1,39}$")
-    occurred_at: AwareDatetime
-    amount: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    quantity: int | None = Field(default=None, ge=0)
+    occurred_at: Moment
+    amount: float | None = Field(default=None, ge=0, le=MAX_AMOUNT, allow_inf_nan=False)
+    quantity: int | None = Field(default=None, ge=0, le=MAX_INTEGER)
     product: str | None = Field(default=None, max_length=100)
     channel: Literal[CONTACT_CHANNELS] | None = None  # type: ignore[valid-type]
     level: Literal[FEEDBACK_LEVELS] | None = None  # type: ignore[valid-type]
@@ -83,6 +125,8 @@ class EventRow(BaseModel):
     score: int | None = Field(default=None, ge=0, le=10)
     ref: str | None = Field(default=None, max_length=100)
     text: str | None = Field(default=None, max_length=5_000)
+
+    _no_nul = model_validator(mode="before")(refuse_nul)
 
     def missing_fields(self) -> list[str]:
         """Fields this event's type requires but the row left empty."""

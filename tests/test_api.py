@@ -61,7 +61,7 @@ def api(engine: Engine) -> Iterator[Api]:
         database_url=engine.url.render_as_string(hide_password=False),
     )
     app = create_app(settings, engine)
-    sock = socket.socket()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -33,17 +33,19 @@ from actions.unsubscribe import verify_unsubscribe
 from engine.vocabulary import MESSAGE_CHANNELS
 from rapport.api.keys import ApiKey, Role, find_key, parse_keys
 from rapport.api.limits import BodyLimit
-from rapport.api.reactor import Reactor
+from rapport.api.reactor import Reactor, RulesInForce
 from rapport.config import Settings
 from rapport.explaining import explain_customer
 from storage.customers import CUSTOMERS
 from storage.facts import iter_customer_facts
 from storage.imports import RowError, import_customer_list, import_event_list
-from storage.revisions import rules_in_force
 from storage.tasks import TaskNotClosable, close_task, list_tasks
 
 MAX_BATCH = 1_000  # events or customers per request
 MAX_TASK_ID = 2**31 - 1  # the largest id the tasks table holds (a PostgreSQL integer)
+# `as_of` well inside what datetime can hold: storing it converts it to UTC, and facts
+# look days and years away from it; either would overflow near year 1 or 9999.
+AS_OF_RANGE = (datetime(1000, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC))
 
 JsonObject = dict[str, Any]
 
@@ -86,7 +88,8 @@ class Unsubscribe(BaseModel):
 def create_app(settings: Settings, engine: Engine) -> FastAPI:
     """The application; `engine` is Rapport's database (schema already current)."""
     keys = parse_keys(settings.api_keys)
-    reactor = Reactor(engine, settings)
+    rules = RulesInForce(engine, settings)
+    reactor = Reactor(engine, rules)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -105,8 +108,10 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
         """FastAPI's own 422, but input it echoes that JSON cannot carry (bytes that are
-        not UTF-8, NaN, infinities) is sent as text instead of failing with a 500."""
-        detail = jsonable_encoder(error.errors(), custom_encoder=_PRINTABLE)
+        not UTF-8, lone surrogates, NaN, infinities) is made printable, not a 500."""
+        # Where and why, not the input itself: it may be a name or an address.
+        errors = [{k: v for k, v in e.items() if k not in ("input", "ctx")} for e in error.errors()]
+        detail = jsonable_encoder(errors, custom_encoder=_PRINTABLE)
         return JSONResponse(status_code=422, content={"detail": detail})
 
     def role(*allowed: Role) -> Callable[..., ApiKey]:
@@ -140,6 +145,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     ) -> EventsAccepted:
         """Store one event or a batch, with the fields and checks of the file import;
         an id already stored is reported as a duplicate and changes nothing."""
+        _encodable(payload)
         events = payload if isinstance(payload, list) else [payload]
         if len(events) > MAX_BATCH:
             raise HTTPException(413, f"at most {MAX_BATCH} events per request")
@@ -176,6 +182,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
         payload: Annotated[JsonObject | list[JsonObject], Body()],
     ) -> CustomersAccepted:
         """Insert or update one customer or a batch (same fields as the file import)."""
+        _encodable(payload)
         customers = payload if isinstance(payload, list) else [payload]
         if len(customers) > MAX_BATCH:
             raise HTTPException(413, f"at most {MAX_BATCH} customers per request")
@@ -195,8 +202,9 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
         customer_id: str, as_of: Annotated[datetime | None, Query()] = None
     ) -> JsonObject:
         """Every fact of one customer as of a time (default: now)."""
+        _known_text(customer_id)
         moment = _moment(as_of)
-        ruleset, _ = rules_in_force(engine, settings.rules_dir, settings.templates_dir, moment)
+        ruleset = rules.get()
         with engine.connect() as connection:
             found = list(iter_customer_facts(connection, moment, ruleset.parameters, [customer_id]))
         if not found:
@@ -207,8 +215,9 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     def explain(customer_id: str, as_of: Annotated[datetime | None, Query()] = None) -> JsonObject:
         """Every rule with fired / not fired, each condition's actual value and what the
         guards would do with the messages fired rules plan."""
+        _known_text(customer_id)
         moment = _moment(as_of)
-        ruleset, _ = rules_in_force(engine, settings.rules_dir, settings.templates_dir, moment)
+        ruleset = rules.get()
         explanation = explain_customer(engine, ruleset, customer_id, moment)
         if explanation is None:
             raise HTTPException(404, f"no customer {customer_id!r}")
@@ -220,6 +229,8 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
         overdue: bool = False,
     ) -> list[JsonObject]:
         """Open staff tasks, soonest due first; `owner` is a role or a person."""
+        if owner is not None and "\x00" in owner:
+            return []  # no role or person has NUL in their name
         with engine.connect() as connection:
             found = list_tasks(connection, datetime.now(UTC), owner=owner, overdue=overdue)
         return [asdict(task) for task in found]
@@ -229,6 +240,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
         """Close a task; remediation-ledger items need the verified outcome as `note`."""
         if not 0 < task_id <= MAX_TASK_ID:  # the database could not even look it up
             raise HTTPException(409, f"no task {task_id}")
+        _encodable(body.note)
         try:
             with engine.begin() as connection:
                 close_task(connection, task_id, body.note, datetime.now(UTC))
@@ -270,7 +282,9 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
             role("staff")(x_api_key, authorization)
             if body is None:
                 raise HTTPException(422, "give customer_id and channel")
+            _encodable([body.customer_id, body.channel])
             customer, channel = body.customer_id, body.channel
+            _known_text(customer)
         if channel not in MESSAGE_CHANNELS:
             raise HTTPException(422, f"channel must be one of {', '.join(MESSAGE_CHANNELS)}")
         with engine.begin() as connection:
@@ -297,12 +311,36 @@ def _collect(errors: dict[int, str]) -> Callable[[RowError], None]:
 
 _PRINTABLE: dict[Any, Callable[[Any], Any]] = {
     bytes: lambda value: value.decode("utf-8", "replace"),
+    str: lambda value: value.encode("utf-8", "replace").decode("utf-8"),
     float: lambda value: value if math.isfinite(value) else str(value),
 }
 
 
+def _known_text(value: str) -> None:
+    """An id with NUL (0x00) in it names nothing that could be stored."""
+    if "\x00" in value:
+        raise HTTPException(404, "no such customer")
+
+
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _encodable(value: Any) -> None:
+    """Refuses text JSON can spell but UTF-8 cannot (a lone surrogate such as "\\ud800"):
+    it could be neither stored nor sent back."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise HTTPException(422, "the body holds a lone surrogate (\\udXXX)") from None
+        elif isinstance(item, dict):
+            pending.extend([*item, *item.values()])
+        elif isinstance(item, list):
+            pending.extend(item)
 
 
 def _moment(as_of: datetime | None) -> datetime:
@@ -310,6 +348,8 @@ def _moment(as_of: datetime | None) -> datetime:
         return datetime.now(UTC)
     if as_of.utcoffset() is None:
         raise HTTPException(422, "as_of needs a UTC offset, e.g. 2026-11-24T09:00:00+08:00")
+    if not AS_OF_RANGE[0] <= as_of <= AS_OF_RANGE[1]:
+        raise HTTPException(422, "as_of must lie between the years 1000 and 9000")
     return as_of
 
 

@@ -2,12 +2,12 @@
 
 One thread does the work. Event ids handed to it while it is busy are merged into its
 next run, so a burst of requests costs one reaction run, not one per request, and
-feedback (a complaint waiting for its task) goes before everything else. The rules are
-read again only when a file under the rules or templates folder changes.
+feedback (a complaint waiting for its task) goes before everything else.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -21,18 +21,37 @@ from rapport.reactions import react_to_events
 from storage.revisions import rules_in_force
 
 URGENT = frozenset({"feedback"})
+LOG = logging.getLogger(__name__)
+
+
+class RulesInForce:
+    """The rules in force, read again only when a file under the rules or templates
+    folder changes (reading them takes a quarter of a second)."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self._engine = engine
+        self._folders = (settings.rules_dir, settings.templates_dir)
+        self._lock = threading.Lock()
+        self._cached: tuple[tuple[tuple[str, int, int], ...], RuleSet] | None = None
+
+    def get(self) -> RuleSet:
+        stamp = tuple(entry for folder in self._folders for entry in _fingerprint(folder))
+        with self._lock:
+            if self._cached is None or self._cached[0] != stamp:
+                ruleset, _ = rules_in_force(self._engine, *self._folders, datetime.now(UTC))
+                self._cached = (stamp, ruleset)
+            return self._cached[1]
 
 
 class Reactor:
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(self, engine: Engine, rules: RulesInForce) -> None:
         self._engine = engine
-        self._settings = settings
+        self._rules = rules
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rapport-reactions")
         self._lock = threading.Lock()
         self._urgent: list[str] = []
         self._other: list[str] = []
         self._running = False
-        self._rules: tuple[tuple[tuple[str, int, int], ...], RuleSet] | None = None
 
     def submit(self, events: list[tuple[str, str]]) -> None:
         """Queue stored events, given as (id, type)."""
@@ -63,19 +82,10 @@ class Reactor:
                     self._urgent = []
                 else:
                     self._other = []
-            now = datetime.now(UTC)
-            react_to_events(self._engine, self._ruleset(now), now, event_ids=batch)
-
-    def _ruleset(self, now: datetime) -> RuleSet:
-        """The rules in force, read again only when their files changed."""
-        settings = self._settings
-        stamp = _fingerprint(settings.rules_dir) + _fingerprint(settings.templates_dir)
-        if self._rules is None or self._rules[0] != stamp:
-            ruleset, _ = rules_in_force(
-                self._engine, settings.rules_dir, settings.templates_dir, now
-            )
-            self._rules = (stamp, ruleset)
-        return self._rules[1]
+            try:
+                react_to_events(self._engine, self._rules.get(), datetime.now(UTC), event_ids=batch)
+            except Exception:  # the events stay unreacted: the every-minute flow retries them
+                LOG.exception("event rules failed on %d events", len(batch))
 
 
 def _fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
