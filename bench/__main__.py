@@ -6,6 +6,9 @@ PostgreSQL database: import throughput, facts-as-of time and peak memory for eac
 Then evaluates the default rules over every customer's facts ten times, against raw
 durable_rules taking the same number of facts through a trivial rule; and dispatches
 5,000 messages to a loopback SMTP sink in another process, against plain aiosmtplib.
+Then the HTTP API's intake (see `bench.api`). Last, Prefect's share: evaluate +
+dispatch over every customer as Prefect flows against the same functions called
+directly (see `bench.prefect_share`).
 """
 
 from __future__ import annotations
@@ -144,6 +147,82 @@ def dispatch_benchmark() -> None:
     console.print(table)
 
 
+def prefect_benchmark() -> None:
+    figures = measured("bench.prefect_share")
+    limit = figures["max_batches"]
+    table = Table(
+        title=f"Prefect's share: evaluate + dispatch over {figures['customers']:,} customers, "
+        "as flows and as the same functions called directly "
+        f"(best of {figures['rounds']} rounds"
+        + (f"; dispatch stopped after {limit} batches)" if limit else ")")
+    )
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    best, seconds = figures["best"], figures["seconds"]
+
+    def phase(name: str, ratio: float) -> str:
+        return f"{best['direct'][name]:.1f} s / {best['flows'][name]:.1f} s (× {ratio:.3f})"
+
+    totals = {side: iter(values["total"]) for side, values in seconds.items()}
+    in_order = ", ".join(f"{side} {next(totals[side]):.1f}" for side in figures["order"])
+
+    outcomes = ", ".join(f"{name} {count:,}" for name, count in sorted(figures["outcomes"].items()))
+    for label, value in (
+        (
+            f"evaluate, {figures['evaluate_tasks']} tasks of {figures['customer_batch']:,} "
+            "customers: direct / flows",
+            phase("evaluate", figures["evaluate_ratio"]),
+        ),
+        (
+            f"dispatch, {figures['dispatch_tasks']} tasks of {figures['dispatch_batch']:,} "
+            "messages: direct / flows",
+            phase("dispatch", figures["dispatch_ratio"]),
+        ),
+        ("total: direct / flows", phase("total", figures["ratio"])),
+        ("totals in run order (s)", in_order),
+        ("flows ÷ direct (goal < 1.10)", f"{figures['ratio']:.3f}"),
+        ("Prefect adds", f"{figures['adds_percent']:+.1f} %"),
+        ("Prefect's added time ÷ task runs", f"{figures['overhead_ms_per_task']:,.0f} ms"),
+        ("firings admitted (the same on every run)", f"{figures['firings']:,}"),
+        (
+            "messages planned / tasks opened",
+            f"{figures['messages_planned']:,} / {figures['tasks_opened']:,}",
+        ),
+        (f"messages claimed: {outcomes}", f"{figures['claimed']:,}"),
+        (
+            "Prefect server start + warm-up flow (not counted)",
+            f"{max(figures['warm_up_seconds']):.1f} s",
+        ),
+    ):
+        table.add_row(label, value)
+    console.print(table)
+
+
+def api_benchmark() -> None:
+    figures = measured("bench.api")
+    for run in figures["databases"]:
+        table = Table(
+            title=f"HTTP API on {run['database']}: POST /events, {run['batches']} batches of "
+            f"{run['batch_size']} from a second process ({run['customers']:,} customers)"
+        )
+        table.add_column("measure")
+        table.add_column("value", justify="right")
+        for label, value in (
+            ("events accepted per second", f"{run['events_per_second']:,.0f}"),
+            ("request latency p50 / p99", f"{run['p50_ms']:.0f} ms / {run['p99_ms']:.0f} ms"),
+            (
+                "major feedback accepted → its task exists, right after the load",
+                f"{run['escalation_after_load_seconds']:.2f} s",
+            ),
+            (
+                "the same at rest (max of 5; goal < 60 s)",
+                f"{max(run['escalation_seconds']):.2f} s",
+            ),
+        ):
+            table.add_row(label, value)
+        console.print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=100_000)
@@ -162,6 +241,8 @@ def main() -> None:
         storage_benchmark(files, databases)
     rules_benchmark(databases["sqlite"])
     dispatch_benchmark()
+    api_benchmark()
+    prefect_benchmark()
 
 
 if __name__ == "__main__":

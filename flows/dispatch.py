@@ -25,7 +25,7 @@ from actions.channels.base import Sender
 from actions.dispatch import DispatchReport, DispatchSettings, dispatch_once
 from actions.templates import Templates
 from flows import artifacts
-from flows.context import FlowContext, flow_context, moment
+from flows.context import FlowContext, flow_context, moment, unwalked
 from rapport.delivery import build_senders, dispatch_settings
 
 
@@ -63,7 +63,9 @@ async def dispatch_outbox(
     try:
         for _ in range(max_batches):
             now = moment(as_of) if as_of else datetime.now(UTC)
-            report = await dispatch_batch(context, senders, templates, settings, now)
+            report = await dispatch_batch(
+                unwalked(context), unwalked(senders), unwalked(templates), settings, now
+            )
             total.add(report)
             if report.claimed == 0:
                 break

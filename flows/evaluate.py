@@ -13,7 +13,7 @@ from prefect.logging import get_run_logger
 
 from engine.evaluate import Evaluator
 from flows import artifacts
-from flows.context import FlowContext, flow_context
+from flows.context import FlowContext, flow_context, unwalked
 from rapport.evaluation import RunSummary, evaluate_customers
 from storage.customers import customer_id_batches
 
@@ -45,7 +45,7 @@ def evaluate_rules(as_of: str | None = None, batch_size: int = 5_000) -> dict[st
         batches = customer_id_batches(connection, batch_size)
     total = RunSummary()
     for batch in batches:
-        total.add(evaluate_batch(context, evaluator, batch))
+        total.add(evaluate_batch(unwalked(context), unwalked(evaluator), unwalked(batch)))
     get_run_logger().info(
         "rules revision %s: %d customers, %d firings admitted, %d messages and %d tasks planned",
         context.ruleset.revision[:12],

@@ -84,6 +84,7 @@ class SmtpScript:
     unknown_users: set[str] = field(default_factory=set)  # RCPT TO answered with 550
     recorded: int = 0  # raised by a test when the client has recorded a delivery
     unrecorded: list[int] = field(default_factory=list)  # at each acceptance: received - recorded
+    gate: threading.Event | None = None  # when set up, DATA waits until it is set
     transports: list[asyncio.BaseTransport] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -143,6 +144,8 @@ class SmtpScript:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.gate is not None:
+            self.gate.wait(60)  # holds the whole server, on purpose
         with self.lock:
             if self.drop_data:
                 self.drop_data -= 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import email
 import json
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, distinct, func, insert, select
 
 from actions.planning import PlannedMessage
 from rapport.config import get_settings
@@ -221,17 +222,40 @@ def test_two_dispatch_runs_at_once_deliver_each_message_once(
 
     engine, script = world
     plan_emails(engine, 400)
+    # The SMTP server holds every message until both runs hold claims, so the runs
+    # certainly overlap (Prefect may start the second one a few seconds late).
+    script.gate = threading.Event()
+    watcher = threading.Thread(target=open_when_two_dispatchers_claim, args=(engine, script.gate))
+    watcher.start()
 
     async def both() -> list[dict[str, Any]]:
-        runs = (dispatch_outbox(as_of=AS_OF.isoformat(), batch_size=25) for _ in range(2))
+        runs = (dispatch_outbox(as_of=AS_OF.isoformat(), batch_size=10) for _ in range(2))
         return list(await asyncio.gather(*runs))
 
-    first, second = asyncio.run(both())
+    try:
+        first, second = asyncio.run(both())
+    finally:
+        script.gate.set()
+        watcher.join()
+    assert first["claimed"] > 0 and second["claimed"] > 0
     assert first["claimed"] + second["claimed"] == 400
-    assert first["claimed"] > 0 and second["claimed"] > 0  # they really ran together
     assert statuses(engine) == {"sent": 400}
     ids = emailed_ids(script)
     assert len(ids) == len(set(ids)) == 400
+
+
+def open_when_two_dispatchers_claim(engine: Engine, gate: threading.Event) -> None:
+    """Sets `gate` once rows are claimed by two different dispatchers (or after 60 s)."""
+    claimers = select(func.count(distinct(MESSAGES.c.claimed_by))).where(
+        MESSAGES.c.status == "sending"
+    )
+    for _ in range(1_200):
+        with engine.connect() as connection:
+            if (connection.scalar(claimers) or 0) >= 2:
+                break
+        if gate.wait(0.05):
+            return
+    gate.set()
 
 
 def test_an_embedded_job_runs_its_flow(world: tuple[Engine, SmtpScript]) -> None:
