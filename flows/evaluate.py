@@ -16,6 +16,7 @@ from flows import artifacts
 from flows.context import FlowContext, flow_context, unwalked
 from rapport.evaluation import RunSummary, evaluate_customers
 from storage.customers import customer_id_batches
+from storage.tasks import tasks_opened_at
 
 
 @task(name="evaluate-batch", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
@@ -55,6 +56,9 @@ def evaluate_rules(as_of: str | None = None, batch_size: int = 5_000) -> dict[st
         total.tasks,
     )
     publish(total, context.ruleset.revision[:12], "evaluate")
+    with context.engine.connect() as connection:
+        opened = tasks_opened_at(connection, context.as_of)
+    artifacts.counts_table("evaluate-tasks", "Tasks opened per owner", "owner", opened)
     return run_figures(total, context.ruleset.revision[:12])
 
 

@@ -159,3 +159,13 @@ def open_tasks_by_owner(
         if overdue:
             late_counts[name] = int(overdue)
     return open_counts, late_counts
+
+
+def tasks_opened_at(connection: Connection, created_at: datetime) -> dict[str, int]:
+    """Tasks a run opened (they carry the run's time), per owner role."""
+    query = (
+        select(TASKS.c.owner_role, func.count())
+        .where(TASKS.c.created_at == created_at)
+        .group_by(TASKS.c.owner_role)
+    )
+    return {role: count for role, count in connection.execute(query)}

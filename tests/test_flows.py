@@ -106,6 +106,10 @@ def test_evaluate_dispatch_watch_and_report_end_to_end(
     firings = latest_artifact("evaluate-firings")
     fired = {row["rule"]: row["count"] for row in json.loads(str(firings))}
     assert sum(fired.values()) == evaluated["firings"] > 0
+    owners = {
+        row["owner"]: row["count"] for row in json.loads(str(latest_artifact("evaluate-tasks")))
+    }
+    assert sum(owners.values()) == evaluated["tasks opened"]
 
     dispatched = asyncio.run(dispatch_outbox(as_of=AS_OF.isoformat(), batch_size=20))
     planned = sum(statuses(engine).values())
