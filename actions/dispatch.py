@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -105,6 +105,27 @@ def recipient_for(customer: Mapping[str, Any], facts: Mapping[str, Any]) -> Reci
         segment=facts["segment"],
         open_complaints=facts["open_complaints"],
     )
+
+
+async def dispatch_batches(
+    run_batch: Callable[[], Awaitable[DispatchReport]],
+    senders: Mapping[str, Sender],
+    max_batches: int,
+) -> DispatchReport:
+    """Runs `run_batch` until a batch claims nothing (or `max_batches`), then closes the
+    senders: the loop of `rapport dispatch`, the `dispatch-outbox` flow and the
+    benchmarks, whatever one batch is (a plain call or a Prefect task)."""
+    total = DispatchReport()
+    try:
+        for _ in range(max_batches):
+            report = await run_batch()
+            total.add(report)
+            if report.claimed == 0:
+                break
+    finally:
+        for sender in set(senders.values()):
+            await sender.close()
+    return total
 
 
 async def dispatch_once(

@@ -24,11 +24,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import text
 
+from bench.databases import fresh_database
 from rapport.sample import SampleFiles, write_sample
-from storage.db import make_engine
-from storage.migrate import upgrade_database
 
 console = Console()
 END = datetime(2026, 11, 1, tzinfo=UTC)
@@ -53,18 +51,6 @@ def sample(customers: int, events_per_customer: float) -> SampleFiles:
     return files
 
 
-def fresh_database(url: str) -> None:
-    engine = make_engine(url)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-    else:
-        Path(engine.url.database or "").unlink(missing_ok=True)
-    upgrade_database(engine)
-    engine.dispose()
-
-
 def measured(module: str, *arguments: str) -> dict[str, Any]:
     """Runs `python -m module arguments` and reads the JSON figures it prints last."""
     command = [sys.executable, "-m", module, *arguments]
@@ -80,7 +66,7 @@ def storage_benchmark(files: SampleFiles, databases: dict[str, str]) -> None:
     for column in ("database", "phase", "rows", "seconds", "rows/s", "peak MiB"):
         table.add_column(column, justify="right" if column != "phase" else "left")
     for name, url in databases.items():
-        fresh_database(url)
+        fresh_database(url).dispose()
         for label, step, path in (
             ("import customers", "import-customers", files.customers),
             ("import events", "import-events", files.events),

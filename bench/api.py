@@ -59,13 +59,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, Table, func, or_, select, text
+from sqlalchemy import Engine, Table, func, or_, select
 
+from bench.databases import fresh_database
 from rapport.api.keys import Role, new_key
 from rapport.sample import write_sample
-from storage.db import make_engine
 from storage.imports import import_customers
-from storage.migrate import upgrade_database
 from storage.models import Event
 
 LOOPBACK = "127.0.0.1"
@@ -78,25 +77,6 @@ POLL_SECONDS = 0.1
 ESCALATION_TIMEOUT = 180.0  # a task missing this long is a failure, not a figure
 START_TIMEOUT = 90.0
 RAPPORT = [sys.executable, "-c", "from rapport.cli import main; main()"]
-
-
-def fresh_database(url: str) -> Engine:
-    """An empty database at the current schema."""
-    engine = make_engine(url)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-    else:
-        path = Path(engine.url.database or "")
-        for leftover in (
-            path,
-            path.with_name(path.name + "-wal"),
-            path.with_name(path.name + "-shm"),
-        ):
-            leftover.unlink(missing_ok=True)
-    upgrade_database(engine)
-    return engine
 
 
 def sample_customers(folder: Path, count: int) -> Path:

@@ -37,13 +37,12 @@ from sqlalchemy import Engine, insert
 from actions.channels.base import Delivery, Envelope, Ticket
 from actions.channels.email import SmtpSender
 from actions.channels.mime import build_message, message_id
-from actions.dispatch import DispatchReport, DispatchSettings, dispatch_once
+from actions.dispatch import DispatchReport, DispatchSettings, dispatch_batches, dispatch_once
 from actions.planning import PlannedMessage
 from actions.templates import Templates
+from bench.databases import fresh_database
 from engine.model import RuleSet
 from rapport.smtp_sink import running_sink
-from storage.db import make_engine
-from storage.migrate import upgrade_database
 from storage.models import Customer
 from storage.outbox import store_messages
 
@@ -60,14 +59,6 @@ SETTINGS = DispatchSettings(
     public_url="https://example.com",
     secret_key="bench",
 )
-
-
-def fresh_database(path: Path) -> Engine:
-    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        leftover.unlink(missing_ok=True)
-    engine = make_engine(f"sqlite:///{path}")
-    upgrade_database(engine)
-    return engine
 
 
 def plan(engine: Engine, count: int) -> None:
@@ -127,18 +118,12 @@ async def rapport_round(
     )
     templates = Templates(TEMPLATES)
     settings = replace(SETTINGS, batch=batch)
-    total = DispatchReport()
     started = time.perf_counter()
-    try:
-        while True:
-            report = await dispatch_once(
-                engine, {"email": sender}, templates, RULES, NOON, settings
-            )
-            total.add(report)
-            if report.claimed == 0:
-                break
-    finally:
-        await sender.close()
+    total = await dispatch_batches(
+        lambda: dispatch_once(engine, {"email": sender}, templates, RULES, NOON, settings),
+        {"email": sender},
+        max_batches=1_000_000,
+    )
     return time.perf_counter() - started, total, sender.envelopes
 
 
@@ -199,7 +184,7 @@ def run(count: int, batch: int, connections: int, rounds: int) -> dict[str, Any]
         folder = Path(name)
         with running_sink(folder) as (port, sink):
             for _ in range(rounds):
-                engine = fresh_database(folder / "dispatch.db")
+                engine = fresh_database(f"sqlite:///{folder / 'dispatch.db'}")
                 plan(engine, count)
                 took, report, envelopes = asyncio.run(
                     rapport_round(engine, port, batch, connections)

@@ -57,6 +57,7 @@ import sqlite3  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Awaitable  # noqa: E402
 from contextlib import closing  # noqa: E402
 from dataclasses import replace  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
@@ -69,7 +70,7 @@ import prefect  # noqa: E402
 from prefect import flow, task  # noqa: E402
 from sqlalchemy import Engine, func, select, text  # noqa: E402
 
-from actions.dispatch import DispatchReport, dispatch_once  # noqa: E402
+from actions.dispatch import DispatchReport, dispatch_batches, dispatch_once  # noqa: E402
 from actions.templates import Templates  # noqa: E402
 from engine.evaluate import Evaluator  # noqa: E402
 from engine.model import RuleSet  # noqa: E402
@@ -203,18 +204,14 @@ async def direct_dispatch(
     dispatching = replace(dispatch_settings(settings), batch=batch_size)
     senders = build_senders(settings)
     templates = Templates(settings.templates_dir)
-    total = DispatchReport()
     calls = 0
-    try:
-        for _ in range(max_batches):
-            report = await dispatch_once(engine, senders, templates, ruleset, now, dispatching)
-            calls += 1
-            total.add(report)
-            if report.claimed == 0:
-                break
-    finally:
-        for sender in set(senders.values()):
-            await sender.close()
+
+    def batch() -> Awaitable[DispatchReport]:
+        nonlocal calls
+        calls += 1
+        return dispatch_once(engine, senders, templates, ruleset, now, dispatching)
+
+    total = await dispatch_batches(batch, senders, max_batches)
     return dispatch_figures(total), calls
 
 

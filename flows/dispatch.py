@@ -13,8 +13,9 @@ Prefect UI; a later run delivers them once the provider is back.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from prefect import flow, task
@@ -22,7 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from actions.channels.base import Sender
-from actions.dispatch import DispatchReport, DispatchSettings, dispatch_once
+from actions.dispatch import DispatchReport, DispatchSettings, dispatch_batches, dispatch_once
 from actions.templates import Templates
 from flows import artifacts
 from flows.context import FlowContext, flow_context, moment, unwalked
@@ -59,19 +60,13 @@ async def dispatch_outbox(
     settings = replace(dispatch_settings(context.settings), batch=batch_size)
     senders = build_senders(context.settings)
     templates = Templates(context.settings.templates_dir)
-    total = DispatchReport()
-    try:
-        for _ in range(max_batches):
-            now = moment(as_of) if as_of else datetime.now(UTC)
-            report = await dispatch_batch(
-                unwalked(context), unwalked(senders), unwalked(templates), settings, now
-            )
-            total.add(report)
-            if report.claimed == 0:
-                break
-    finally:
-        for sender in set(senders.values()):
-            await sender.close()
+
+    def batch() -> Awaitable[DispatchReport]:
+        return dispatch_batch(
+            unwalked(context), unwalked(senders), unwalked(templates), settings, moment(as_of)
+        )
+
+    total = await dispatch_batches(batch, senders, max_batches)
     publish(total)
     if down := outages(total):
         raise DeliveryOutage(

@@ -48,17 +48,23 @@ def _plausible(moment: datetime) -> datetime:
 Moment = Annotated[AwareDatetime, AfterValidator(_plausible)]
 
 
-def refuse_nul(values: Any) -> Any:
-    """NUL (0x00) in any text: refused, as no database column can hold it."""
-    pending = [values]
+def strings_in(value: Any) -> Iterator[str]:
+    """Every string in a JSON-like value: keys and values of dicts, items of lists."""
+    pending = [value]
     while pending:
         item = pending.pop()
-        if isinstance(item, str) and "\x00" in item:
-            raise ValueError("text must not contain the NUL character (0x00)")
-        if isinstance(item, dict):
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
             pending.extend([*item, *item.values()])
         elif isinstance(item, list):
             pending.extend(item)
+
+
+def refuse_nul(values: Any) -> Any:
+    """NUL (0x00) in any text: refused, as no database column can hold it."""
+    if any("\x00" in text for text in strings_in(values)):
+        raise ValueError("text must not contain the NUL character (0x00)")
     return values
 
 

@@ -7,7 +7,7 @@ upserted by `id`. A bad row is reported with its line and skipped; good rows lan
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -90,8 +90,7 @@ def import_customer_list(
     on_error: ErrorSink | None = None,
 ) -> ImportReport:
     """The same for customers given as objects (an API request body)."""
-    rows = (RawRow(number, dict(customer)) for number, customer in enumerate(customers, start=1))
-    return _import_customers(engine, Path(source), rows, default_timezone, on_error)
+    return _import_customers(engine, Path(source), _listed(customers), default_timezone, on_error)
 
 
 def _import_customers(
@@ -159,8 +158,9 @@ def import_event_list(
 ) -> ImportReport:
     """The same for events given as objects (a flow parameter, an API request body);
     `source` names them in errors, with the 1-based position as the line."""
-    rows = (RawRow(number, dict(event)) for number, event in enumerate(events, start=1))
-    return _import_events(engine, Path(source), rows, imported_at, on_error, keep_ids=True)
+    return _import_events(
+        engine, Path(source), _listed(events), imported_at, on_error, keep_ids=True
+    )
 
 
 def _import_events(
@@ -221,6 +221,11 @@ def _insert_events(
     report.inserted += len(rows)
     if report.stored_ids is not None:
         report.stored_ids.extend(row["id"] for row in rows)
+
+
+def _listed(items: list[dict[str, Any]]) -> Iterator[RawRow]:
+    """Objects as import rows: the 1-based position stands for the line."""
+    return (RawRow(number, dict(item)) for number, item in enumerate(items, start=1))
 
 
 def _validate(importer: _Importer, raw: RawRow, model: type[RowT]) -> RowT | None:

@@ -38,6 +38,7 @@ from rapport.config import Settings
 from rapport.explaining import explain_customer
 from storage.customers import CUSTOMERS
 from storage.facts import iter_customer_facts
+from storage.import_rows import strings_in
 from storage.imports import RowError, import_customer_list, import_event_list
 from storage.tasks import TaskNotClosable, close_task, list_tasks
 
@@ -329,18 +330,11 @@ def _text(value: object) -> str | None:
 def _encodable(value: Any) -> None:
     """Refuses text JSON can spell but UTF-8 cannot (a lone surrogate such as "\\ud800"):
     it could be neither stored nor sent back."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                raise HTTPException(422, "the body holds a lone surrogate (\\udXXX)") from None
-        elif isinstance(item, dict):
-            pending.extend([*item, *item.values()])
-        elif isinstance(item, list):
-            pending.extend(item)
+    for string in strings_in(value):
+        try:
+            string.encode("utf-8")
+        except UnicodeEncodeError:
+            raise HTTPException(422, "the body holds a lone surrogate (\\udXXX)") from None
 
 
 def _moment(as_of: datetime | None) -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -11,7 +12,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
-from actions.dispatch import DispatchReport, DispatchSettings, dispatch_once
+from actions.dispatch import DispatchReport, DispatchSettings, dispatch_batches, dispatch_once
 from actions.templates import Templates
 from engine.model import RuleSet
 from rapport.commands.common import AS_OF_HELP, as_of_option, console, database, settings
@@ -59,15 +60,9 @@ async def _run(
     """Batches until nothing is due; `as_of` fixes the clock (replays, tests)."""
     senders = build_senders(config)
     templates = Templates(config.templates_dir)
-    total = DispatchReport()
-    try:
-        for _ in range(batches):
-            now = as_of or datetime.now(UTC)
-            report = await dispatch_once(engine, senders, templates, ruleset, now, options)
-            total.add(report)
-            if report.claimed == 0:
-                break
-    finally:
-        for sender in set(senders.values()):
-            await sender.close()
-    return total
+
+    def batch() -> Awaitable[DispatchReport]:
+        now = as_of or datetime.now(UTC)
+        return dispatch_once(engine, senders, templates, ruleset, now, options)
+
+    return await dispatch_batches(batch, senders, batches)
