@@ -44,6 +44,7 @@ class Firing:
     event_id: str | None
     values: dict[str, Any]
     actions: tuple[Action, ...]
+    held_out: bool = False  # a control-group customer: recorded, but plans nothing
 
 
 class _MatcherHost(durable.Host):  # type: ignore[misc]

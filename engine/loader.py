@@ -19,6 +19,7 @@ from engine.checks import check_rules
 from engine.conditions import INVALID_EVENT, ConditionParser
 from engine.durations import parse_duration
 from engine.facts import FactParameters, Holiday
+from engine.measures import Measures, TaskCostKinds, parse_measures, task_cost_kinds
 from engine.model import Action, Position, Reentry, Rule, RuleSet
 from engine.policy import Policy, parse_policy
 from engine.problems import Problem, Severity, did_you_mean
@@ -38,7 +39,7 @@ RULE_KEYS = (
     "enabled",
     "tags",
 )
-SECTIONS = ("description", "rules", "parameters", "holidays", "affinity", "policy")
+SECTIONS = ("description", "rules", "parameters", "holidays", "affinity", "policy", "measures")
 MAX_RULES_PER_TRIGGER = 60
 
 
@@ -74,6 +75,8 @@ def load_rules(
     if template_check is not None:
         state.problems.extend(template_check(state.rules))
     state.problems.extend(check_rules(state.rules, MAX_RULES_PER_TRIGGER))
+    if state.cost_kinds is not None:
+        state.problems.extend(_unknown_task_kinds(state.cost_kinds, state.rules))
     problems = tuple(sorted(state.problems))
     if any(p.severity is Severity.ERROR for p in problems):
         return LoadResult(None, problems)
@@ -84,9 +87,27 @@ def load_rules(
         parameters=FactParameters(**state.parameters, holidays=tuple(state.holidays)),
         affinity=state.affinity,
         policy=state.policy,
+        measures=state.measures,
         files={path.name: content.decode("utf-8") for path, content in raw.items()},
     )
     return LoadResult(ruleset, problems)
+
+
+def _unknown_task_kinds(costs: TaskCostKinds, rules: list[Rule]) -> list[Problem]:
+    """Costs given for a task kind no rule opens: most likely a typo."""
+    opened = sorted(
+        {str(a.params["kind"]) for r in rules for a in r.actions if a.name == "open_task"}
+    )
+    return [
+        Problem(
+            costs.path,
+            *at,
+            "unknown-task-kind",
+            f"no rule opens tasks of kind {kind!r}{did_you_mean(kind, opened)}",
+        )
+        for kind, at in costs.positions.items()
+        if kind not in opened
+    ]
 
 
 class _DirectoryState:
@@ -98,6 +119,8 @@ class _DirectoryState:
         self.holidays: list[Holiday] = []
         self.affinity: dict[str, tuple[str, ...]] = {}
         self.policy = Policy()
+        self.measures = Measures()
+        self.cost_kinds: TaskCostKinds | None = None
         self.sections: dict[str, Position] = {}
         self.ids: dict[str, Position] = {}
         self.problems: list[Problem] = []
@@ -109,7 +132,7 @@ def _load_file(source: Source, document: Any, state: _DirectoryState) -> None:
             Source.of(document),
             "wrong-type",
             "a rule file is a mapping with `rules:` (and optionally parameters, "
-            "holidays, affinity, policy)",
+            "holidays, affinity, policy, measures)",
         )
         return
     source.unknown_keys(document, SECTIONS, "section")
@@ -117,7 +140,7 @@ def _load_file(source: Source, document: Any, state: _DirectoryState) -> None:
         at = Source.key(document, key)
         if key not in SECTIONS:
             continue
-        if key in ("parameters", "holidays", "affinity", "policy"):
+        if key in ("parameters", "holidays", "affinity", "policy", "measures"):
             if key in state.sections:
                 source.error(
                     at, "duplicate-section", f"{key!r} is already given at {state.sections[key]}"
@@ -134,6 +157,9 @@ def _load_file(source: Source, document: Any, state: _DirectoryState) -> None:
             _load_affinity(source, value, at, state)
         elif key == "policy":
             state.policy = parse_policy(source, value, at)
+        elif key == "measures":
+            state.measures = parse_measures(source, value, at)
+            state.cost_kinds = task_cost_kinds(source, value)
         elif not isinstance(value, str):
             source.error(at, "wrong-type", "`description` is text")
 

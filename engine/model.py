@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from engine.facts import FactParameters, Holiday
+from engine.measures import Measures
 from engine.policy import Policy
 
 
@@ -88,6 +89,14 @@ class Rule:
     position: Position
 
     @property
+    def marketing(self) -> bool:
+        """Tagged `marketing` or sending a marketing message: held out for the control group."""
+        return "marketing" in self.tags or any(
+            action.name == "send_message" and action.params.get("purpose") == "marketing"
+            for action in self.actions
+        )
+
+    @property
     def trigger(self) -> str:
         return f"event:{self.event}" if self.event else "schedule"
 
@@ -113,6 +122,7 @@ class RuleSet:
     parameters: FactParameters = field(default_factory=FactParameters)
     affinity: dict[str, tuple[str, ...]] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
+    measures: Measures = field(default_factory=Measures)
     files: dict[str, str] = field(default_factory=dict)  # file name -> content
 
     @property
@@ -126,6 +136,10 @@ class RuleSet:
 
     def rule(self, rule_id: str) -> Rule:
         return next(rule for rule in self.rules if rule.id == rule_id)
+
+    def holds_out(self, rule_id: str, customer_id: str) -> bool:
+        """Whether the control group keeps this customer out of this rule."""
+        return self.rule(rule_id).marketing and self.measures.control.holds_out(customer_id)
 
     @property
     def enabled(self) -> tuple[Rule, ...]:

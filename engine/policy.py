@@ -165,7 +165,7 @@ def parse_policy(source: Source, node: Any, at: tuple[int, int]) -> Policy:
     return Policy(**values)
 
 
-def _section(source: Source, node: CommentedMap, key: str, shape: str) -> CommentedMap | None:
+def subsection(source: Source, node: CommentedMap, key: str, shape: str) -> CommentedMap | None:
     value = node[key]
     if not isinstance(value, CommentedMap):
         source.error(Source.value(node, key), "wrong-type", f"`{key}` is a mapping {shape}")
@@ -174,7 +174,7 @@ def _section(source: Source, node: CommentedMap, key: str, shape: str) -> Commen
 
 
 def _quiet_hours(source: Source, node: CommentedMap) -> dict[str, time]:
-    section = _section(source, node, "quiet_hours", "{start: '21:00', end: '08:00'}")
+    section = subsection(source, node, "quiet_hours", "{start: '21:00', end: '08:00'}")
     if section is None:
         return {}
     source.unknown_keys(section, ("start", "end"), "quiet_hours key")
@@ -190,7 +190,7 @@ def _quiet_hours(source: Source, node: CommentedMap) -> dict[str, time]:
 
 
 def _frequency_cap(source: Source, node: CommentedMap) -> dict[str, Any]:
-    section = _section(source, node, "frequency_cap", "{marketing: 2, window: 7d}")
+    section = subsection(source, node, "frequency_cap", "{marketing: 2, window: 7d}")
     if section is None:
         return {}
     source.unknown_keys(section, ("marketing", "window"), "frequency_cap key")
@@ -216,7 +216,7 @@ def _frequency_cap(source: Source, node: CommentedMap) -> dict[str, Any]:
 def _channel_defaults(source: Source, node: CommentedMap) -> Mapping[str, tuple[str, ...]]:
     """The given audiences' lists over the defaults; a bad list keeps its default."""
     merged = dict(DEFAULT_CHANNELS)
-    section = _section(source, node, "channel_defaults", "of audience: [channels]")
+    section = subsection(source, node, "channel_defaults", "of audience: [channels]")
     if section is None:
         return merged
     source.unknown_keys(section, AUDIENCES, "audience")

@@ -42,8 +42,9 @@ CODES: dict[str, tuple[str, str]] = {
     "reentry-required": ("validate", "A scheduled rule says how often it may fire again."),
     "duplicate-section": (
         "validate",
-        "parameters, holidays, affinity or policy given in two files.",
+        "parameters, holidays, affinity, policy or measures given in two files.",
     ),
+    "unknown-task-kind": ("check", "A cost given for a task kind no rule opens."),
     "unknown-template": ("validate", "A message template missing in a language."),
     "template-error": (
         "validate",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import fields
 
+from engine.durations import format_duration
 from engine.facts import FACTS, FactParameters
+from engine.measures import Measures
 from engine.problems import CODES
 from engine.vocabulary import ACTIONS, EVENT_TYPES, OPERATORS, TEMPLATE_VARIABLES
 
@@ -75,11 +77,48 @@ def reference_markdown() -> str:
     for f in fields(FactParameters):
         if f.name != "holidays":
             lines.append(_row(f"`{f.name}`", f"{getattr(defaults, f.name):g}"))
-    lines += ["", "### Problem codes", "", _row("code", "stage", "meaning"), _row(*["---"] * 3)]
+    lines += [
+        "",
+        *_measures_table(),
+        "",
+        "### Problem codes",
+        "",
+        _row("code", "stage", "meaning"),
+        _row(*["---"] * 3),
+    ]
     for code, (stage, meaning) in CODES.items():
         lines.append(_row(f"`{code}`", stage, meaning))
     lines.append("")
     return "\n".join(lines)
+
+
+def _measures_table() -> list[str]:
+    """The `measures:` defaults (engine/measures.py), one row per setting."""
+    m = Measures()
+    rows = [
+        ("control_group.percent", f"{m.control.percent:g}"),
+        ("control_group.salt", m.control.salt),
+        ("active_window", format_duration(m.active_window)),
+        ("winback_window", format_duration(m.winback_window)),
+        ("clv_horizon_years", str(m.clv_horizon_years)),
+        *(
+            (
+                f"feedback_sla.{level}",
+                f"first response {format_duration(sla.first_response)}, "
+                f"resolution {format_duration(sla.resolution)}",
+            )
+            for level, sla in m.feedback_sla.items()
+        ),
+        *((f"costs.messages.{name}", f"{cost:g}") for name, cost in m.message_costs.items()),
+        *((f"costs.tasks.{name}", f"{cost:g}") for name, cost in m.task_costs.items()),
+    ]
+    return [
+        "### Measures (`measures:` section)",
+        "",
+        _row("setting", "default"),
+        _row("---", "---"),
+        *(_row(f"`{name}`", value) for name, value in rows),
+    ]
 
 
 def replace_reference(readme: str, reference: str) -> str:

@@ -10,7 +10,16 @@ from dataclasses import fields
 from typing import Any
 
 from engine.facts import FACTS, Fact, FactParameters, FactType
-from engine.vocabulary import ACTIONS, EVENT_TYPES, MESSAGE_CHANNELS, OPERATORS, Operand, ParamType
+from engine.measures import MAX_CONTROL_PERCENT
+from engine.vocabulary import (
+    ACTIONS,
+    EVENT_TYPES,
+    FEEDBACK_LEVELS,
+    MESSAGE_CHANNELS,
+    OPERATORS,
+    Operand,
+    ParamType,
+)
 
 _JSON_TYPES = {
     FactType.INTEGER: "integer",
@@ -77,6 +86,37 @@ def _param(kind: ParamType, choices: tuple[str, ...]) -> dict[str, Any]:
     if choices:
         return {"enum": list(choices)}
     return {"type": "string", "minLength": 1}
+
+
+def _measures_schema() -> dict[str, Any]:
+    """The `measures:` section (see engine/measures.py)."""
+
+    def closed(properties: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "object", "additionalProperties": False, "properties": properties}
+
+    cost = {"type": "number", "minimum": 0}
+    duration = {"$ref": "#/$defs/duration"}
+    sla = closed({"first_response": duration, "resolution": duration})
+    return closed(
+        {
+            "control_group": closed(
+                {
+                    "percent": {"type": "number", "minimum": 0, "maximum": MAX_CONTROL_PERCENT},
+                    "salt": {"type": "string", "minLength": 1},
+                }
+            ),
+            "active_window": duration,
+            "winback_window": duration,
+            "clv_horizon_years": {"type": "integer", "minimum": 1, "maximum": 20},
+            "feedback_sla": closed({level: sla for level in FEEDBACK_LEVELS}),
+            "costs": closed(
+                {
+                    "messages": closed({channel: cost for channel in MESSAGE_CHANNELS}),
+                    "tasks": {"type": "object", "additionalProperties": cost},
+                }
+            ),
+        }
+    ) | {"description": "How the report measures: control group, windows, SLAs, costs."}
 
 
 def rule_schema() -> dict[str, Any]:
@@ -228,6 +268,7 @@ def rule_schema() -> dict[str, Any]:
                 "type": "object",
                 "additionalProperties": {"type": "array", "items": {"type": "string"}},
             },
+            "measures": _measures_schema(),
         },
         "$defs": {
             "rule": rule,

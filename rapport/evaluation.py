@@ -87,9 +87,12 @@ def apply_firings(
     writer: Connection, ruleset: RuleSet, firings: list[Firing], at: datetime, summary: RunSummary
 ) -> None:
     """Records admitted firings and what they plan: outbox messages, staff tasks
-    (escalations take over their overdue task) and later steps (`step_due` events)."""
+    (escalations take over their overdue task) and later steps (`step_due` events).
+    A held-out firing (control group) is recorded and plans nothing."""
     record_firings(writer, firings, at)
-    planned = [p for f in firings for p in plan_firing(ruleset.rule(f.rule_id), f)]
+    planned = [
+        p for f in firings if not f.held_out for p in plan_firing(ruleset.rule(f.rule_id), f)
+    ]
     summary.messages += store_messages(
         writer, [p for p in planned if isinstance(p, PlannedMessage)], at
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -32,9 +33,13 @@ def last_fired(
 def admitted(
     firings: list[Firing], ruleset: RuleSet, history: dict[tuple[str, str], datetime]
 ) -> list[Firing]:
-    """The firings their rule's re-entry policy allows, given the stored history."""
+    """The firings their rule's re-entry policy allows, given the stored history; those
+    the control group holds out are marked so (they count for re-entry, so treated and
+    held-out customers keep the same rhythm)."""
     return [
-        firing
+        replace(firing, held_out=True)
+        if ruleset.holds_out(firing.rule_id, firing.customer_id)
+        else firing
         for firing in firings
         if ruleset.rule(firing.rule_id).admits(
             history.get((firing.rule_id, firing.customer_id)), firing.as_of
@@ -54,6 +59,7 @@ def record_firings(connection: Connection, firings: list[Firing], created_at: da
             "as_of": f.as_of,
             "event_id": f.event_id or "",
             "values": f.values,
+            "held_out": f.held_out,
             "created_at": created_at,
         }
         for f in firings
@@ -72,6 +78,7 @@ def firing_json(firing: Firing) -> dict[str, Any]:
         "as_of": firing.as_of.isoformat(),
         "event_id": firing.event_id,
         "revision": firing.revision,
+        "held_out": firing.held_out,
         "values": firing.values,
         "actions": [
             {

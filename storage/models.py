@@ -91,6 +91,7 @@ class RuleFiring(SQLModel, table=True):
     as_of: datetime
     event_id: str = Field(default="", max_length=100)
     values: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    held_out: bool = False  # the control group kept the customer out of this marketing rule
     created_at: datetime
 
 

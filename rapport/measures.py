@@ -1,0 +1,284 @@
+"""The measures operations track (SPEC §1), for any period and any group of customers.
+
+Plain functions over the rows of `storage/report_data.py`; the definitions are the
+ones `rules/README.md` states for operations:
+
+- *active* at a moment: a purchase within `active_window` before it (`[t − w, t)`);
+- retention: of the customers active at the period's start, the share active at its
+  end; churn is the rest (churn = 1 − retention);
+- win-back: of the customers a `winback`-tagged rule fired for in the period (held out
+  or not), the share who bought within `winback_window` after the first such firing;
+  one whose window is still running at the period's end counts once they buy, and is
+  left out until then;
+- NPS: % promoters (9–10) − % detractors (0–6) among NPS answers in the period;
+- satisfaction: the mean score (0–10) of each dimension's answers, weighted product fit
+  40, response speed 25, resolution quality 20, price 15, brand 10 — the playbook's
+  weights sum to 110, so they are divided by their sum (over the dimensions answered)
+  — and shown on a 0–100 scale;
+- feedback SLA: per level, the share of items answered (resolved) within its target;
+  an item still unanswered whose target has not passed by the period's end is pending
+  and left out;
+- ledger: remediation items as they stood at the period's end;
+- lifetime value: net purchases to date per customer who bought; the projection adds
+  the trailing-12-month net spend × (r + r² + … + r^H), r being the group's share of
+  customers active a year before the end who are still active at it, H the horizon;
+- return on relationship spend: net revenue from the customers the rules contacted (a
+  message sent or a task opened in the period), from their first contact to the end of
+  the period, ÷ what those messages and tasks cost.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from operator import attrgetter
+from statistics import median
+
+from engine.measures import FeedbackSla, Measures
+from storage.report_data import FeedbackItem, LedgerItem, RuleMoment, Sale, Survey, Work
+
+SATISFACTION_WEIGHTS: Mapping[str, int] = {
+    "product_fit": 40,
+    "response_speed": 25,
+    "resolution_quality": 20,
+    "price": 15,
+    "brand": 10,
+}
+YEAR = timedelta(days=365)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """`part` of `whole`, kept as counts so a table can show both."""
+
+    part: int
+    whole: int
+
+    @property
+    def value(self) -> float | None:
+        return self.part / self.whole if self.whole else None
+
+
+@dataclass(frozen=True)
+class Sla:
+    """One feedback level's items against its targets."""
+
+    items: int
+    response: Rate  # first response within target, of the items due by the end
+    resolution: Rate  # resolved within target, of the items due by the end
+    median_response_hours: float | None
+    median_resolution_hours: float | None
+
+
+@dataclass(frozen=True)
+class Ledger:
+    open: int  # open and not yet due
+    overdue: int  # open past its deadline
+    closed_accepted: int  # closed in the period with an acceptance note
+
+
+@dataclass(frozen=True)
+class GroupMeasures:
+    customers: int
+    retention: Rate
+    winback: Rate
+    nps: float | None
+    nps_answers: int
+    satisfaction: float | None  # 0–100
+    dimensions: dict[str, float | None]  # mean score 0–10 per dimension
+    sla: dict[str, Sla]
+    ledger: Ledger
+    revenue: float  # net, in the period
+    clv: float | None  # historical, per customer who bought
+    clv_projected: float | None
+    spend: float
+    contacted_revenue: float
+
+    @property
+    def churn(self) -> Rate:
+        return Rate(self.retention.whole - self.retention.part, self.retention.whole)
+
+    @property
+    def return_on_spend(self) -> float | None:
+        return self.contacted_revenue / self.spend if self.spend else None
+
+    @property
+    def revenue_per_customer(self) -> float | None:
+        return self.revenue / self.customers if self.customers else None
+
+    @property
+    def spend_per_customer(self) -> float | None:
+        return self.spend / self.customers if self.customers else None
+
+
+@dataclass
+class ReportData:
+    """Everything one report measures, indexed by customer."""
+
+    start: datetime
+    end: datetime
+    customers: list[str]
+    sales: Mapping[str, list[Sale]]
+    surveys: list[Survey]
+    feedback: list[FeedbackItem]
+    ledger: list[LedgerItem]
+    work: list[Work]
+    winbacks: list[RuleMoment]
+    by_customer: dict[str, dict[str, list[object]]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        index: dict[str, dict[str, list[object]]] = {}
+        for name in ("surveys", "feedback", "ledger", "work", "winbacks"):
+            for row in getattr(self, name):
+                index.setdefault(row.customer_id, {}).setdefault(name, []).append(row)
+        self.by_customer = index
+
+    def rows(self, customers: Iterable[str], name: str) -> list[object]:
+        return [row for c in customers for row in self.by_customer.get(c, {}).get(name, ())]
+
+
+def active_at(sales: Sequence[Sale], moment: datetime, window: timedelta) -> bool:
+    """A purchase in `[moment − window, moment)`."""
+    first = bisect_left(sales, moment - window, key=lambda sale: sale.at)
+    return any(sale.is_purchase for sale in sales[first:] if sale.at < moment)
+
+
+def _net(sales: Sequence[Sale], start: datetime | None, end: datetime) -> float:
+    return sum(s.amount for s in sales if (start is None or s.at >= start) and s.at < end)
+
+
+def measure(
+    data: ReportData, customers: Sequence[str], settings: Measures, cost: Callable[[Work], float]
+) -> GroupMeasures:
+    """Every measure for `customers` over the data's period."""
+    start, end, window = data.start, data.end, settings.active_window
+    active_start = [c for c in customers if active_at(data.sales.get(c, ()), start, window)]
+    retained = sum(active_at(data.sales.get(c, ()), end, window) for c in active_start)
+    work = [w for w in data.rows(customers, "work") if isinstance(w, Work)]
+    contacted: dict[str, datetime] = {}
+    for w in work:
+        contacted[w.customer_id] = min(w.at, contacted.get(w.customer_id, w.at))
+    buyers = [c for c in customers if any(s.is_purchase for s in data.sales.get(c, ()))]
+    surveys = [s for s in data.rows(customers, "surveys") if isinstance(s, Survey)]
+    nps, answers = net_promoter_score(surveys)
+    dimensions = dimension_means(surveys)
+    feedback = [f for f in data.rows(customers, "feedback") if isinstance(f, FeedbackItem)]
+    ledger = [item for item in data.rows(customers, "ledger") if isinstance(item, LedgerItem)]
+    winbacks = [m for m in data.rows(customers, "winbacks") if isinstance(m, RuleMoment)]
+    historical, projected = lifetime_values(data.sales, buyers, end, window, settings)
+    return GroupMeasures(
+        customers=len(customers),
+        retention=Rate(retained, len(active_start)),
+        winback=winback_rate(winbacks, data.sales, end, settings.winback_window),
+        nps=nps,
+        nps_answers=answers,
+        satisfaction=satisfaction_index(dimensions),
+        dimensions=dimensions,
+        sla={
+            level: sla_figures([f for f in feedback if f.level == level], target, end)
+            for level, target in settings.feedback_sla.items()
+        },
+        ledger=ledger_status(ledger, start, end),
+        revenue=sum(_net(data.sales.get(c, ()), start, end) for c in customers),
+        clv=historical,
+        clv_projected=projected,
+        spend=sum(cost(w) for w in work),
+        contacted_revenue=sum(_net(data.sales.get(c, ()), at, end) for c, at in contacted.items()),
+    )
+
+
+def net_promoter_score(surveys: Iterable[Survey]) -> tuple[float | None, int]:
+    scores = [s.score for s in surveys if s.question == "nps"]
+    if not scores:
+        return None, 0
+    promoters = sum(score >= 9 for score in scores)
+    detractors = sum(score <= 6 for score in scores)
+    return 100 * (promoters - detractors) / len(scores), len(scores)
+
+
+def dimension_means(surveys: Iterable[Survey]) -> dict[str, float | None]:
+    scores: dict[str, list[int]] = {name: [] for name in SATISFACTION_WEIGHTS}
+    for survey in surveys:
+        if survey.question in scores:
+            scores[survey.question].append(survey.score)
+    return {name: sum(s) / len(s) if s else None for name, s in scores.items()}
+
+
+def satisfaction_index(means: Mapping[str, float | None]) -> float | None:
+    """0–100: the weighted mean of the answered dimensions, weights normalised to 1."""
+    answered = {name: mean for name, mean in means.items() if mean is not None}
+    if not answered:
+        return None
+    weight = sum(SATISFACTION_WEIGHTS[name] for name in answered)
+    return 10 * sum(SATISFACTION_WEIGHTS[n] * m for n, m in answered.items()) / weight
+
+
+def winback_rate(
+    moments: Iterable[RuleMoment],
+    sales: Mapping[str, Sequence[Sale]],
+    end: datetime,
+    window: timedelta,
+) -> Rate:
+    first: dict[str, datetime] = {}
+    for moment in moments:
+        first[moment.customer_id] = min(moment.at, first.get(moment.customer_id, moment.at))
+    won = {
+        c
+        for c, at in first.items()
+        if any(s.is_purchase and at < s.at < min(at + window, end) for s in sales.get(c, ()))
+    }
+    due = [c for c, at in first.items() if c in won or at + window <= end]
+    return Rate(len(won), len(due))
+
+
+def sla_figures(items: Sequence[FeedbackItem], target: FeedbackSla, end: datetime) -> Sla:
+    def within(limit: timedelta, done: Callable[[FeedbackItem], datetime | None]) -> Rate:
+        due = [i for i in items if done(i) is not None or i.at + limit <= end]
+        met = sum(1 for i in due if (at := done(i)) is not None and at - i.at <= limit)
+        return Rate(met, len(due))
+
+    def hours(done: Callable[[FeedbackItem], datetime | None]) -> float | None:
+        spans = [(at - i.at).total_seconds() / 3600 for i in items if (at := done(i)) is not None]
+        return median(spans) if spans else None
+
+    response, resolution = attrgetter("first_response_at"), attrgetter("resolved_at")
+    return Sla(
+        items=len(items),
+        response=within(target.first_response, response),
+        resolution=within(target.resolution, resolution),
+        median_response_hours=hours(response),
+        median_resolution_hours=hours(resolution),
+    )
+
+
+def ledger_status(items: Iterable[LedgerItem], start: datetime, end: datetime) -> Ledger:
+    items = list(items)
+    open_items = [i for i in items if i.status == "open"]
+    return Ledger(
+        open=sum(i.due_at >= end for i in open_items),
+        overdue=sum(i.due_at < end for i in open_items),
+        closed_accepted=sum(
+            i.accepted and i.closed_at is not None and i.closed_at >= start for i in items
+        ),
+    )
+
+
+def lifetime_values(
+    sales: Mapping[str, Sequence[Sale]],
+    buyers: Sequence[str],
+    end: datetime,
+    window: timedelta,
+    settings: Measures,
+) -> tuple[float | None, float | None]:
+    """Average historical and projected lifetime value of `buyers` (see the module)."""
+    if not buyers:
+        return None, None
+    a_year_ago = [c for c in buyers if active_at(sales[c], end - YEAR, window)]
+    kept = sum(active_at(sales[c], end, window) for c in a_year_ago)
+    rate = kept / len(a_year_ago) if a_year_ago else 0.0
+    multiplier = sum(rate**year for year in range(1, settings.clv_horizon_years + 1))
+    historical = sum(_net(sales[c], None, end) for c in buyers)
+    yearly = sum(_net(sales[c], end - YEAR, end) for c in buyers)
+    return historical / len(buyers), (historical + yearly * multiplier) / len(buyers)
