@@ -206,11 +206,16 @@ def _feedback_sla(source: Source, node: CommentedMap) -> Mapping[str, FeedbackSl
         source.unknown_keys(targets, ("first_response", "resolution"), f"{level} target")
         durations = {}
         for key in ("first_response", "resolution"):
+            if key not in targets:
+                message = f"`{level}` needs both first_response and resolution; {key} is missing"
+                source.error(Source.of(targets), "missing-key", message)
+                continue
             try:
-                durations[key] = parse_duration(targets.get(key, "x"))
+                durations[key] = parse_duration(targets[key])
             except ValueError as error:
-                where = Source.value(targets, key) if key in targets else Source.of(targets)
-                source.error(where, "bad-duration", f"`{level}.{key}`: {error}")
+                source.error(
+                    Source.value(targets, key), "bad-duration", f"`{level}.{key}`: {error}"
+                )
         if len(durations) == 2:
             merged[level] = FeedbackSla(**durations)
     return merged
