@@ -162,11 +162,13 @@ FACTS: tuple[Fact, ...] = (
         "days_since_complaint", _I, "days", "Whole days since the latest complaint.", nullable=True
     ),
     Fact(
-        "last_survey_score", _I, "score 0-10", "Score of the latest survey answer.", nullable=True
+        "last_survey_score",
+        _I,
+        "score 0-10",
+        "Score of the latest NPS answer (a survey without category, or `nps`).",
+        nullable=True,
     ),
-    Fact(
-        "days_since_survey", _I, "days", "Whole days since the latest survey answer.", nullable=True
-    ),
+    Fact("days_since_survey", _I, "days", "Whole days since the latest NPS answer.", nullable=True),
     Fact("is_birthday", _B, "", "as_of falls on the customer's birthday, in their timezone."),
     Fact("holiday", _S, "", "Name of the calendar holiday as_of falls on, locally.", nullable=True),
     Fact(
@@ -310,7 +312,9 @@ def _is_leap(year: int) -> bool:
 
 
 def _mean(total: float, count: int) -> float | None:
-    return round(total / count, 2) if count else None
+    """Rounded to cents. The sum is rounded to cents first: databases add floats in
+    different orders, and the last bit of difference must not tip a half cent."""
+    return round(round(total, 2) / count, 2) if count else None
 
 
 def _min_days(values: list[int | None]) -> int | None:

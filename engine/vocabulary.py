@@ -71,6 +71,15 @@ def _field(name: str, kind: FactType, description: str, *choices: str) -> Fact:
 _AMOUNT = _field("amount", FactType.NUMBER, "Amount in the configured currency.")
 _PRODUCT = _field("product", FactType.STRING, "Product identifier.")
 _CHANNEL = _field("channel", FactType.STRING, "Channel it came through.", *CONTACT_CHANNELS)
+# What a survey answer rates: the NPS question or one of the satisfaction dimensions.
+SURVEY_CATEGORIES = (
+    "nps",
+    "product_fit",
+    "response_speed",
+    "resolution_quality",
+    "price",
+    "brand",
+)
 OWNER_ROLES = (
     "customer_service",
     "account_manager",
@@ -90,7 +99,18 @@ EVENT_TYPES: dict[str, EventType] = {
         ),
         EventType("refund", "Money returned to the customer.", (_AMOUNT, _PRODUCT)),
         EventType("login", "The customer signed in to the app or website.", ()),
-        EventType("contact", "A contact made by staff or by Rapport.", (_CHANNEL,)),
+        EventType(
+            "contact",
+            "A contact made by staff or by Rapport.",
+            (
+                _CHANNEL,
+                _field(
+                    "ref",
+                    FactType.STRING,
+                    "The feedback item this contact answers (its event id), if any.",
+                ),
+            ),
+        ),
         EventType(
             "feedback",
             "An inquiry, complaint or other feedback item.",
@@ -102,8 +122,20 @@ EVENT_TYPES: dict[str, EventType] = {
         ),
         EventType(
             "survey",
-            "A survey answer on the 0-10 scale (0-6 detractor, 9-10 promoter).",
-            (_field("score", FactType.INTEGER, "The score given, 0 to 10."),),
+            "A survey answer on the 0-10 scale (for the NPS question 0-6 is a detractor, "
+            "9-10 a promoter).",
+            (
+                _field("score", FactType.INTEGER, "The score given, 0 to 10."),
+                # No `choices`: the JSON Schema has one `event.category` for all event types,
+                # so choices here would make it refuse feedback categories such as complaint.
+                _field(
+                    "category",
+                    FactType.STRING,
+                    "For a survey, the question answered: nps (also when absent) is how likely "
+                    "the customer is to recommend us; " + ", ".join(SURVEY_CATEGORIES[1:]) + " "
+                    "each rate one satisfaction dimension.",
+                ),
+            ),
         ),
         EventType(
             "task_overdue",

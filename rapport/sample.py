@@ -11,6 +11,11 @@ Customers follow one of a few behaviour profiles so that rules have something to
 steady, new (active only in the last 90 days), quiet (no purchase in the last 180 days),
 frequency drop (bought often 6-3 months ago, rarely since), login drop (many logins 60-30
 days ago, few since) and prospects (no events at all, about 0.3%).
+
+Feedback gets a staff first response (a `contact` whose `ref` is the feedback's id), most
+within its level's SLA, and often a `feedback_resolved` after that. About half the surveys
+also rate the five satisfaction dimensions: one `survey` event each, at the same moment,
+with `category` naming the dimension (the NPS answer itself has no category).
 """
 
 import csv
@@ -106,9 +111,31 @@ _RESOLVED_TEXT = {
     "zh-CN": _quoted("已回电，问题解决。", "已补发，客户确认收到。", "已上门检修，恢复正常。"),
     "en": _quoted("Called back, issue resolved.", "Replacement shipped.", "Repaired on site."),
 }
-_RESOLVE_HOURS = {"general": 48, "complex": 7 * 24, "major": 14 * 24}
+_RESPONSE_TEXT = {
+    "zh-CN": _quoted("您好，已收到您的反馈，我们正在处理。", "已致电了解情况，会尽快给您答复。"),
+    "en": _quoted("Thanks, we are looking into it.", "Called to understand the issue."),
+}
+# First response per level: (SLA in seconds, share answered within it); the rest come
+# later, up to _LATE_RESPONSE times the SLA.
+_RESPONSE = {"general": (3_600, 0.80), "complex": (24 * 3_600, 0.85), "major": (48 * 3_600, 0.75)}
+_LATE_RESPONSE = 4
+_RESOLVE_HOURS = {"general": 48, "complex": 7 * 24, "major": 14 * 24}  # after the first response
 _SCORE_WEIGHTS = (2, 1, 1, 2, 2, 4, 6, 14, 22, 22, 24)  # survey scores 0..10
 _SCORE_CUM = [sum(_SCORE_WEIGHTS[: i + 1]) for i in range(11)]
+# Satisfaction dimensions a survey may also ask about, with their shift from the NPS score
+# (price is rated a little lower); each answer adds a noise from _SCORE_NOISE, clipped 0-10.
+# Fragments are made up front: dimension i's answer is _DIMENSION_FRAGMENTS[i][nps + noise + 2].
+_DIMENSIONS = (("product_fit", 0), ("response_speed", 0), ("resolution_quality", 0),
+               ("price", -1), ("brand", 0))  # fmt: skip
+_DIMENSION_SHARE = 0.5  # share of the surveys that also rate every dimension
+_SCORE_NOISE = (-2, -1, -1, 0, 0, 0, 1, 1, 2)
+_DIMENSION_FRAGMENTS = tuple(
+    tuple(
+        f',"score":{min(10, max(0, score))},"category":"{name}"'
+        for score in range(shift - 2, 10 + shift + 3)  # nps + shift + noise
+    )
+    for name, shift in _DIMENSIONS
+)
 # Profiles as (cumulative probability, name); the rest are "steady".
 _PROFILES = ((0.003, "prospect"), (0.103, "new"), (0.223, "quiet"), (0.323, "freq_drop"),
              (0.423, "login_drop"))  # fmt: skip
@@ -129,7 +156,8 @@ _MINUTES = [f"T{hour:02d}:{minute:02d}:" for hour in range(24) for minute in ran
 _SECONDS = [f"{second:02d}" for second in range(60)]
 
 # [epoch seconds, type, JSON fragment of the extra fields]; the id is appended when written.
-# A feedback_resolved event holds (its feedback event, quoted text) until then.
+# An event that refers to a feedback item (its feedback_resolved, or the contact that is its
+# first response) holds (the feedback event, the fragment after the ref) until then.
 Event = list[Any]
 
 
@@ -270,17 +298,31 @@ class _Generator:
             if category in _ISSUES and draw > 0.7:
                 level = "complex" if draw < 0.93 else "major"
             text = rng.choice(_FEEDBACK_TEXT[locale][category])
-            fragment = f',"level":"{level}","category":"{category}"'
-            fragment += f',"channel":"{rng.choice(_CHANNELS[locale])}","text":{text}'
+            channel = f',"channel":"{rng.choice(_CHANNELS[locale])}"'
+            fragment = f',"level":"{level}","category":"{category}"{channel},"text":{text}'
             feedback = [ts := stamp("other"), "feedback", fragment]
             events.append(feedback)
-            resolved_ts = ts + rng.randint(3600, _RESOLVE_HOURS[level] * 3600)
+            sla, on_time = _RESPONSE[level]
+            if random_() < on_time:
+                response_ts = ts + rng.randint(sla // 20, sla)
+            else:
+                response_ts = ts + rng.randint(sla + 1, _LATE_RESPONSE * sla)
+            if response_ts > end_ts:
+                continue  # not answered yet, so not resolved either
+            text = rng.choice(_RESPONSE_TEXT[locale])  # answered on the channel it came on
+            events.append([response_ts, "contact", (feedback, f'{channel},"text":{text}')])
+            resolved_ts = response_ts + rng.randint(3600, _RESOLVE_HOURS[level] * 3600)
             if random_() < 0.88 and resolved_ts <= end_ts:
                 text = rng.choice(_RESOLVED_TEXT[locale])
-                events.append([resolved_ts, "feedback_resolved", (feedback, text)])
+                events.append([resolved_ts, "feedback_resolved", (feedback, f',"text":{text}')])
         for _ in range(sround(total * 0.03)):
             score = rng.choices(range(11), cum_weights=_SCORE_CUM)[0]
-            events.append([stamp("other"), "survey", f',"score":{score}'])
+            events.append([ts := stamp("other"), "survey", f',"score":{score}'])
+            if random_() < _DIMENSION_SHARE:  # same moment: sorted after it, in this order
+                events.extend(
+                    [ts, "survey", fragments[score + 2 + rng.choice(_SCORE_NOISE)]]
+                    for fragments in _DIMENSION_FRAGMENTS
+                )
         for _ in range(sround(total * (0.15 if enterprise else 0.08))):
             channel, text = rng.choice(_CHANNELS[locale]), rng.choice(_CONTACT_TEXT[locale])
             events.append([stamp("other"), "contact", f',"channel":"{channel}","text":{text}'])
@@ -339,9 +381,9 @@ def write_sample(
             for event in events:
                 written += 1
                 ts, kind, extra = event
-                if kind == "feedback_resolved":
-                    feedback, text = extra  # written earlier, so it has its id by now
-                    extra = f',"ref":"{feedback[3]}","text":{text}'
+                if extra.__class__ is tuple:
+                    feedback, rest = extra  # written earlier, so it has its id by now
+                    extra = f',"ref":"{feedback[3]}"{rest}'
                 event.append(eid := f"E{written:09d}")
                 head = f'{{"id":"{eid}","customer_id":"{cid}","type":"{kind}"'
                 lines.append(f'{head},"occurred_at":"{clock(ts)}"{extra}}}\n')

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, case, func, select
+from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from engine.facts import (
@@ -75,7 +75,7 @@ def _event_aggregates(as_of: datetime, params: FactParameters, ids: Sequence[str
             ),
             _count(and_(complaint, in_recent)).label("complaints_recent"),
             _latest(complaint).label("last_complaint_at"),
-            _latest(and_(E.type == "survey", E.score.is_not(None))).label("survey_at"),
+            _latest(_nps_answer(E)).label("survey_at"),
         )
         .where(E.occurred_at <= as_of)
         .group_by(E.customer_id)
@@ -83,6 +83,16 @@ def _event_aggregates(as_of: datetime, params: FactParameters, ids: Sequence[str
     if ids is not None:
         query = query.where(E.customer_id.in_(ids))
     return query.subquery("agg")
+
+
+def _nps_answer(events: Any) -> ColumnElement[bool]:
+    """A survey answer to the NPS question (no category, or `nps`), not a satisfaction
+    dimension asked alongside it."""
+    return and_(
+        events.type == "survey",
+        events.score.is_not(None),
+        or_(events.category.is_(None), events.category == "nps"),
+    )
 
 
 def _open_feedback(as_of: datetime, ids: Sequence[str] | None):  # type: ignore[no-untyped-def]
@@ -131,7 +141,7 @@ def iter_customer_facts(
         .where(
             survey.c.customer_id == C.id,
             survey.c.occurred_at == agg.c.survey_at,
-            survey.c.type == "survey",
+            _nps_answer(survey.c),
         )
         .scalar_subquery()
     )

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from engine.vocabulary import SURVEY_CATEGORIES
 from rapport.sample import SampleFiles, write_sample
 
 END = datetime(2026, 3, 15, 10, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -27,6 +28,9 @@ EXTRA_KEYS = {
     "feedback_resolved": {"ref", "text"},
     "survey": {"score"},
 }
+OPTIONAL_KEYS = {"contact": {"ref"}, "survey": {"category"}}  # first responses, dimensions
+DIMENSIONS = set(SURVEY_CATEGORIES) - {"nps"}
+SLA = {"general": timedelta(hours=1), "complex": timedelta(hours=24), "major": timedelta(hours=48)}
 OFFSET = re.compile(r"T\d\d:\d\d:\d\d[+-]\d\d:\d\d$")
 EN_ZONES = {"Europe/London", "America/New_York", "Asia/Singapore", "Australia/Sydney"}
 Sample = tuple[SampleFiles, list[dict[str, str]], list[dict]]
@@ -106,9 +110,9 @@ def test_events_are_well_formed_and_inside_the_window(sample: Sample) -> None:
     assert len({event["id"] for event in events}) == len(events)
     for event in events:
         assert event["customer_id"] in zones
-        assert (
-            set(event) - {"id", "customer_id", "type", "occurred_at"} == EXTRA_KEYS[event["type"]]
-        )
+        extra = set(event) - {"id", "customer_id", "type", "occurred_at"}
+        required = EXTRA_KEYS[event["type"]]
+        assert required <= extra <= required | OPTIONAL_KEYS.get(event["type"], set()), event
         assert OFFSET.search(event["occurred_at"]), event
         occurred = datetime.fromisoformat(event["occurred_at"])
         assert WINDOW_START <= occurred <= END
@@ -189,3 +193,86 @@ def test_spending_tiers_and_behaviour_patterns_exist(sample: Sample) -> None:
 def test_end_must_be_timezone_aware(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         write_sample(tmp_path, customers=1, end=datetime(2026, 3, 15))
+
+
+def test_some_surveys_also_rate_each_satisfaction_dimension(sample: Sample) -> None:
+    _, _, events = sample
+    surveys = [event for event in events if event["type"] == "survey"]
+    nps = [event for event in surveys if "category" not in event]
+    dimensions = [event for event in surveys if "category" in event]
+    assert {event["category"] for event in dimensions} == DIMENSIONS
+    assert all(event["score"] in range(11) for event in dimensions)
+    # Each dimension answer follows an NPS answer of the same moment: the NPS answer, then
+    # one answer per dimension, ids in sequence; scores stay close to the NPS score.
+    index = {event["id"]: position for position, event in enumerate(events)}
+    asked, gaps = 0, defaultdict(list)
+    for answer in nps:
+        group = events[index[answer["id"]] + 1 : index[answer["id"]] + 1 + len(DIMENSIONS)]
+        if not (group and group[0]["type"] == "survey" and "category" in group[0]):
+            continue
+        asked += 1
+        assert [event["category"] for event in group] == sorted(
+            DIMENSIONS, key=SURVEY_CATEGORIES.index
+        )
+        for event in group:
+            assert event["customer_id"] == answer["customer_id"]
+            assert event["occurred_at"] == answer["occurred_at"]
+            assert abs(event["score"] - answer["score"]) <= 3
+            gaps[event["category"]].append(event["score"] - answer["score"])
+    assert asked * len(DIMENSIONS) == len(dimensions)  # none stray from an NPS answer
+    assert 0.4 < asked / len(nps) < 0.6  # about half the survey moments ask about them
+    mean = {name: sum(values) / len(values) for name, values in gaps.items()}
+    assert all(-0.6 < mean[name] < 0.3 for name in DIMENSIONS - {"price"})
+    assert mean["price"] < min(mean[name] for name in DIMENSIONS - {"price"}) - 0.5
+
+
+def test_first_responses_answer_an_earlier_feedback_of_the_same_customer(sample: Sample) -> None:
+    _, _, events = sample
+    seen: dict[str, dict] = {}
+    answered: set[str] = set()
+    feedback = 0
+    for event in events:
+        if event["type"] == "contact" and "ref" in event:
+            source = seen[event["ref"]]  # KeyError if the ref is not an earlier event
+            assert source["type"] == "feedback"
+            assert source["customer_id"] == event["customer_id"]
+            assert source["channel"] == event["channel"]  # answered where it was raised
+            opened = datetime.fromisoformat(source["occurred_at"])
+            assert opened < datetime.fromisoformat(event["occurred_at"])
+            assert event["ref"] not in answered  # one first response per feedback item
+            answered.add(event["ref"])
+        feedback += event["type"] == "feedback"
+        seen[event["id"]] = event
+    assert 0.97 * feedback <= len(answered) <= feedback  # only the latest may be unanswered
+
+
+def test_a_resolution_never_precedes_the_first_response(sample: Sample) -> None:
+    _, _, events = sample
+    responded = {
+        event["ref"]: datetime.fromisoformat(event["occurred_at"])
+        for event in events
+        if event["type"] == "contact" and "ref" in event
+    }
+    resolutions = [event for event in events if event["type"] == "feedback_resolved"]
+    assert resolutions
+    for event in resolutions:
+        assert responded[event["ref"]] <= datetime.fromisoformat(event["occurred_at"])
+
+
+def test_most_but_not_all_first_responses_meet_the_level_sla(sample: Sample) -> None:
+    _, _, events = sample
+    by_id = {event["id"]: event for event in events}
+    delays: dict[str, list[timedelta]] = defaultdict(list)
+    for event in events:
+        if event["type"] == "contact" and "ref" in event:
+            source = by_id[event["ref"]]
+            delay = datetime.fromisoformat(event["occurred_at"]) - datetime.fromisoformat(
+                source["occurred_at"]
+            )
+            delays[source["level"]].append(delay)
+    bands = {"general": (0.74, 0.86), "complex": (0.75, 0.93), "major": (0.55, 0.92)}
+    for level, (low, high) in bands.items():
+        within = sum(delay <= SLA[level] for delay in delays[level]) / len(delays[level])
+        assert low < within < high, (level, within, len(delays[level]))
+        assert max(delays[level]) <= 4 * SLA[level]  # late ones come within a few times it
+    assert len(delays["major"]) >= 30  # enough items for the band to mean something
