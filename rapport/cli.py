@@ -16,6 +16,7 @@ from rapport.commands import (
     evaluate,
     imports,
     preview,
+    report,
     rules,
     serve,
     tasks,
@@ -37,6 +38,7 @@ app.command("explain")(evaluate.explain)
 app.command("evaluate")(evaluate.evaluate)
 app.command("preview")(preview.preview)
 app.command("dispatch")(dispatch.dispatch)
+app.command("report")(report.report)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("ui")(serve.ui)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 
 from engine.facts import SEGMENTS, STAGES, TIERS
+from engine.measures import Measures
 from engine.model import RuleSet
 from rapport.measures import (
     GroupMeasures,
@@ -53,7 +54,7 @@ class Report:
     timezone: str
     revision: str
     currency: str
-    control_percent: float
+    measures: Measures  # what the report was measured with
     overall: GroupMeasures
     treated: GroupMeasures
     control: GroupMeasures
@@ -124,7 +125,7 @@ def build_report(
         timezone=timezone,
         revision=ruleset.revision,
         currency=currency,
-        control_percent=settings.control.percent,
+        measures=settings,
         overall=of(data.customers),
         treated=of(treated),
         control=of(control),
