@@ -25,6 +25,11 @@ def counts_table(key: str, title: str, label: str, counts: Mapping[str, int]) ->
 def summary(key: str, title: str, lines: Mapping[str, object]) -> None:
     """A short markdown summary: a title and one line per figure."""
     body = "\n".join(f"- **{name}**: {value}" for name, value in lines.items())
+    markdown(key, title, body)
+
+
+def markdown(key: str, title: str, body: str) -> None:
+    """A markdown artifact under a heading."""
     create_markdown_artifact(  # type: ignore[call-arg]
         markdown=f"### {title}\n\n{body}\n", key=key, description=title, _sync=True
     )

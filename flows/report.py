@@ -1,4 +1,6 @@
-"""`daily-report`: the day's numbers as artifacts (firings, messages, tasks, ledger)."""
+"""`daily-report`: the day's numbers as artifacts (firings, messages, tasks, ledger), and
+the relationship report of the last four weeks: its summary as an artifact, the page
+with its charts under `RAPPORT_REPORTS_DIR`."""
 
 from __future__ import annotations
 
@@ -11,13 +13,30 @@ from prefect.cache_policies import NO_CACHE
 
 from flows import artifacts
 from flows.context import FlowContext, flow_context
+from rapport.report import Report, build_report
+from rapport.report_html import report_html
+from rapport.report_text import report_markdown
 from storage.daily import DayNumbers, day_numbers
+
+REPORT_DAYS = 28
 
 
 @task(name="count-the-day", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def count_the_day(context: FlowContext, start: datetime, end: datetime) -> DayNumbers:
     with context.engine.connect() as connection:
         return day_numbers(connection, start, end)
+
+
+@task(name="measure-four-weeks", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def measure_four_weeks(context: FlowContext, start: datetime, end: datetime) -> Report:
+    return build_report(
+        context.engine,
+        context.ruleset,
+        start,
+        end,
+        timezone=context.settings.timezone,
+        currency=context.settings.currency,
+    )
 
 
 @flow(name="daily-report")
@@ -45,4 +64,14 @@ def daily_report(day: str | None = None, as_of: str | None = None) -> dict[str, 
         "daily-planned", "Messages planned today, by status now", "status", numbers.planned
     )
     artifacts.counts_table("daily-tasks", "Tasks opened per owner", "owner", numbers.tasks_opened)
+    report = measure_four_weeks(
+        context, start - timedelta(days=REPORT_DAYS - 1), start + timedelta(1)
+    )
+    page = context.settings.reports_dir / f"relationship-report-{local.isoformat()}.html"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(report_html(report), encoding="utf-8")
+    artifacts.markdown(
+        "relationship-report", "Relationship report, last four weeks", report_markdown(report, page)
+    )
+    figures["relationship report"] = str(page)
     return figures

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     outbox_dir: Path = Field(
         default=Path("var/outbox"), description="Where unconfigured channels write messages."
     )
+    reports_dir: Path = Field(
+        default=Path("var/reports"), description="Where the daily report writes its HTML page."
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8000", description="Base of links in messages (unsubscribe)."
     )

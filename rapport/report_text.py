@@ -4,6 +4,7 @@ artifact and the HTML tables, so the three always agree."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from engine.durations import format_duration
 from engine.measures import FeedbackSla
@@ -170,3 +171,18 @@ def markdown_table(headers: Row, rows: list[Row]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def report_markdown(report: Report, page: Path) -> str:
+    """The summary for the Prefect UI: the measures, the feedback SLA, where the page is."""
+    ledger = report.overall.ledger
+    return "\n\n".join(
+        (
+            headline(report) + ".",
+            markdown_table(COMPARISON_HEADERS, comparison_rows(report)),
+            markdown_table(SLA_HEADERS, sla_rows(report.overall.sla, report.measures.feedback_sla)),
+            f"Remediation ledger at the end: {ledger.open} open, {ledger.overdue} overdue; "
+            f"{ledger.closed_accepted} closed with acceptance in the period.",
+            f"The page with the charts: `{page}`",
+        )
+    )

@@ -43,6 +43,7 @@ def configure(monkeypatch: pytest.MonkeyPatch, engine: Engine, tmp_path: Path, p
 
     monkeypatch.setenv("RAPPORT_DATABASE_URL", engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("RAPPORT_OUTBOX_DIR", str(tmp_path / "outbox"))
+    monkeypatch.setenv("RAPPORT_REPORTS_DIR", str(tmp_path / "reports"))
     monkeypatch.setenv("RAPPORT_SMTP_HOST", LOOPBACK)
     monkeypatch.setenv("RAPPORT_SMTP_PORT", str(port))
     monkeypatch.setenv("RAPPORT_SMTP_TLS", "none")
@@ -127,6 +128,12 @@ def test_evaluate_dispatch_watch_and_report_end_to_end(
     assert watched["overdue open tasks"] <= (open_tasks or 0)
     report = daily_report(day=AS_OF.date().isoformat(), as_of=later)
     assert report["messages sent"] == dispatched["outcomes"].get("sent", 0)
+    page = tmp_path / "reports" / f"relationship-report-{AS_OF.date().isoformat()}.html"
+    assert report["relationship report"] == str(page)
+    assert "<svg" in page.read_text(encoding="utf-8")
+    summary = str(latest_artifact("relationship-report"))
+    assert "| Customers | 80 |" in summary and "| general |" in summary
+    assert str(page) in summary
 
 
 def plan_emails(engine: Engine, count: int) -> None:
