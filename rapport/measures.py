@@ -6,10 +6,9 @@ ones `rules/README.md` states for operations:
 - *active* at a moment: a purchase within `active_window` before it (`[t − w, t)`);
 - retention: of the customers active at the period's start, the share active at its
   end; churn is the rest (churn = 1 − retention);
-- win-back: of the customers a `winback`-tagged rule fired for in the period (held out
-  or not), the share who bought within `winback_window` after the first such firing;
-  one whose window is still running at the period's end counts once they buy, and is
-  left out until then;
+- win-back: of the customers whose win-back window (`winback_window` after a firing of
+  a `winback`-tagged rule, held out or not) ended in the period, the share who bought
+  within it (after their first such firing): every window counted has run its course;
 - NPS: % promoters (9–10) − % detractors (0–6) among NPS answers in the period;
 - satisfaction: the mean score (0–10) of each dimension's answers, weighted product fit
   40, response speed 25, resolution quality 20, price 15, brand 10 — the playbook's
@@ -21,7 +20,8 @@ ones `rules/README.md` states for operations:
 - ledger: remediation items as they stood at the period's end;
 - lifetime value: net purchases to date per customer who bought; the projection adds
   the trailing-12-month net spend × (r + r² + … + r^H), r being the group's share of
-  customers active a year before the end who are still active at it, H the horizon;
+  customers active a year before the end who are still active at it (everyone's share
+  for a group with nobody active then, such as new customers), H the horizon;
 - return on relationship spend: net revenue from the customers the rules contacted (a
   message sent or a task opened in the period), from their first contact to the end of
   the period, ÷ what those messages and tasks cost.
@@ -126,6 +126,7 @@ class ReportData:
     ledger: list[LedgerItem]
     work: list[Work]
     winbacks: list[RuleMoment]
+    base_rate: float = 0.0  # everyone's yearly retention, for lifetime-value projections
     by_customer: dict[str, dict[str, list[object]]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -167,11 +168,11 @@ def measure(
     feedback = [f for f in data.rows(customers, "feedback") if isinstance(f, FeedbackItem)]
     ledger = [item for item in data.rows(customers, "ledger") if isinstance(item, LedgerItem)]
     winbacks = [m for m in data.rows(customers, "winbacks") if isinstance(m, RuleMoment)]
-    historical, projected = lifetime_values(data.sales, buyers, end, window, settings)
+    historical, projected = lifetime_values(data.sales, buyers, end, settings, data.base_rate)
     return GroupMeasures(
         customers=len(customers),
         retention=Rate(retained, len(active_start)),
-        winback=winback_rate(winbacks, data.sales, end, settings.winback_window),
+        winback=winback_rate(winbacks, data.sales, settings.winback_window),
         nps=nps,
         nps_answers=answers,
         satisfaction=satisfaction_index(dimensions),
@@ -216,21 +217,18 @@ def satisfaction_index(means: Mapping[str, float | None]) -> float | None:
 
 
 def winback_rate(
-    moments: Iterable[RuleMoment],
-    sales: Mapping[str, Sequence[Sale]],
-    end: datetime,
-    window: timedelta,
+    moments: Iterable[RuleMoment], sales: Mapping[str, Sequence[Sale]], window: timedelta
 ) -> Rate:
+    """Of the customers with a win-back firing among `moments` (whose windows have all
+    ended), the share who bought within `window` after their first one."""
     first: dict[str, datetime] = {}
     for moment in moments:
         first[moment.customer_id] = min(moment.at, first.get(moment.customer_id, moment.at))
-    won = {
-        c
+    won = sum(
+        any(s.is_purchase and at < s.at <= at + window for s in sales.get(c, ()))
         for c, at in first.items()
-        if any(s.is_purchase and at < s.at < min(at + window, end) for s in sales.get(c, ()))
-    }
-    due = [c for c, at in first.items() if c in won or at + window <= end]
-    return Rate(len(won), len(due))
+    )
+    return Rate(won, len(first))
 
 
 def sla_figures(items: Sequence[FeedbackItem], target: FeedbackSla, end: datetime) -> Sla:
@@ -265,19 +263,27 @@ def ledger_status(items: Iterable[LedgerItem], start: datetime, end: datetime) -
     )
 
 
+def yearly_retention(
+    sales: Mapping[str, Sequence[Sale]], customers: Iterable[str], end: datetime, window: timedelta
+) -> Rate:
+    """Of `customers` active a year before `end`, how many are still active at `end`."""
+    a_year_ago = [c for c in customers if active_at(sales.get(c, ()), end - YEAR, window)]
+    return Rate(sum(active_at(sales[c], end, window) for c in a_year_ago), len(a_year_ago))
+
+
 def lifetime_values(
     sales: Mapping[str, Sequence[Sale]],
     buyers: Sequence[str],
     end: datetime,
-    window: timedelta,
     settings: Measures,
+    base_rate: float,
 ) -> tuple[float | None, float | None]:
-    """Average historical and projected lifetime value of `buyers` (see the module)."""
+    """Average historical and projected lifetime value of `buyers` (see the module);
+    `base_rate` stands in for a group with nobody active a year ago (new customers)."""
     if not buyers:
         return None, None
-    a_year_ago = [c for c in buyers if active_at(sales[c], end - YEAR, window)]
-    kept = sum(active_at(sales[c], end, window) for c in a_year_ago)
-    rate = kept / len(a_year_ago) if a_year_ago else 0.0
+    rate = yearly_retention(sales, buyers, end, settings.active_window).value
+    rate = base_rate if rate is None else rate
     multiplier = sum(rate**year for year in range(1, settings.clv_horizon_years + 1))
     historical = sum(_net(sales[c], None, end) for c in buyers)
     yearly = sum(_net(sales[c], end - YEAR, end) for c in buyers)

@@ -27,6 +27,7 @@ from rapport.measures import (
     measure,
     net_promoter_score,
     satisfaction_index,
+    yearly_retention,
 )
 from storage import report_data as rows
 from storage.report_data import Work
@@ -101,8 +102,16 @@ def build_report(
             feedback=rows.feedback_items(connection, start, end),
             ledger=rows.ledger_items(connection, end),
             work=rows.work_done(connection, start, end),
-            winbacks=rows.rule_moments(connection, winback_rules, start, end),
+            winbacks=rows.rule_moments(
+                connection,
+                winback_rules,
+                start - settings.winback_window,
+                end - settings.winback_window,
+            ),
         )
+
+    everyone = yearly_retention(data.sales, data.customers, end, settings.active_window)
+    data.base_rate = everyone.value or 0.0
 
     def cost(work: Work) -> float:
         if work.is_task:

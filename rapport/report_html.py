@@ -27,9 +27,9 @@ DEFINITIONS = (
     "Active: bought something within the active window ({active}) before a moment. "
     "Retention: of the customers active when the period starts, the share still active "
     "when it ends; churn is the rest.",
-    "Win-back rate: of the customers a win-back rule fired for (held out or not), the share "
-    "who bought within {winback} after it; one still inside that window at the end is "
-    "left out until they buy.",
+    "Win-back rate: of the customers whose win-back window ({winback} after a win-back "
+    "rule fired for them, held out or not) ended in the period, the share who bought "
+    "within it.",
     "NPS: % promoters (9-10) minus % detractors (0-6) among answers to the recommend "
     "question. Satisfaction index: each dimension's mean score, weighted product fit 40, "
     "response speed 25, resolution quality 20, price 15, brand 10. Those weights sum to "
@@ -39,7 +39,8 @@ DEFINITIONS = (
     "(resolved); items still inside their target are pending.",
     "Lifetime value: net purchases to date per customer who bought. Projected: plus the "
     "last 12 months' net spend x (r + r^2 + ... + r^{years}), r being the group's share of "
-    "customers active a year before the end who are still active at it.",
+    "customers active a year before the end who are still active at it (everyone's share "
+    "for a group with nobody active then, such as new customers).",
     "Return on relationship spend: net revenue from contacted customers after their first "
     "contact in the period, divided by the cost of the messages sent and tasks opened "
     "(costs per channel and task kind in rules/measures.yaml). Above 3 : 1 is good; 1 : 1 "

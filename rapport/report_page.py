@@ -111,6 +111,8 @@ th, td { padding: 6px 10px; border-bottom: 1px solid var(--line); text-align: le
 thead th { border-bottom: 2px solid #b9bec6; background: var(--card); }
 tbody tr:nth-child(even) { background: #fbfbfc; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.wide { font-size: 0.8rem; }
+table.wide th, table.wide td { padding: 5px 6px; }
 footer { color: var(--muted); font-size: 0.85rem; border-top: 1px solid var(--line);
   padding-top: 12px; margin-top: 40px; }
 @media (max-width: 600px) { .page { padding: 20px 12px; } header h1 { font-size: 1.5rem; } }
@@ -189,12 +191,16 @@ def _figures(figures: Figures) -> str:
     return f'<div class="figures">{cards}</div>'
 
 
+WIDE_TABLE = 8  # columns; more are set in a smaller size
+
+
 def _table(table: Table) -> str:
     caption = f"<caption>{escape(table.caption)}</caption>" if table.caption else ""
     head = "".join(f'<th scope="col">{escape(h)}</th>' for h in table.headers)
     rows = "".join(f"<tr>{''.join(_cell(c) for c in row)}</tr>" for row in table.rows)
+    wide = ' class="wide"' if len(table.headers) > WIDE_TABLE else ""  # smaller, to fit
     return (
-        f'<div class="table-wrap"><table>{caption}'
+        f'<div class="table-wrap"><table{wide}>{caption}'
         f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
     )
 

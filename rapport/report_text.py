@@ -29,7 +29,7 @@ def number(value: float | None, decimals: int = 0, sign: bool = False) -> str:
 
 
 def ratio(value: float | None) -> str:
-    return NA if value is None else f"{value:,.1f} : 1"
+    return NA if value is None else f"{value:,.1f}:1"
 
 
 def hours(value: float | None) -> str:

@@ -128,9 +128,10 @@ def _data_set(engine: Engine, revision: str) -> None:
         engine,
         RuleFiring,
         [
-            firing("C", "at_risk_winback", at(6, 5), held=True),  # control: held out
-            firing("E", "at_risk_winback", at(6, 1)),  # its 30 days end with the period
-            firing("F", "at_risk_winback", at(6, 20)),  # still running at the end: left out
+            firing("C", "at_risk_winback", at(5, 25), held=True),  # control: held out
+            firing("E", "at_risk_winback", at(5, 10)),  # its 30 days end on 9 June
+            firing("F", "at_risk_winback", at(6, 20)),  # its window ends in July: not yet
+            firing("B", "at_risk_winback", at(4, 20)),  # its window ended in May
         ],
     )
     (complex_firing,) = _insert(
@@ -237,8 +238,9 @@ def test_retention_and_churn(report: Report) -> None:
 
 
 def test_winback_rate(report: Report) -> None:
-    # C (held out, 5 June) bought on 20 June: won. E (1 June) has had its 30 days by
-    # 1 July and did not buy. F (20 June) is still inside its window: left out.
+    # Windows ending in June: C's (held out, 25 May) and E's (10 May). C bought on
+    # 20 June, within 30 days: won. E did not buy. F's window ends in July and B's
+    # ended in May: neither counts in June.
     assert report.overall.winback == Rate(1, 2)
     assert report.treated.winback == Rate(0, 1)
     assert report.control.winback == Rate(1, 1)
@@ -305,7 +307,8 @@ def test_lifetime_value_historical_and_projected(report: Report) -> None:
     projected = (650 + 151_000 + 900 + (550 + 150_000 + 900) * 0.875) / 3
     assert report.overall.clv_projected == pytest.approx(projected)
     assert report.control.clv == pytest.approx(900)
-    assert report.control.clv_projected == pytest.approx(900)  # nobody to draw r from
+    # Nobody in control was active a year ago: everyone's r (0.5) stands in.
+    assert report.control.clv_projected == pytest.approx(900 + 900 * 0.875)
     enterprise = report.by_segment["enterprise"]  # D alone, who never bought
     assert enterprise.customers == 1
     assert enterprise.clv is None

@@ -60,6 +60,7 @@ MESSAGE_STATUSES = (
     "sends it); suppressed: a guard said no (consent, frequency cap, open complaint)"
 )
 LEDGER_ROWS = 15
+HISTORY_WEEKS = 3  # weeks of scheduled runs the demo replays before today's
 
 
 def demo(
@@ -85,7 +86,7 @@ def demo(
         )
         _ingest(files.events)
         first = _show_customers(engine, config)
-        _run_day(today, _tomorrow_morning(today, zone))
+        _run_day(today, zone)
     _print_summary(engine, zone, before)
     console.print(
         f"the SMTP sink received {received.get('messages', 0)} emails "
@@ -154,14 +155,15 @@ def _ingest(events: Path) -> None:
     _figures("ingest-events", ingest_events(path=str(events.resolve())))
 
 
-def _run_day(today: date, tomorrow: datetime) -> None:
+def _run_day(today: date, zone: ZoneInfo) -> None:
     """The scheduled flows in the order a day runs them, the SLA watch as of tomorrow."""
     from flows.dispatch import dispatch_outbox
     from flows.evaluate import evaluate_rules
     from flows.report import daily_report
     from flows.sla import watch_sla
 
-    later = tomorrow.isoformat()
+    later = _tomorrow_morning(today, zone).isoformat()
+    _past_weeks(today, zone)
     _figures("evaluate-rules", evaluate_rules())
     _dispatched("dispatch-outbox (now)", asyncio.run(dispatch_outbox()))
     console.print(
@@ -174,6 +176,31 @@ def _run_day(today: date, tomorrow: datetime) -> None:
     _figures("watch-sla (tomorrow morning)", watch_sla(as_of=later))
     _dispatched("dispatch-outbox (tomorrow morning)", asyncio.run(dispatch_outbox(as_of=later)))
     _figures("daily-report (today so far)", daily_report(day=today.isoformat()))
+
+
+def _past_weeks(today: date, zone: ZoneInfo) -> None:
+    """The weekly cycle as it would have run on the same weekday of the last three weeks,
+    so the relationship report has weeks of work to show, not only today's."""
+    from flows.dispatch import dispatch_outbox
+    from flows.evaluate import evaluate_rules
+    from flows.sla import watch_sla
+
+    console.print(
+        f"\nFirst, so that the relationship report has a month to show, the rules run as of "
+        f"10:00 on the same weekday of each of the last {HISTORY_WEEKS} weeks (evaluate, "
+        "deliver, watch the SLAs), as the schedules would have run them then:"
+    )
+    for weeks in range(HISTORY_WEEKS, 0, -1):
+        moment = datetime.combine(today - timedelta(weeks=weeks), time(10), tzinfo=zone)
+        evaluated = evaluate_rules(as_of=moment.isoformat())
+        sent = asyncio.run(dispatch_outbox(as_of=moment.isoformat()))["outcomes"].get("sent", 0)
+        escalated = watch_sla(as_of=moment.isoformat())
+        console.print(
+            f"  {moment.date()}: firings {evaluated['firings']}, messages planned "
+            f"{evaluated['messages planned']}, sent {sent}, tasks opened "
+            f"{evaluated['tasks opened']}, tasks overdue "
+            f"{escalated.get('overdue events raised', 0)}"
+        )
 
 
 def _figures(flow: str, figures: Mapping[str, object]) -> None:
