@@ -38,6 +38,7 @@ def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[st
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     monkeypatch.setenv("RAPPORT_DATABASE_URL", url)
     monkeypatch.setenv("RAPPORT_OUTBOX_DIR", str(tmp_path / "outbox"))
+    monkeypatch.setenv("RAPPORT_REPORTS_DIR", str(tmp_path / "reports"))
     get_settings.cache_clear()
     yield url
     get_settings.cache_clear()
@@ -81,6 +82,11 @@ def test_demo_runs_the_flows_and_a_second_run_adds_nothing(
     assert "Remediation ledger" in first.output and "rapport serve --embedded" in first.output
     private = personal_data(tmp_path / "demo" / "customers.csv")
     assert private and not [value for value in private if value in first.output]
+    assert len(re.findall(r"^  \d{4}-\d{2}-\d{2}: firings \d+", first.output, re.M)) == 3
+    (page,) = (tmp_path / "reports").glob("relationship-report-*.html")
+    html = page.read_text(encoding="utf-8")
+    assert "Messages sent per step, per rule" in html
+    assert not [value for value in private if value in html]
 
     second = runner.invoke(app, command)
     assert second.exit_code == 0, second.output

@@ -337,6 +337,7 @@ def _print_next(first: str, today: date) -> None:
         "  .venv/bin/rapport evaluate --dry-run --json | head\n"
         "  .venv/bin/rapport dispatch            # deliver the planned messages into var/outbox/\n"
         "  .venv/bin/rapport tasks list --owner account_manager\n"
+        "  .venv/bin/rapport report --html var/report.html   # measures and charts, any period\n"
         "  .venv/bin/rapport rules check\n"
         "  .venv/bin/rapport rules test\n"
         "  .venv/bin/rapport serve --embedded    # the flows on their schedules, no server\n"
