@@ -6,7 +6,8 @@ PostgreSQL database: import throughput, facts-as-of time and peak memory for eac
 Then evaluates the default rules over every customer's facts ten times, against raw
 durable_rules taking the same number of facts through a trivial rule; and dispatches
 5,000 messages to a loopback SMTP sink in another process, against plain aiosmtplib.
-Then the HTTP API's intake (see `bench.api`). Last, Prefect's share: evaluate +
+Then the HTTP API's intake (see `bench.api`), the relationship report over the whole
+base (see `bench.report`). Last, Prefect's share: evaluate +
 dispatch over every customer as Prefect flows against the same functions called
 directly (see `bench.prefect_share`).
 """
@@ -209,6 +210,32 @@ def api_benchmark() -> None:
         console.print(table)
 
 
+def report_benchmark() -> None:
+    figures = measured("bench.report")
+    rows = figures["rows"]
+    table = Table(
+        title=f"Relationship report: {figures['weeks']} weeks over {rows['customers']:,} "
+        f"customers and {rows['events']:,} events (best of {len(figures['rounds'])} rounds)"
+    )
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for label, value in (
+        (
+            "work in the database (two evaluation runs)",
+            f"{rows['rule_firings']:,} firings, {rows['outbox_messages']:,} messages, "
+            f"{rows['staff_tasks']:,} tasks",
+        ),
+        ("read storage and measure", f"{figures['measure_seconds']:.1f} s"),
+        ("write the HTML page with its charts", f"{figures['html_seconds']:.2f} s"),
+        ("total (goal < 30 s)", f"{figures['seconds']:.1f} s"),
+        ("rounds (s)", " ".join(f"{v:.1f}" for v in figures["rounds"])),
+        ("peak memory", f"{figures['peak_mib']:.0f} MiB"),
+        ("page size", f"{figures['page_kib']:.0f} KiB"),
+    ):
+        table.add_row(label, value)
+    console.print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=100_000)
@@ -228,6 +255,7 @@ def main() -> None:
     rules_benchmark(databases["sqlite"])
     dispatch_benchmark()
     api_benchmark()
+    report_benchmark()
     prefect_benchmark()
 
 

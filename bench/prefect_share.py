@@ -53,15 +53,12 @@ import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
-import sqlite3  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Awaitable  # noqa: E402
-from contextlib import closing  # noqa: E402
 from dataclasses import replace  # noqa: E402
-from datetime import UTC, datetime, timedelta  # noqa: E402
-from datetime import time as clock  # noqa: E402
+from datetime import datetime  # noqa: E402
 from functools import lru_cache  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -72,6 +69,7 @@ from sqlalchemy import Engine, func, select, text  # noqa: E402
 
 from actions.dispatch import DispatchReport, dispatch_batches, dispatch_once  # noqa: E402
 from actions.templates import Templates  # noqa: E402
+from bench.databases import prepare_base, sqlite_copy  # noqa: E402
 from engine.evaluate import Evaluator  # noqa: E402
 from engine.model import RuleSet  # noqa: E402
 from flows import context as flow_context_module  # noqa: E402
@@ -85,7 +83,7 @@ from rapport.evaluation import RunSummary, evaluate_customers  # noqa: E402
 from rapport.smtp_sink import LOOPBACK, running_sink  # noqa: E402
 from storage.customers import customer_id_batches  # noqa: E402
 from storage.db import make_engine  # noqa: E402
-from storage.migrate import check_schema, upgrade_database  # noqa: E402
+from storage.migrate import check_schema  # noqa: E402
 from storage.models import OutboxMessage, RuleFiring, StaffTask  # noqa: E402
 from storage.revisions import rules_in_force  # noqa: E402
 
@@ -100,49 +98,6 @@ ROUNDS = 2
 MESSAGES = OutboxMessage.__table__  # type: ignore[attr-defined]
 FIRINGS = RuleFiring.__table__  # type: ignore[attr-defined]
 TASKS = StaffTask.__table__  # type: ignore[attr-defined]
-CLEARED = (
-    "DELETE FROM outbox_messages",
-    "DELETE FROM staff_tasks",
-    "DELETE FROM rule_firings",
-    "DELETE FROM events WHERE id LIKE 'rapport:%' OR id LIKE 'step:%' OR id LIKE 'overdue:%'",
-)
-
-
-# --- the base copy -------------------------------------------------------------------
-
-
-def sqlite_copy(source: Path, target: Path) -> None:
-    """A consistent copy of `source` (with whatever its WAL holds) through the backup API."""
-    for suffix in ("", "-wal", "-shm"):
-        target.with_name(target.name + suffix).unlink(missing_ok=True)
-    with (
-        closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as reader,
-        closing(sqlite3.connect(target)) as writer,
-    ):
-        reader.backup(writer)
-
-
-def prepare_base(source: Path, target: Path) -> datetime:
-    """Copies, migrates and clears the benchmark database; returns the fixed `as_of`:
-    04:00 UTC on the day after the last event."""
-    if not source.exists():
-        raise SystemExit(f"{source} is missing: run `make bench` once without --skip-storage")
-    sqlite_copy(source, target)
-    engine = make_engine(f"sqlite:///{target}")
-    try:
-        upgrade_database(engine)
-        with engine.begin() as connection:
-            for statement in CLEARED:
-                connection.execute(text(statement))
-            last = connection.execute(text("SELECT max(occurred_at) FROM events")).scalar_one()
-        with engine.connect() as connection:
-            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        engine.dispose()
-    last_day = datetime.fromisoformat(str(last)).date()
-    return datetime.combine(last_day + timedelta(days=1), clock(4), UTC)
-
-
 # --- one side, in a process of its own -----------------------------------------------
 
 

@@ -113,12 +113,26 @@ class GroupMeasures:
         return self.spend / self.customers if self.customers else None
 
 
+@dataclass(frozen=True)
+class Standing:
+    """One customer's sales figures for the period: computed once, summed per group."""
+
+    active_start: bool
+    active_end: bool
+    active_year_ago: bool
+    bought: bool  # a purchase before the end
+    revenue: float  # net, in the period
+    historical: float  # net, before the end
+    yearly: float  # net, in the 12 months to the end
+
+
 @dataclass
 class ReportData:
     """Everything one report measures, indexed by customer."""
 
     start: datetime
     end: datetime
+    window: timedelta  # the active window
     customers: list[str]
     sales: Mapping[str, list[Sale]]
     surveys: list[Survey]
@@ -128,6 +142,8 @@ class ReportData:
     winbacks: list[RuleMoment]
     base_rate: float = 0.0  # everyone's yearly retention, for lifetime-value projections
     by_customer: dict[str, dict[str, list[object]]] = field(init=False)
+    bought_at: dict[str, list[datetime]] = field(init=False)  # purchase times, in order
+    standing: dict[str, Standing] = field(init=False)
 
     def __post_init__(self) -> None:
         index: dict[str, dict[str, list[object]]] = {}
@@ -135,15 +151,32 @@ class ReportData:
             for row in getattr(self, name):
                 index.setdefault(row.customer_id, {}).setdefault(name, []).append(row)
         self.by_customer = index
+        self.bought_at = {
+            c: [sale.at for sale in sales if sale.is_purchase] for c, sales in self.sales.items()
+        }
+        self.standing = {c: self._standing(c) for c in self.customers}
+
+    def _standing(self, customer: str) -> Standing:
+        times, sales = self.bought_at.get(customer, []), self.sales.get(customer, [])
+        year_ago = self.end - YEAR
+        return Standing(
+            active_start=active_at(times, self.start, self.window),
+            active_end=active_at(times, self.end, self.window),
+            active_year_ago=active_at(times, year_ago, self.window),
+            bought=bool(times),
+            revenue=_net(sales, self.start, self.end),
+            historical=_net(sales, None, self.end),
+            yearly=_net(sales, year_ago, self.end),
+        )
 
     def rows(self, customers: Iterable[str], name: str) -> list[object]:
         return [row for c in customers for row in self.by_customer.get(c, {}).get(name, ())]
 
 
-def active_at(sales: Sequence[Sale], moment: datetime, window: timedelta) -> bool:
-    """A purchase in `[moment − window, moment)`."""
-    first = bisect_left(sales, moment - window, key=lambda sale: sale.at)
-    return any(sale.is_purchase for sale in sales[first:] if sale.at < moment)
+def active_at(purchases: Sequence[datetime], moment: datetime, window: timedelta) -> bool:
+    """A purchase (times in order) in `[moment − window, moment)`."""
+    first = bisect_left(purchases, moment - window)
+    return first < len(purchases) and purchases[first] < moment
 
 
 def _net(sales: Sequence[Sale], start: datetime | None, end: datetime) -> float:
@@ -154,24 +187,25 @@ def measure(
     data: ReportData, customers: Sequence[str], settings: Measures, cost: Callable[[Work], float]
 ) -> GroupMeasures:
     """Every measure for `customers` over the data's period."""
-    start, end, window = data.start, data.end, settings.active_window
-    active_start = [c for c in customers if active_at(data.sales.get(c, ()), start, window)]
-    retained = sum(active_at(data.sales.get(c, ()), end, window) for c in active_start)
+    start, end = data.start, data.end
+    standing = [data.standing[c] for c in customers]
+    active_start = [s for s in standing if s.active_start]
     work = [w for w in data.rows(customers, "work") if isinstance(w, Work)]
     contacted: dict[str, datetime] = {}
     for w in work:
         contacted[w.customer_id] = min(w.at, contacted.get(w.customer_id, w.at))
-    buyers = [c for c in customers if any(s.is_purchase for s in data.sales.get(c, ()))]
     surveys = [s for s in data.rows(customers, "surveys") if isinstance(s, Survey)]
     nps, answers = net_promoter_score(surveys)
     dimensions = dimension_means(surveys)
     feedback = [f for f in data.rows(customers, "feedback") if isinstance(f, FeedbackItem)]
     ledger = [item for item in data.rows(customers, "ledger") if isinstance(item, LedgerItem)]
     winbacks = [m for m in data.rows(customers, "winbacks") if isinstance(m, RuleMoment)]
-    historical, projected = lifetime_values(data.sales, buyers, end, settings, data.base_rate)
+    historical, projected = lifetime_values(
+        [s for s in standing if s.bought], settings.clv_horizon_years, data.base_rate
+    )
     return GroupMeasures(
         customers=len(customers),
-        retention=Rate(retained, len(active_start)),
+        retention=Rate(sum(s.active_end for s in active_start), len(active_start)),
         winback=winback_rate(winbacks, data.sales, settings.winback_window),
         nps=nps,
         nps_answers=answers,
@@ -182,7 +216,7 @@ def measure(
             for level, target in settings.feedback_sla.items()
         },
         ledger=ledger_status(ledger, start, end),
-        revenue=sum(_net(data.sales.get(c, ()), start, end) for c in customers),
+        revenue=sum(s.revenue for s in standing),
         clv=historical,
         clv_projected=projected,
         spend=sum(cost(w) for w in work),
@@ -263,28 +297,22 @@ def ledger_status(items: Iterable[LedgerItem], start: datetime, end: datetime) -
     )
 
 
-def yearly_retention(
-    sales: Mapping[str, Sequence[Sale]], customers: Iterable[str], end: datetime, window: timedelta
-) -> Rate:
-    """Of `customers` active a year before `end`, how many are still active at `end`."""
-    a_year_ago = [c for c in customers if active_at(sales.get(c, ()), end - YEAR, window)]
-    return Rate(sum(active_at(sales[c], end, window) for c in a_year_ago), len(a_year_ago))
+def yearly_retention(standing: Iterable[Standing]) -> Rate:
+    """Of these customers active a year before the end, how many are active at the end."""
+    a_year_ago = [s for s in standing if s.active_year_ago]
+    return Rate(sum(s.active_end for s in a_year_ago), len(a_year_ago))
 
 
 def lifetime_values(
-    sales: Mapping[str, Sequence[Sale]],
-    buyers: Sequence[str],
-    end: datetime,
-    settings: Measures,
-    base_rate: float,
+    buyers: Sequence[Standing], horizon_years: int, base_rate: float
 ) -> tuple[float | None, float | None]:
     """Average historical and projected lifetime value of `buyers` (see the module);
     `base_rate` stands in for a group with nobody active a year ago (new customers)."""
     if not buyers:
         return None, None
-    rate = yearly_retention(sales, buyers, end, settings.active_window).value
+    rate = yearly_retention(buyers).value
     rate = base_rate if rate is None else rate
-    multiplier = sum(rate**year for year in range(1, settings.clv_horizon_years + 1))
-    historical = sum(_net(sales[c], None, end) for c in buyers)
-    yearly = sum(_net(sales[c], end - YEAR, end) for c in buyers)
+    multiplier = sum(rate**year for year in range(1, horizon_years + 1))
+    historical = sum(s.historical for s in buyers)
+    yearly = sum(s.yearly for s in buyers)
     return historical / len(buyers), (historical + yearly * multiplier) / len(buyers)

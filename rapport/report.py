@@ -96,6 +96,7 @@ def build_report(
         data = ReportData(
             start=start,
             end=end,
+            window=settings.active_window,
             customers=sorted(profiles),
             sales=rows.purchases(connection, end),
             surveys=rows.surveys(connection, start, end),
@@ -110,8 +111,7 @@ def build_report(
             ),
         )
 
-    everyone = yearly_retention(data.sales, data.customers, end, settings.active_window)
-    data.base_rate = everyone.value or 0.0
+    data.base_rate = yearly_retention(data.standing.values()).value or 0.0
 
     def cost(work: Work) -> float:
         if work.is_task:
@@ -155,20 +155,23 @@ def _series(
     window: timedelta,
 ) -> Series:
     """Retention and churn (treated vs control), NPS, satisfaction and work per step."""
+    boundaries = [data.start, *(end for _, end in steps)]
     retention: dict[str, list[float | None]] = {}
     churn: dict[str, list[float | None]] = {}
     for name, customers in groups.items():
-        sales = [data.sales.get(c, []) for c in customers]
-        first = [s for s in sales if active_at(s, data.start, window)]
+        active = [  # per customer: active at each boundary
+            [active_at(data.bought_at.get(c, []), moment, window) for moment in boundaries]
+            for c in customers
+        ]
+        first = [flags for flags in active if flags[0]]
         retention[name] = [
-            Rate(sum(active_at(s, end, window) for s in first), len(first)).value
-            for _, end in steps
+            Rate(sum(flags[k] for flags in first), len(first)).value
+            for k in range(1, len(boundaries))
         ]
         churn[name] = []
-        for begin, end in steps:
-            active = [s for s in sales if active_at(s, begin, window)]
-            gone = Rate(sum(not active_at(s, end, window) for s in active), len(active))
-            churn[name].append(gone.value)
+        for k in range(1, len(boundaries)):
+            was = [flags for flags in active if flags[k - 1]]
+            churn[name].append(Rate(sum(not flags[k] for flags in was), len(was)).value)
     nps, satisfaction = [], []
     for begin, end in steps:
         answers = [s for s in data.surveys if begin <= s.at < end]

@@ -125,8 +125,8 @@ def feedback_items(connection: Connection, start: datetime, end: datetime) -> li
         )
     ).all()
     ids = [row.id for row in feedback]
-    contacts = _earliest_by_ref(connection, "contact", ids, end)
-    resolved = _earliest_by_ref(connection, "feedback_resolved", ids, end)
+    contacts = _earliest_by_ref(connection, "contact", start, end)
+    resolved = _earliest_by_ref(connection, "feedback_resolved", start, end)
     closed = _tasks_closed_for(connection, ids, end)
     items = []
     for item_id, customer, at, level in feedback:
@@ -144,23 +144,17 @@ def feedback_items(connection: Connection, start: datetime, end: datetime) -> li
     return items
 
 
-def _chunks(ids: list[str], size: int = 5_000) -> Iterable[list[str]]:
-    for index in range(0, len(ids), size):
-        yield ids[index : index + size]
-
-
 def _earliest_by_ref(
-    connection: Connection, kind: str, refs: list[str], end: datetime
+    connection: Connection, kind: str, start: datetime, end: datetime
 ) -> dict[str, datetime]:
-    found: dict[str, datetime] = {}
-    for chunk in _chunks(refs):
-        query = (
-            select(E.ref, func.min(E.occurred_at))
-            .where(E.type == kind, E.ref.in_(chunk), E.occurred_at < end)
-            .group_by(E.ref)
-        )
-        found.update({ref: at for ref, at in connection.execute(query)})
-    return found
+    """The first event of `kind` in the period referring to each `ref` (a reply to an
+    item received in the period cannot come before the period starts)."""
+    query = (
+        select(E.ref, func.min(E.occurred_at))
+        .where(E.type == kind, E.occurred_at >= start, E.occurred_at < end, E.ref.is_not(None))
+        .group_by(E.ref)
+    )
+    return {ref: at for ref, at in connection.execute(query)}
 
 
 def _tasks_closed_for(
