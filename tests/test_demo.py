@@ -82,7 +82,7 @@ def test_demo_runs_the_flows_and_a_second_run_adds_nothing(
     assert "Remediation ledger" in first.output and "rapport serve --embedded" in first.output
     private = personal_data(tmp_path / "demo" / "customers.csv")
     assert private and not [value for value in private if value in first.output]
-    assert len(re.findall(r"^  \d{4}-\d{2}-\d{2}: firings \d+", first.output, re.M)) == 3
+    assert len(re.findall(r"^  \d{4}-\d{2}-\d{2}: firings \d+", first.output, re.M)) == 6
     (page,) = (tmp_path / "reports").glob("relationship-report-*.html")
     html = page.read_text(encoding="utf-8")
     assert "Messages sent per step, per rule" in html

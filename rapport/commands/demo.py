@@ -60,7 +60,7 @@ MESSAGE_STATUSES = (
     "sends it); suppressed: a guard said no (consent, frequency cap, open complaint)"
 )
 LEDGER_ROWS = 15
-HISTORY_WEEKS = 3  # weeks of scheduled runs the demo replays before today's
+HISTORY_WEEKS = 6  # weeks of scheduled runs the demo replays before today's
 
 
 def demo(
@@ -186,7 +186,7 @@ def _past_weeks(today: date, zone: ZoneInfo) -> None:
     from flows.sla import watch_sla
 
     console.print(
-        f"\nFirst, so that the relationship report has a month to show, the rules run as of "
+        f"\nFirst, so that the relationship report has weeks of work to show, the rules run as of "
         f"10:00 on the same weekday of each of the last {HISTORY_WEEKS} weeks (evaluate, "
         "deliver, watch the SLAs), as the schedules would have run them then:"
     )
