@@ -32,7 +32,7 @@ class RuleExplanation:
     rule_id: str
     description: str
     enabled: bool
-    state: str  # fired, not fired, waits for an event
+    state: str  # fired, not fired, waits for an event, or fired but held out
     event: str | None  # the event type an event rule waits for
     checks: tuple[Check, ...]
     guards: tuple[GuardDecision, ...]
@@ -100,6 +100,8 @@ def explain_customer(
             if fired and action.name == "send_message"
         )
         state = "fired" if fired else "not fired"
+        if fired and ruleset.holds_out(rule.id, customer_id):
+            state, guards = "fired, held out (control group: plans nothing)", ()
         explained.append(
             RuleExplanation(
                 rule.id, rule.description, rule.enabled, state, rule.event, tuple(checks), guards

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, select
 from engine.loader import load_rules
 from engine.measures import ControlGroup
 from rapport.evaluation import RunSummary, evaluate_customers
+from rapport.explaining import explain_customer
 from storage.models import OutboxMessage, RuleFiring, StaffTask
 from storage.revisions import rules_in_force
 from tests.factories import NOW, add_customer
@@ -146,3 +147,19 @@ def test_measures_left_out_keep_their_defaults(tmp_path: Path) -> None:
     assert ruleset.measures.winback_window.days == 14
     assert ruleset.measures.control.percent == 5
     assert ruleset.measures.feedback_sla["general"].first_response.total_seconds() == 3600
+
+
+def test_explain_says_a_held_out_customer_gets_no_marketing(engine: Engine, tmp_path: Path) -> None:
+    for customer in CUSTOMERS:
+        add_customer(engine, customer)
+    ruleset, _ = rules_in_force(engine, _rules(tmp_path), None, NOW)
+    held = next(c for c in CUSTOMERS if ruleset.measures.control.holds_out(c))
+    treated = next(c for c in CUSTOMERS if not ruleset.measures.control.holds_out(c))
+    states = {}
+    for customer in (held, treated):
+        explanation = explain_customer(engine, ruleset, customer, NOW)
+        assert explanation is not None
+        states[customer] = {rule.rule_id: rule.state for rule in explanation.rules}
+    assert states[held]["marketing_offer"] == "fired, held out (control group: plans nothing)"
+    assert states[held]["service_reminder"] == "fired"
+    assert states[treated]["marketing_offer"] == "fired"

@@ -70,10 +70,11 @@ def explain(
         if rule.state == "waits for an event":
             console.print(f"\n[dim]- {rule.rule_id}: waits for a {rule.event} event[/dim]")
             continue
-        fired = rule.state == "fired"
+        fired = rule.state.startswith("fired")
         console.print(
             f"\n[bold]{'✔' if fired else '✘'} {rule.rule_id}[/bold]: "
-            f"{'FIRED' if fired else 'not fired'}{'' if rule.enabled else ' (disabled)'} — "
+            f"{rule.state.upper() if fired else 'not fired'}"
+            f"{'' if rule.enabled else ' (disabled)'} — "
             f"{rule.description}"
         )
         table = Table(show_header=False, box=None, pad_edge=False)
