@@ -77,6 +77,9 @@ def comparison_rows(report: Report, counts: bool = True) -> list[Row]:
         figure("Satisfaction index (0-100)", lambda g: g.satisfaction, 1),
         rate("First response within SLA", lambda g: _combined(g.sla, lambda s: s.response)),
         rate("Resolved within target", lambda g: _combined(g.sla, lambda s: s.resolution)),
+        figure("Ledger items open, not yet due", lambda g: g.ledger.open),
+        figure("Ledger items overdue", lambda g: g.ledger.overdue),
+        figure("Ledger items closed with acceptance", lambda g: g.ledger.closed_accepted),
         figure(f"Revenue per customer{money}", lambda g: g.revenue_per_customer, 2),
         figure(f"Relationship spend per customer{money}", lambda g: g.spend_per_customer, 2),
         (
