@@ -9,7 +9,9 @@ durable_rules taking the same number of facts through a trivial rule; and dispat
 Then the HTTP API's intake (see `bench.api`), the relationship report over the whole
 base (see `bench.report`). Last, Prefect's share: evaluate +
 dispatch over every customer as Prefect flows against the same functions called
-directly (see `bench.prefect_share`).
+directly (see `bench.prefect_share`). Then the backtest: a year of daily steps over
+25,000 customers and 100,000 events, and its memory as the steps grow (see
+`bench.backtest`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from rich.table import Table
 
 from bench.databases import fresh_database
 from rapport.sample import SampleFiles, write_sample
+from storage.imports import import_customers, import_events
 
 console = Console()
 END = datetime(2026, 11, 1, tzinfo=UTC)
@@ -236,6 +239,60 @@ def report_benchmark() -> None:
     console.print(table)
 
 
+BACKTEST_DB = "sqlite:///var/bench/backtest.db"
+BACKTEST_MEMORY_CUSTOMERS = 5_000
+
+
+def backtest_benchmark() -> None:
+    """`rapport backtest` over a year, on its own generated base (imported once)."""
+    files = sample(25_000, 3.75)  # about 100,000 events
+    marker = Path("var/bench/backtest.imported")  # which sample the database holds
+    imported = marker.read_text() if marker.exists() else ""
+    if imported != str(files.events) or not Path("var/bench/backtest.db").exists():
+        engine = fresh_database(BACKTEST_DB)
+        import_customers(engine, files.customers, default_timezone="Asia/Shanghai")
+        import_events(engine, files.events, imported_at=END)
+        engine.dispose()
+        marker.write_text(str(files.events))
+    console.print("backtest: replaying a year …")
+    figures = measured("bench.backtest", "run", BACKTEST_DB)
+    memory = [
+        measured("bench.backtest", "memory", BACKTEST_DB, str(days), str(BACKTEST_MEMORY_CUSTOMERS))
+        for days in (30, 120, 365)
+    ]
+    warmup = figures["steps_replayed"] - figures["steps"]
+    table = Table(
+        title=f"Backtest: {figures['steps']} daily steps (+{warmup} "
+        f"warm-up) over {figures['customers']:,} customers and {figures['events']:,} events, "
+        f"{figures['workers']} worker processes"
+    )
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for label, value in (
+        ("wall time (goal < 300 s)", f"{figures['seconds']:.1f} s"),
+        ("customer-steps per second", f"{figures['customer_steps_per_second']:,.0f}"),
+        (
+            "firings / messages sent / tasks",
+            f"{figures['firings']:,} / {figures['messages_sent']:,} / {figures['tasks']:,}",
+        ),
+        (
+            "peak memory: main process / largest worker",
+            f"{figures['peak_mib_main']:.0f} MiB / {figures['peak_mib_worker']:.0f} MiB",
+        ),
+        *(
+            (
+                f"peak memory, one process, {run['customers']:,} customers × "
+                f"{run['steps_replayed']} steps",
+                f"{run['peak_mib']:.0f} MiB, {run['before_mib']:.0f} before replaying "
+                f"({run['seconds']:.1f} s)",
+            )
+            for run in memory
+        ),
+    ):
+        table.add_row(label, value)
+    console.print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=100_000)
@@ -243,7 +300,11 @@ def main() -> None:
     parser.add_argument(
         "--skip-storage", action="store_true", help="reuse var/bench/bench.db from a past run"
     )
+    parser.add_argument("--backtest-only", action="store_true", help="only the backtest figures")
     args = parser.parse_args()
+    if args.backtest_only:
+        backtest_benchmark()
+        return
     files = sample(args.customers, args.events_per_customer)
     databases = {"sqlite": "sqlite:///var/bench/bench.db"}
     if postgres := os.environ.get("RAPPORT_BENCH_POSTGRES_URL"):

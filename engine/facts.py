@@ -391,12 +391,12 @@ def derive_facts(
         "is_birthday": agg.birthday is not None and same_day_of_year(agg.birthday, today),
         "holiday": next((h.name for h in params.holidays if h.falls_on(today)), None),
         "is_first_purchase_anniversary": anniversary,
-        "years_since_first_purchase": _whole_years(first_local, today),
+        "years_since_first_purchase": whole_years(first_local, today),
     }
     return facts
 
 
-def _whole_years(start: date | None, today: date) -> int | None:
+def whole_years(start: date | None, today: date) -> int | None:
     if start is None:
         return None
     years = today.year - start.year

@@ -9,6 +9,7 @@ import typer
 from actions.privacy import MaskingFilter
 from rapport.commands import (
     api,
+    backtest,
     customers,
     db,
     demo,
@@ -39,6 +40,7 @@ app.command("evaluate")(evaluate.evaluate)
 app.command("preview")(preview.preview)
 app.command("dispatch")(dispatch.dispatch)
 app.command("report")(report.report)
+app.command("backtest")(backtest.backtest)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("ui")(serve.ui)

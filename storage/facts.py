@@ -26,6 +26,15 @@ from storage.models import Customer, Event
 
 C = Customer.__table__.c  # type: ignore[attr-defined]
 E = Event.__table__.c  # type: ignore[attr-defined]
+PROFILE_COLUMNS = (  # what facts read of a customer's profile: no personal data
+    C.id,
+    C.segment,
+    C.locale,
+    C.timezone,
+    C.birthday,
+    C.account_manager,
+    *(C[f"consent_{ch}"] for ch in ONLINE_CHANNELS),
+)
 
 
 def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
@@ -147,13 +156,7 @@ def iter_customer_facts(
     )
     query = (
         select(
-            C.id,
-            C.segment,
-            C.locale,
-            C.timezone,
-            C.birthday,
-            C.account_manager,
-            *(C[f"consent_{ch}"] for ch in ONLINE_CHANNELS),
+            *PROFILE_COLUMNS,
             *(column for column in agg.c if column.name != "customer_id"),
             *(column for column in open_fb.c if column.name != "customer_id"),
             survey_score.label("survey_score"),
