@@ -133,6 +133,7 @@ class StaffTask(SQLModel, table=True):
     customer_id: str = Field(foreign_key="customers.id", max_length=64)
     rule_id: str = Field(max_length=100)
     firing_id: int | None = Field(default=None, foreign_key="rule_firings.id")
+    event_id: str | None = Field(default=None, max_length=100)  # the event it answers
     kind: str = Field(max_length=40)
     owner_role: str = Field(max_length=60)
     owner: str | None = Field(default=None, max_length=100)

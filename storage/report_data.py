@@ -161,7 +161,7 @@ def _tasks_closed_for(
     connection: Connection, feedback_ids: list[str], end: datetime
 ) -> dict[str, datetime]:
     """When each feedback item's first task (or a task it escalated to) was closed."""
-    query = select(T.id, T.status, T.closed_at, F.event_id).join(FIRINGS, F.id == T.firing_id)
+    query = select(T.id, T.status, T.closed_at, T.event_id).where(T.event_id.is_not(None))
     item_of: dict[int, str] = {}  # task id -> the feedback item it serves
     wanted = set(feedback_ids)
     rows = sorted(connection.execute(query), key=lambda row: row.id)  # escalations come later

@@ -11,9 +11,10 @@ from sqlalchemy import Connection, case, func, or_, select, update
 from actions.planning import OVERDUE_PREFIX, PlannedTask
 from storage.dialect import insert_new_keys
 from storage.events import event_row, record_events
-from storage.models import StaffTask
+from storage.models import Event, StaffTask
 
 TASKS = StaffTask.__table__  # type: ignore[attr-defined]
+EVENTS = Event.__table__  # type: ignore[attr-defined]
 
 
 def store_tasks(connection: Connection, planned: list[PlannedTask], created_at: datetime) -> int:
@@ -34,6 +35,7 @@ def store_tasks(connection: Connection, planned: list[PlannedTask], created_at: 
                 "key": p.key,
                 "customer_id": p.customer_id,
                 "rule_id": p.rule_id,
+                "event_id": p.event_id,
                 "kind": source["kind"] if source is not None else p.kind,
                 "owner_role": p.owner_role,
                 "department": p.department,
@@ -118,13 +120,15 @@ def raise_overdue_events(connection: Connection, now: datetime) -> list[str]:
     returns the ids of the events raised now.
 
     The event happens at the due time; its id comes from the task's, so the SLA watch
-    may run as often as it likes. Escalation rules act on these events.
+    may run as often as it likes. Escalation rules act on these events. A task serving
+    a feedback item (directly, or escalated from one) carries the item's `level`.
     """
-    late = (
-        connection.execute(select(TASKS).where(TASKS.c.status == "open", TASKS.c.due_at < now))
-        .mappings()
-        .all()
+    served = (  # the level of the feedback item a task serves, through escalations too
+        select(TASKS, EVENTS.c.level)
+        .outerjoin(EVENTS, EVENTS.c.id == TASKS.c.event_id)
+        .where(TASKS.c.status == "open", TASKS.c.due_at < now)
     )
+    late = connection.execute(served).mappings().all()
     rows = [
         event_row(
             f"{OVERDUE_PREFIX}{task['id']}",
@@ -138,6 +142,7 @@ def raise_overdue_events(connection: Connection, now: datetime) -> list[str]:
                 "task_id": task["id"],
                 "hours_overdue": round((now - task["due_at"]).total_seconds() / 3600, 1),
             },
+            level=task["level"],
         )
         for task in late
     ]

@@ -224,3 +224,13 @@ def test_an_escalated_first_response_escalates_again_to_management(engine: Engin
     with engine.connect() as connection:
         (management,) = list_tasks(connection, second_lapse)
     assert management.owner_role == "management"
+    # Both lapses carry the item's level, the second through the escalation.
+    raised = events(engine)
+    lapses = [raised[e] for e in raised if e.startswith("overdue:")]
+    assert [lapse["level"] for lapse in lapses] == ["general", "general"]
+    with engine.connect() as connection:  # each task names the event it answers
+        answers = connection.execute(
+            select(TASKS.c.id, TASKS.c.event_id).order_by(TASKS.c.id)
+        ).all()
+    first, second, _ = answers
+    assert [event for _, event in answers] == ["fb1", f"overdue:{first.id}", f"overdue:{second.id}"]

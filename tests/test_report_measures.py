@@ -134,9 +134,6 @@ def _data_set(engine: Engine, revision: str) -> None:
             firing("B", "at_risk_winback", at(4, 20)),  # its window ended in May
         ],
     )
-    (complex_firing,) = _insert(
-        engine, RuleFiring, [firing("B", "feedback_complex_to_business", at(6, 10), "fb-b2")]
-    )
 
     def task(customer: str, key: str, created: datetime, due: datetime, **values: Any):  # type: ignore[no-untyped-def]
         return {
@@ -161,7 +158,7 @@ def _data_set(engine: Engine, revision: str) -> None:
                 "L1",
                 at(6, 10),
                 at(6, 17),
-                firing_id=complex_firing,
+                event_id="fb-b2",
                 status="closed",
                 closed_at=at(6, 10, 20),
                 acceptance_note="unit replaced",

@@ -177,6 +177,8 @@ class Replay:
                 self.tally.late_task(task.owner_role, self.window.week_of(at))
                 events.append((overdue, task.item))
                 continue
+            if item.type == "feedback":
+                self.staff.levels[item.id] = item.level
             if item.type == "feedback" and at >= self.window.start_us:
                 week = self.window.week_of(at)
                 self.staff.items[item.id] = FeedbackItem(week, item.level or "general")

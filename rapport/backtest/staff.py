@@ -48,7 +48,8 @@ class Staff:
 
     handled: dict[str, int]  # feedback id -> when staff first handled it
     tasks: dict[int, ReplayTask] = field(default_factory=dict)
-    items: dict[str, FeedbackItem] = field(default_factory=dict)
+    items: dict[str, FeedbackItem] = field(default_factory=dict)  # counted period only
+    levels: dict[str, str | None] = field(default_factory=dict)  # feedback id -> its level
 
     def open(self, planned: PlannedTask, item: str | None) -> ReplayTask:
         """Opens a planned task; an escalation takes its overdue task over, keeping its
@@ -89,5 +90,6 @@ class Staff:
             from_us(task.due),
             f"{OVERDUE_PREFIX}{number}",
             "task_overdue",
+            level=self.levels.get(task.item) if task.item is not None else None,
             attributes=attributes,
         )
