@@ -338,11 +338,6 @@ def derive_facts(
         usual_gap = round(span / (agg.lifetime_orders - 1), 2) or None
     contact_days = {ch: whole_days(as_of, agg.last_contact_at[ch]) for ch in CONTACT_CHANNELS}
     spend_12m = round(agg.spend_12m, 2)
-    anniversary = (
-        first_local is not None
-        and today.year > first_local.year
-        and same_day_of_year(first_local, today)
-    )
     facts: dict[str, Any] = {
         "customer_id": agg.customer_id,
         "segment": agg.segment,
@@ -369,9 +364,7 @@ def derive_facts(
         "days_since_first_purchase": days_first,
         "days_since_last_purchase": days_last,
         "usual_purchase_gap_days": usual_gap,
-        "purchase_overdue_ratio": (
-            round(days_last / usual_gap, 2) if usual_gap and days_last is not None else None
-        ),
+        "purchase_overdue_ratio": overdue_ratio(days_last, usual_gap),
         "purchases_recent": agg.purchases_recent,
         "purchases_previous": agg.purchases_previous,
         "avg_order_value_recent": _mean(agg.spend_recent, agg.purchases_recent),
@@ -388,12 +381,34 @@ def derive_facts(
         "days_since_complaint": whole_days(as_of, agg.last_complaint_at),
         "last_survey_score": agg.last_survey_score,
         "days_since_survey": whole_days(as_of, agg.last_survey_at),
-        "is_birthday": agg.birthday is not None and same_day_of_year(agg.birthday, today),
-        "holiday": next((h.name for h in params.holidays if h.falls_on(today)), None),
-        "is_first_purchase_anniversary": anniversary,
-        "years_since_first_purchase": whole_years(first_local, today),
+        **calendar_facts(agg.birthday, first_local, today, holiday_on(today, params)),
     }
     return facts
+
+
+def overdue_ratio(days_last: int | None, usual_gap: float | None) -> float | None:
+    """Days since the last purchase in usual purchase gaps."""
+    return round(days_last / usual_gap, 2) if usual_gap and days_last is not None else None
+
+
+def holiday_on(today: date, params: FactParameters) -> str | None:
+    return next((h.name for h in params.holidays if h.falls_on(today)), None)
+
+
+def calendar_facts(
+    birthday: date | None, first_purchase: date | None, today: date, holiday: str | None
+) -> dict[str, Any]:
+    """The facts that follow the customer's local date alone (`holiday`: today's name)."""
+    return {
+        "is_birthday": birthday is not None and same_day_of_year(birthday, today),
+        "holiday": holiday,
+        "is_first_purchase_anniversary": (
+            first_purchase is not None
+            and today.year > first_purchase.year
+            and same_day_of_year(first_purchase, today)
+        ),
+        "years_since_first_purchase": whole_years(first_purchase, today),
+    }
 
 
 def whole_years(start: date | None, today: date) -> int | None:

@@ -25,9 +25,10 @@ from engine.facts import (
     FACTS,
     CustomerAggregates,
     FactParameters,
+    calendar_facts,
+    holiday_on,
     lifecycle_stage,
-    same_day_of_year,
-    whole_years,
+    overdue_ratio,
 )
 from rapport.backtest.timeline import DAY, MICROSECOND
 
@@ -70,8 +71,7 @@ class Drift:
     def holiday_on(self, today: date) -> str | None:
         """The `holiday` fact on a local date (remembered: a few hundred dates a year)."""
         if today not in self._holidays:
-            holidays = self.params.holidays
-            self._holidays[today] = next((h.name for h in holidays if h.falls_on(today)), None)
+            self._holidays[today] = holiday_on(today, self.params)
         return self._holidays[today]
 
     def move(
@@ -93,9 +93,7 @@ class Drift:
             last, first = base["days_since_last_purchase"], base["days_since_first_purchase"]
             last = None if last is None else last + days
             gap = base["usual_purchase_gap_days"]
-            into["purchase_overdue_ratio"] = (
-                round(last / gap, 2) if gap and last is not None else None
-            )
+            into["purchase_overdue_ratio"] = overdue_ratio(last, gap)
             into["lifecycle_stage"] = lifecycle_stage(
                 days_since_first=None if first is None else first + days,
                 days_since_last=last,
@@ -109,9 +107,4 @@ class Drift:
             return
         today = moment.astimezone(snapshot.zone).date()
         birthday, started = snapshot.aggregates.birthday, snapshot.first_purchase
-        into["is_birthday"] = birthday is not None and same_day_of_year(birthday, today)
-        into["holiday"] = self.holiday_on(today)
-        into["is_first_purchase_anniversary"] = (
-            started is not None and today.year > started.year and same_day_of_year(started, today)
-        )
-        into["years_since_first_purchase"] = whole_years(started, today)
+        into.update(calendar_facts(birthday, started, today, self.holiday_on(today)))
