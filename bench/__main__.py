@@ -318,6 +318,7 @@ def main() -> None:
     api_benchmark()
     report_benchmark()
     prefect_benchmark()
+    backtest_benchmark()
 
 
 if __name__ == "__main__":
