@@ -112,7 +112,8 @@ class Measures:
                 self.active_window,
                 self.winback_window,
                 self.clv_horizon_years,
-                *(tuple(getattr(self, n).items()) for n in ("feedback_sla", "message_costs")),
+                tuple(self.feedback_sla.items()),
+                tuple(self.message_costs.items()),
                 tuple(self.task_costs.items()),
             )
         )

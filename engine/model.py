@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from engine.facts import FactParameters, Holiday
@@ -134,8 +135,13 @@ class RuleSet:
         """Products the affinity table suggests after `product`."""
         return self.affinity.get(product, ()) if product else ()
 
+    @cached_property
+    def _by_id(self) -> dict[str, Rule]:
+        return {rule.id: rule for rule in self.rules}
+
     def rule(self, rule_id: str) -> Rule:
-        return next(rule for rule in self.rules if rule.id == rule_id)
+        """A rule by id: looked up for every firing (re-entry, hold-out, planning)."""
+        return self._by_id[rule_id]
 
     def holds_out(self, rule_id: str, customer_id: str) -> bool:
         """Whether the control group keeps this customer out of this rule."""

@@ -4,7 +4,7 @@ with its charts under `RAPPORT_REPORTS_DIR`."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows import artifacts
 from flows.context import FlowContext, flow_context
-from rapport.report import Report, build_report
+from rapport.report import Report, build_report, period
 from rapport.report_html import report_html
 from rapport.report_text import report_markdown
 from storage.daily import DayNumbers, day_numbers
@@ -44,10 +44,13 @@ def daily_report(day: str | None = None, as_of: str | None = None) -> dict[str, 
     """The numbers of `day` (YYYY-MM-DD, in the configured timezone; default: the day
     before `as_of`)."""
     context = flow_context(as_of)
-    zone = ZoneInfo(context.settings.timezone)
-    local = date.fromisoformat(day) if day else context.as_of.astimezone(zone).date() - timedelta(1)
-    start = datetime.combine(local, time(), tzinfo=zone)
-    numbers = count_the_day(context, start, start + timedelta(days=1))
+    timezone = context.settings.timezone
+    local = (
+        date.fromisoformat(day)
+        if day
+        else context.as_of.astimezone(ZoneInfo(timezone)).date() - timedelta(1)
+    )
+    numbers = count_the_day(context, *period(local, local, timezone))
     figures = {
         "day": local.isoformat(),
         "firings": sum(numbers.firings.values()),
@@ -64,9 +67,8 @@ def daily_report(day: str | None = None, as_of: str | None = None) -> dict[str, 
         "daily-planned", "Messages planned today, by status now", "status", numbers.planned
     )
     artifacts.counts_table("daily-tasks", "Tasks opened per owner", "owner", numbers.tasks_opened)
-    report = measure_four_weeks(
-        context, start - timedelta(days=REPORT_DAYS - 1), start + timedelta(1)
-    )
+    first = local - timedelta(days=REPORT_DAYS - 1)
+    report = measure_four_weeks(context, *period(first, local, timezone))
     page = context.settings.reports_dir / f"relationship-report-{local.isoformat()}.html"
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(report_html(report), encoding="utf-8")

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import attrgetter
 from statistics import median
+from typing import Any
 
 from engine.measures import FeedbackSla, Measures
 from storage.report_data import FeedbackItem, LedgerItem, RuleMoment, Sale, Survey, Work
@@ -141,12 +142,12 @@ class ReportData:
     work: list[Work]
     winbacks: list[RuleMoment]
     base_rate: float = 0.0  # everyone's yearly retention, for lifetime-value projections
-    by_customer: dict[str, dict[str, list[object]]] = field(init=False)
+    by_customer: dict[str, dict[str, list[Any]]] = field(init=False)
     bought_at: dict[str, list[datetime]] = field(init=False)  # purchase times, in order
     standing: dict[str, Standing] = field(init=False)
 
     def __post_init__(self) -> None:
-        index: dict[str, dict[str, list[object]]] = {}
+        index: dict[str, dict[str, list[Any]]] = {}
         for name in ("surveys", "feedback", "ledger", "work", "winbacks"):
             for row in getattr(self, name):
                 index.setdefault(row.customer_id, {}).setdefault(name, []).append(row)
@@ -169,7 +170,8 @@ class ReportData:
             yearly=_net(sales, year_ago, self.end),
         )
 
-    def rows(self, customers: Iterable[str], name: str) -> list[object]:
+    def rows(self, customers: Iterable[str], name: str) -> list[Any]:
+        """The rows of list `name` (surveys, feedback, ...) of these customers."""
         return [row for c in customers for row in self.by_customer.get(c, {}).get(name, ())]
 
 
@@ -190,16 +192,16 @@ def measure(
     start, end = data.start, data.end
     standing = [data.standing[c] for c in customers]
     active_start = [s for s in standing if s.active_start]
-    work = [w for w in data.rows(customers, "work") if isinstance(w, Work)]
+    work: list[Work] = data.rows(customers, "work")
     contacted: dict[str, datetime] = {}
     for w in work:
         contacted[w.customer_id] = min(w.at, contacted.get(w.customer_id, w.at))
-    surveys = [s for s in data.rows(customers, "surveys") if isinstance(s, Survey)]
+    surveys: list[Survey] = data.rows(customers, "surveys")
     nps, answers = net_promoter_score(surveys)
     dimensions = dimension_means(surveys)
-    feedback = [f for f in data.rows(customers, "feedback") if isinstance(f, FeedbackItem)]
-    ledger = [item for item in data.rows(customers, "ledger") if isinstance(item, LedgerItem)]
-    winbacks = [m for m in data.rows(customers, "winbacks") if isinstance(m, RuleMoment)]
+    feedback: list[FeedbackItem] = data.rows(customers, "feedback")
+    ledger: list[LedgerItem] = data.rows(customers, "ledger")
+    winbacks: list[RuleMoment] = data.rows(customers, "winbacks")
     historical, projected = lifetime_values(
         [s for s in standing if s.bought], settings.clv_horizon_years, data.base_rate
     )

@@ -11,7 +11,8 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
@@ -64,6 +65,16 @@ class Report:
     by_stage: dict[str, GroupMeasures]
     steps: list[tuple[datetime, datetime]]
     series: Series
+
+
+def period(first: date, last: date, timezone: str) -> tuple[datetime, datetime]:
+    """`[first 00:00, the day after last 00:00)` in `timezone`: both days included
+    (local midnights, so a day with a daylight-saving change keeps its length)."""
+    if last < first:
+        raise ValueError(f"--to {last} is before --from {first}")
+    zone = ZoneInfo(timezone)
+    start = datetime.combine(first, time(), tzinfo=zone)
+    return start, datetime.combine(last + timedelta(days=1), time(), tzinfo=zone)
 
 
 def time_steps(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
@@ -142,9 +153,7 @@ def build_report(
         by_segment=split(1, SEGMENTS),
         by_stage=split(2, STAGES),
         steps=steps,
-        series=_series(
-            data, steps, {"treated": treated, "control": control}, settings.active_window
-        ),
+        series=_series(data, steps, {"treated": treated, "control": control}),
     )
 
 
@@ -152,7 +161,6 @@ def _series(
     data: ReportData,
     steps: list[tuple[datetime, datetime]],
     groups: dict[str, list[str]],
-    window: timedelta,
 ) -> Series:
     """Retention and churn (treated vs control), NPS, satisfaction and work per step."""
     boundaries = [data.start, *(end for _, end in steps)]
@@ -160,7 +168,7 @@ def _series(
     churn: dict[str, list[float | None]] = {}
     for name, customers in groups.items():
         active = [  # per customer: active at each boundary
-            [active_at(data.bought_at.get(c, []), moment, window) for moment in boundaries]
+            [active_at(data.bought_at.get(c, []), moment, data.window) for moment in boundaries]
             for c in customers
         ]
         first = [flags for flags in active if flags[0]]

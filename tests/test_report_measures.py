@@ -112,13 +112,13 @@ def _data_set(engine: Engine, revision: str) -> None:
             [{"hash": revision, "loaded_at": START, "files": {}, "active": True}],
         )
 
-    def firing(customer: str, rule: str, when: datetime, event: str = "", held: bool = False):  # type: ignore[no-untyped-def]
+    def firing(customer: str, rule: str, when: datetime, held: bool = False):  # type: ignore[no-untyped-def]
         return {
             "revision": revision,
             "rule_id": rule,
             "customer_id": customer,
             "as_of": when,
-            "event_id": event,
+            "event_id": "",
             "values": {},
             "held_out": held,
             "created_at": when,

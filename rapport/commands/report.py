@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -13,7 +13,7 @@ from rich.table import Table
 from engine.model import RuleSet
 from rapport.commands.common import console, database, fail, settings
 from rapport.commands.evaluate import rules_for_run
-from rapport.report import Report, build_report
+from rapport.report import Report, build_report, period
 from rapport.report_html import report_html
 from rapport.report_text import (
     COMPARISON_HEADERS,
@@ -27,15 +27,6 @@ from rapport.report_text import (
 )
 
 DEFAULT_DAYS = 28
-
-
-def period(first: date, last: date, timezone: str) -> tuple[datetime, datetime]:
-    """`[first 00:00, the day after last 00:00)` in `timezone`: both days included."""
-    if last < first:
-        raise ValueError(f"--to {last} is before --from {first}")
-    zone = ZoneInfo(timezone)
-    start = datetime.combine(first, time(), tzinfo=zone)
-    return start, datetime.combine(last + timedelta(days=1), time(), tzinfo=zone)
 
 
 def _day(value: str | None, option: str) -> date | None:
