@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.databases import fresh_database
-from rapport.sample import SampleFiles, write_sample
+from rapport.demo.sample import SampleFiles, write_sample
 from storage.imports import import_customers, import_events
 
 console = Console()

@@ -63,7 +63,7 @@ from sqlalchemy import Engine, Table, func, or_, select
 
 from bench.databases import fresh_database
 from rapport.api.keys import Role, new_key
-from rapport.sample import write_sample
+from rapport.demo.sample import write_sample
 from storage.imports import import_customers
 from storage.models import Event
 
@@ -76,7 +76,7 @@ ESCALATION_RULE = "feedback_major_to_management"
 POLL_SECONDS = 0.1
 ESCALATION_TIMEOUT = 180.0  # a task missing this long is a failure, not a figure
 START_TIMEOUT = 90.0
-RAPPORT = [sys.executable, "-c", "from rapport.cli import main; main()"]
+RAPPORT = [sys.executable, "-c", "from rapport.cli.app import main; main()"]
 
 
 def sample_customers(folder: Path, count: int) -> Path:

@@ -1,7 +1,7 @@
 """Dispatch throughput: Rapport's dispatcher against plain aiosmtplib, same SMTP sink.
 
 Run as `python -m bench.dispatch [--messages N] [--rounds R]`; prints one JSON object
-last. The sink (`rapport.smtp_sink`) runs in a process of its own on 127.0.0.1.
+last. The sink (`rapport.demo.smtp_sink`) runs in a process of its own on 127.0.0.1.
 
 - Rapport: N service messages are planned into a fresh SQLite database, then
   `dispatch_once` runs batch after batch (500 per batch) with an `SmtpSender` of 4
@@ -42,7 +42,7 @@ from actions.planning import PlannedMessage
 from actions.templates import Templates
 from bench.databases import fresh_database
 from engine.model import RuleSet
-from rapport.smtp_sink import running_sink
+from rapport.demo.smtp_sink import running_sink
 from storage.models import Customer
 from storage.outbox import store_messages
 

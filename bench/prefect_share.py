@@ -9,7 +9,7 @@ anything an earlier run planned (firings, outbox, staff tasks, and the events Ra
 itself writes: `rapport:` contacts, `step:` steps, `overdue:` task events). Every run
 of a side then gets its own copy of that base, so all start from the same state, and
 runs in a fresh process of its own with the same environment, the same imports
-(Prefect's included) and a loopback SMTP sink of its own (`rapport.smtp_sink`);
+(Prefect's included) and a loopback SMTP sink of its own (`rapport.demo.smtp_sink`);
 channels other than email write files to a scratch outbox folder, all under
 `var/bench/prefect-share/` (removed at the end). The clock is fixed a day after the
 data ends at 04:00 UTC, noon in Shanghai, so quiet hours defer few messages.
@@ -77,10 +77,10 @@ from flows.context import moment  # noqa: E402
 from flows.dispatch import dispatch_outbox  # noqa: E402
 from flows.dispatch import figures as dispatch_figures  # noqa: E402
 from flows.evaluate import evaluate_rules, run_figures  # noqa: E402
-from rapport.config import Settings, get_settings  # noqa: E402
-from rapport.delivery import build_senders, dispatch_settings  # noqa: E402
-from rapport.evaluation import RunSummary, evaluate_customers  # noqa: E402
-from rapport.smtp_sink import LOOPBACK, running_sink  # noqa: E402
+from rapport.demo.smtp_sink import LOOPBACK, running_sink  # noqa: E402
+from rapport.services.delivery import build_senders, dispatch_settings  # noqa: E402
+from rapport.services.scheduled import RunSummary, evaluate_customers  # noqa: E402
+from rapport.services.settings import Settings, get_settings  # noqa: E402
 from storage.customers import customer_id_batches  # noqa: E402
 from storage.db import make_engine  # noqa: E402
 from storage.migrate import check_schema  # noqa: E402

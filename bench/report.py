@@ -29,9 +29,9 @@ from sqlalchemy import text
 
 from bench.databases import prepare_base
 from engine.loader import load_rules
-from rapport.evaluation import evaluate_customers
-from rapport.report import build_report
-from rapport.report_html import report_html
+from rapport.report.build import build_report
+from rapport.report.html import report_html
+from rapport.services.scheduled import evaluate_customers
 from storage.db import make_engine
 from storage.revisions import rules_in_force
 

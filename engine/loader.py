@@ -19,7 +19,7 @@ from engine.checks import check_rules
 from engine.conditions import INVALID_EVENT, ConditionParser
 from engine.durations import parse_duration
 from engine.facts import FactParameters, Holiday
-from engine.measures import Measures, TaskCostKinds, parse_measures, task_cost_kinds
+from engine.measure_settings import Measures, TaskCostKinds, parse_measures, task_cost_kinds
 from engine.model import Action, Position, Reentry, Rule, RuleSet
 from engine.policy import Policy, parse_policy
 from engine.problems import Problem, Severity, did_you_mean

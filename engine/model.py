@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from engine.facts import FactParameters, Holiday
-from engine.measures import Measures
+from engine.measure_settings import Measures
 from engine.policy import Policy
 
 

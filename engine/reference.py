@@ -6,7 +6,7 @@ from dataclasses import fields
 
 from engine.durations import format_duration
 from engine.facts import FACTS, FactParameters
-from engine.measures import Measures
+from engine.measure_settings import Measures
 from engine.problems import CODES
 from engine.vocabulary import ACTIONS, EVENT_TYPES, OPERATORS, TEMPLATE_VARIABLES
 

@@ -10,7 +10,7 @@ from dataclasses import fields
 from typing import Any
 
 from engine.facts import FACTS, Fact, FactParameters, FactType
-from engine.measures import MAX_CONTROL_PERCENT
+from engine.measure_settings import MAX_CONTROL_PERCENT
 from engine.vocabulary import (
     ACTIONS,
     EVENT_TYPES,

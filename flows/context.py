@@ -17,7 +17,7 @@ from prefect.utilities.annotations import quote
 from sqlalchemy import Engine
 
 from engine.model import RuleSet
-from rapport.config import Settings, get_settings
+from rapport.services.settings import Settings, get_settings
 from storage.db import make_engine
 from storage.migrate import check_schema
 from storage.revisions import rules_in_force

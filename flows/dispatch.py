@@ -27,7 +27,7 @@ from actions.dispatch import DispatchReport, DispatchSettings, dispatch_batches,
 from actions.templates import Templates
 from flows import artifacts
 from flows.context import FlowContext, flow_context, moment, unwalked
-from rapport.delivery import build_senders, dispatch_settings
+from rapport.services.delivery import build_senders, dispatch_settings
 
 
 class DeliveryOutage(RuntimeError):

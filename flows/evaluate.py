@@ -14,7 +14,7 @@ from prefect.logging import get_run_logger
 from engine.evaluate import Evaluator
 from flows import artifacts
 from flows.context import FlowContext, flow_context, unwalked
-from rapport.evaluation import RunSummary, evaluate_customers
+from rapport.services.scheduled import RunSummary, evaluate_customers
 from storage.customers import customer_id_batches
 from storage.tasks import tasks_opened_at
 

@@ -2,7 +2,7 @@
 
 A major complaint gets its task within minutes, not at the next daily evaluation.
 Importing is idempotent by event id, so the task is safe to retry; events older than
-the reaction window are stored as history and fire nothing (see `rapport.reactions`).
+the reaction window are stored as history and fire nothing (see `rapport.services.reactions`).
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ from prefect.cache_policies import NO_CACHE
 
 from flows import artifacts
 from flows.context import FlowContext, flow_context
-from rapport.report import Report, build_report, period
-from rapport.report_html import report_html
-from rapport.report_text import report_markdown
+from rapport.report.build import Report, build_report, period
+from rapport.report.html import report_html
+from rapport.report.text import report_markdown
 from storage.daily import DayNumbers, day_numbers
 
 REPORT_DAYS = 28

@@ -15,8 +15,8 @@ from prefect.cache_policies import NO_CACHE
 
 from flows import artifacts
 from flows.context import FlowContext, flow_context
-from rapport.evaluation import RunSummary
-from rapport.reactions import react_to_events
+from rapport.services.reactions import react_to_events
+from rapport.services.scheduled import RunSummary
 from storage.tasks import open_tasks_by_owner, raise_overdue_events
 
 

@@ -6,9 +6,10 @@ import re
 from pathlib import Path
 
 from engine.loader import load_rules
-from rapport.config import Settings
+from rapport.services.settings import Settings
+from tests.paths import ROOT
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = ROOT / "README.md"
 
 
 def test_every_setting_is_documented_with_its_default() -> None:

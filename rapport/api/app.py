@@ -34,8 +34,8 @@ from engine.vocabulary import MESSAGE_CHANNELS
 from rapport.api.keys import ApiKey, Role, find_key, parse_keys
 from rapport.api.limits import BodyLimit
 from rapport.api.reactor import Reactor, RulesInForce
-from rapport.config import Settings
-from rapport.explaining import explain_customer
+from rapport.services.explanation import explain_customer
+from rapport.services.settings import Settings
 from storage.customers import CUSTOMERS
 from storage.facts import iter_customer_facts
 from storage.import_rows import strings_in

@@ -16,8 +16,8 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from engine.model import RuleSet
-from rapport.config import Settings
-from rapport.reactions import react_to_events
+from rapport.services.reactions import react_to_events
+from rapport.services.settings import Settings
 from storage.revisions import rules_in_force
 
 URGENT = frozenset({"feedback"})

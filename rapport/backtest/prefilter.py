@@ -1,7 +1,7 @@
 """Which scheduled rules may fire for a snapshot, answered without the engine.
 
 The engine is the authority, but asking it about every customer at every step is most
-of a year's replay. `engine.explain.holds` evaluates conditions in Python with the
+of a year's replay. `engine.trace.holds` evaluates conditions in Python with the
 compiler's semantics (the test suite holds it equal to the engine), so a step whose
 snapshot satisfies no rule's conditions can be skipped; a step where some rule may fire
 goes to the engine, whose answer is the one used. Two things make it cheap:
@@ -21,8 +21,8 @@ from typing import Any
 
 from engine.compile import message_key
 from engine.evaluate import referenced
-from engine.explain import holds
 from engine.model import AllOf, Condition, Rule
+from engine.trace import holds
 from rapport.backtest.drift import MOVING, STATIC
 
 MEMO_LIMIT = 50_000  # remembered outcomes per rule; past it they are forgotten and relearnt

@@ -22,7 +22,7 @@ Customers never affect each other (every fact, guard and task is one customer's)
 replay per customer gives what a replay of everyone step by step would.
 
 A step only reaches the engine when the pure-Python condition evaluator
-(`engine.explain.holds`, held equal to the engine by the test suite) finds a rule that
+(`engine.trace.holds`, held equal to the engine by the test suite) finds a rule that
 re-entry allows and whose conditions hold; the engine's answer is the one used.
 """
 
@@ -229,8 +229,9 @@ class Replay:
     def _apply(
         self, firings: list[Firing], at: int, facts: dict[str, Any], items: dict[str, str | None]
     ) -> None:
-        """Records admitted firings and what they plan, as `rapport.evaluation.apply_firings`
-        stores them: a key planned before is skipped, a held-out firing plans nothing."""
+        """Records admitted firings and what they plan, as
+        `rapport.services.scheduled.apply_firings` stores them: a key planned before is
+        skipped, a held-out firing plans nothing."""
         week = self.window.week_of(at)
         group = (facts["tier"], facts["lifecycle_stage"], facts["segment"])
         for firing in firings:

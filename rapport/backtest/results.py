@@ -1,6 +1,6 @@
 """A backtest's figures as one JSON-able summary per revision, and the comparison of two.
 
-The terminal tables (`rapport/commands/backtest.py`) and the `--json` file are built from
+The terminal tables (`rapport/cli/backtest.py`) and the `--json` file are built from
 the same summary, so what a reviewer reads and what a script compares across revisions
 cannot disagree. Shares are fractions (0.25 is 25 %), None when there is nothing to
 divide by.

@@ -1,0 +1,1 @@
+"""The `rapport` command: one thin subcommand module per concern over the services."""

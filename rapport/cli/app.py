@@ -1,0 +1,58 @@
+"""The `rapport` command: one entry point, a subcommand group per concern."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from actions.privacy import MaskingFilter
+from rapport.cli import (
+    api,
+    backtest,
+    customers,
+    db,
+    demo,
+    dispatch,
+    evaluate,
+    imports,
+    preview,
+    report,
+    rules,
+    serve,
+    tasks,
+)
+
+app = typer.Typer(
+    name="rapport",
+    help="Rapport keeps customer relationships alive by rule.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(imports.app, name="import")
+app.add_typer(customers.app, name="customers")
+app.add_typer(rules.app, name="rules")
+app.add_typer(tasks.app, name="tasks")
+app.command("explain")(evaluate.explain)
+app.command("evaluate")(evaluate.evaluate)
+app.command("preview")(preview.preview)
+app.command("dispatch")(dispatch.dispatch)
+app.command("report")(report.report)
+app.command("backtest")(backtest.backtest)
+app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
+app.command("ui")(serve.ui)
+app.command("api")(api.api)
+app.command("api-key")(api.api_key)
+app.command("openapi")(api.openapi)
+
+
+def main() -> None:
+    """Console-script entry point: logs go to stderr with personal data masked."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(MaskingFilter())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    app()

@@ -1,0 +1,162 @@
+"""`rapport backtest`: what the rules would have done over a stretch of stored history."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
+from pathlib import Path
+from time import monotonic
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from actions.templates import template_checker
+from engine.durations import parse_duration
+from engine.loader import load_rules
+from engine.model import RuleSet
+from engine.policy import parse_clock
+from rapport.backtest.results import Run, compare, summarize
+from rapport.backtest.runner import Progress as OnProgress
+from rapport.backtest.runner import default_workers, run_backtest
+from rapport.backtest.tables import comparison_tables, headline, summary_tables
+from rapport.backtest.timeline import Window
+from rapport.cli.common import console, database, errors, fail, settings
+
+
+def backtest(
+    first: Annotated[str, typer.Option("--from", help="First day replayed, e.g. 2025-11-01.")],
+    last: Annotated[str, typer.Option("--to", help="Last day replayed (included).")],
+    step: Annotated[str, typer.Option(help="Time between evaluations: 1d, 12h, 1w …")] = "1d",
+    at: Annotated[
+        str, typer.Option(help="Time of day of the steps, as the daily evaluate-rules flow runs.")
+    ] = "08:00",
+    rules: Annotated[
+        Path | None, typer.Option(help="Rules directory; default RAPPORT_RULES_DIR.")
+    ] = None,
+    compare_with: Annotated[
+        Path | None,
+        typer.Option("--compare", help="Also replay these rules and show the difference."),
+    ] = None,
+    horizon: Annotated[
+        str, typer.Option(help="Churn outcome window: a flagged customer left if no purchase.")
+    ] = "90d",
+    warmup: Annotated[
+        str, typer.Option(help="Replayed before --from and not counted, so re-entry settles.")
+    ] = "30d",
+    json_file: Annotated[
+        str | None, typer.Option("--json", help="Write the figures as JSON here ('-': stdout).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Processes replaying customers; default: CPUs.")
+    ] = None,
+) -> None:
+    """Replay stored history through the rules (nothing is sent or written) and show what
+    they would have done: firings, messages per customer, work per owner, SLA breaches and
+    how well each churn signal predicted customers who left."""
+    config = settings()
+    window = _window(first, last, step, at, horizon, warmup, config.timezone)
+    directories = [rules or config.rules_dir, *([compare_with] if compare_with else [])]
+    rulesets = [
+        (directory, _valid_rules(directory, config.templates_dir)) for directory in directories
+    ]
+    engine = database()
+    started = monotonic()
+    quiet = json_file == "-"
+    with _progress(window, show=not quiet and sys.stderr.isatty()) as on_progress:
+        replayed = run_backtest(
+            engine,
+            rulesets,
+            window,
+            workers=workers or default_workers(),
+            progress=on_progress,
+        )
+    summaries = [
+        summarize(Run(directory, ruleset, tally), window, replayed.history_end)
+        for (directory, ruleset), tally in zip(rulesets, replayed.tallies, strict=True)
+    ]
+    document: dict[str, Any] = summaries[0] if len(summaries) == 1 else compare(*summaries)
+    if json_file is not None:
+        _write_json(document, json_file)
+    if quiet:
+        return
+    for summary in summaries:
+        console.print(headline(summary), highlight=False)
+        for table in summary_tables(summary):
+            console.print(table)
+    if len(summaries) == 2:
+        for table in comparison_tables(document):
+            console.print(table)
+    console.print(f"replayed in {monotonic() - started:.1f} s", highlight=False)
+
+
+def _window(
+    first: str, last: str, step: str, at: str, horizon: str, warmup: str, timezone: str
+) -> Window:
+    try:
+        return Window(
+            first=_day(first, "--from"),
+            last=_day(last, "--to"),
+            at=parse_clock(at),
+            timezone=timezone,
+            step=parse_duration(step),
+            warmup=timedelta(0) if warmup.strip() in ("0", "0d") else parse_duration(warmup),
+            horizon=parse_duration(horizon),
+        )
+    except ValueError as error:
+        raise fail(str(error)) from None
+
+
+def _day(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise fail(f"{option} {value!r} is not a date such as 2026-01-01") from None
+
+
+def _valid_rules(directory: Path, templates: Path) -> RuleSet:
+    """The directory's rules when valid as a whole, templates included; else every
+    problem on stderr and a one-line failure."""
+    result = load_rules(directory, template_checker(templates))
+    if result.ruleset is None:
+        for problem in result.errors:
+            errors.print(str(problem), highlight=False, markup=False)
+        raise fail(f"{directory}: {len(result.errors)} problems; nothing was replayed")
+    return result.ruleset
+
+
+@contextmanager
+def _progress(window: Window, show: bool) -> Iterator[OnProgress | None]:
+    """A progress bar of customers replayed, on stderr when it is a terminal."""
+    if not show:
+        yield None
+        return
+    with Progress(
+        TextColumn(f"replaying {len(window.steps)} steps per customer"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("customers", total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _write_json(document: dict[str, Any], target: str) -> None:
+    text = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+    if target == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        Path(target).write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise fail(f"cannot write {target}: {error.strerror}") from None

@@ -1,0 +1,73 @@
+"""What every subcommand shares: settings, the database, one-line failures."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from sqlalchemy import Engine
+
+from rapport.services.clock import parse_moment
+from rapport.services.settings import Settings, get_settings
+from storage.db import make_engine
+from storage.migrate import check_schema
+
+AS_OF_HELP = "ISO 8601 time; without an offset, in RAPPORT_TIMEZONE. Default: now."
+
+console = Console(soft_wrap=True)  # one line per message, so output can be grepped
+errors = Console(stderr=True, soft_wrap=True)
+
+
+def fail(reason: str) -> typer.Exit:
+    """Prints `rapport: reason` on stderr; raise the returned Exit (code 1)."""
+    errors.print(f"[red]rapport:[/red] {reason}", markup=True, highlight=False, soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+def settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"RAPPORT_{str(item['loc'][0]).upper()}: {item['msg'].removeprefix('Value error, ')}"
+            for item in error.errors()
+        )
+        raise fail(f"configuration: {problems}") from None
+
+
+def database(ready: bool = True) -> Engine:
+    """The configured database; with `ready`, fails unless its schema is current."""
+    engine = make_engine(settings().database_url)
+    if ready:
+        try:
+            check_schema(engine)
+        except Exception as error:  # schema missing, unreachable server, bad URL
+            raise fail(str(error).splitlines()[0]) from None
+    return engine
+
+
+def as_of_option(value: str | None) -> datetime:
+    """`--as-of` parsed in the configured timezone, or now."""
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        return parse_moment(value, settings().timezone)
+    except ValueError as error:
+        raise fail(str(error)) from None
+
+
+def event_option(value: str | None) -> dict[str, Any] | None:
+    """`--event` as a JSON object, or None when not given."""
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise fail(f"--event is not JSON: {error.msg}") from None
+    if not isinstance(parsed, dict):
+        raise fail('--event is a JSON object, e.g. \'{"type": "feedback"}\'')
+    return parsed

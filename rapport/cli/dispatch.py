@@ -1,0 +1,68 @@
+"""`rapport dispatch`: deliver what is due in the outbox, batch after batch."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlalchemy import Engine
+
+from actions.dispatch import DispatchReport, DispatchSettings, dispatch_batches, dispatch_once
+from actions.templates import Templates
+from engine.model import RuleSet
+from rapport.cli.common import AS_OF_HELP, as_of_option, console, database, settings
+from rapport.cli.evaluate import rules_for_run
+from rapport.services.delivery import build_senders, dispatch_settings
+from rapport.services.settings import Settings
+
+
+def dispatch(
+    batches: Annotated[int, typer.Option(min=1, help="Stop after this many batches.")] = 1_000,
+    batch_size: Annotated[int, typer.Option(min=1, max=5_000, help="Messages per batch.")] = 200,
+    lease: Annotated[
+        int,
+        typer.Option(min=5, help="Seconds a claim lasts before another dispatcher may retake it."),
+    ] = 300,
+    as_of: Annotated[str | None, typer.Option("--as-of", help=AS_OF_HELP)] = None,
+) -> None:
+    """Claim due messages, apply the guards, send, and record every outcome."""
+    config = settings()
+    engine = database()
+    ruleset = rules_for_run(store=False)
+    options = replace(dispatch_settings(config), batch=batch_size, lease=timedelta(seconds=lease))
+    moment = as_of_option(as_of) if as_of else None
+    report = asyncio.run(_run(engine, ruleset, config, options, batches, moment))
+    table = Table(title=f"Dispatch: {report.claimed} messages claimed")
+    table.add_column("outcome")
+    table.add_column("messages", justify="right")
+    for outcome, count in report.outcomes.most_common():
+        table.add_row(outcome, str(count))
+    for channel, count in report.channels.most_common():
+        table.add_row(f"sent by {channel}", str(count))
+    for reason, count in report.reasons.most_common():
+        table.add_row(f"guard/failure: {reason}", str(count))
+    console.print(table)
+
+
+async def _run(
+    engine: Engine,
+    ruleset: RuleSet,
+    config: Settings,
+    options: DispatchSettings,
+    batches: int,
+    as_of: datetime | None,
+) -> DispatchReport:
+    """Batches until nothing is due; `as_of` fixes the clock (replays, tests)."""
+    senders = build_senders(config)
+    templates = Templates(config.templates_dir)
+
+    def batch() -> Awaitable[DispatchReport]:
+        now = as_of or datetime.now(UTC)
+        return dispatch_once(engine, senders, templates, ruleset, now, options)
+
+    return await dispatch_batches(batch, senders, batches)

@@ -1,0 +1,130 @@
+"""`rapport explain` and `rapport evaluate`: what the rules make of customers."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from engine.loader import load_rules
+from engine.model import RuleSet
+from rapport.cli.common import (
+    AS_OF_HELP,
+    as_of_option,
+    console,
+    database,
+    event_option,
+    fail,
+    settings,
+)
+from rapport.services.explanation import explain_customer
+from rapport.services.scheduled import RunSummary, evaluate_customers
+from storage.firings import firing_json
+from storage.revisions import NoRulesInForce, active_revision, rules_in_force
+
+AsOf = Annotated[str | None, typer.Option("--as-of", help=AS_OF_HELP)]
+
+
+def rules_for_run(store: bool) -> RuleSet:
+    """The rules in force; `store` records a new valid revision, else nothing is written."""
+    config = settings()
+    engine = database()
+    if store:
+        try:
+            return rules_in_force(
+                engine, config.rules_dir, config.templates_dir, datetime.now(UTC)
+            )[0]
+        except NoRulesInForce as error:
+            raise fail(f"{error}; run `rapport rules check`") from None
+    ruleset = load_rules(config.rules_dir).ruleset or active_revision(engine)
+    if ruleset is None:
+        raise fail("the rules are invalid and none are stored; run `rapport rules check`")
+    return ruleset
+
+
+def explain(
+    customer_id: Annotated[str, typer.Argument(help="The customer's id.")],
+    as_of: AsOf = None,
+    event: Annotated[
+        str | None,
+        typer.Option(
+            help='Also evaluate event rules for this event, e.g. \'{"type": "feedback", '
+            '"level": "major"}\'.'
+        ),
+    ] = None,
+) -> None:
+    """List every rule with fired / not fired and each condition's actual value."""
+    moment = as_of_option(as_of)
+    ruleset = rules_for_run(store=False)
+    explanation = explain_customer(database(), ruleset, customer_id, moment, event_option(event))
+    if explanation is None:
+        raise fail(f"no customer with id {customer_id!r}")
+    console.print(
+        f"Customer {customer_id} as of {moment.isoformat()}, rules revision {ruleset.revision[:12]}"
+    )
+    for rule in explanation.rules:
+        if rule.state == "waits for an event":
+            console.print(f"\n[dim]- {rule.rule_id}: waits for a {rule.event} event[/dim]")
+            continue
+        fired = rule.state.startswith("fired")
+        console.print(
+            f"\n[bold]{'✔' if fired else '✘'} {rule.rule_id}[/bold]: "
+            f"{rule.state.upper() if fired else 'not fired'}"
+            f"{'' if rule.enabled else ' (disabled)'} — "
+            f"{rule.description}"
+        )
+        table = Table(show_header=False, box=None, pad_edge=False)
+        for check in rule.checks:
+            mark = "[green]✔[/green]" if check.holds else "[red]✘[/red]"
+            table.add_row("  " * (check.depth + 1) + mark, check.text, check.actual)
+        console.print(table)
+        for guard in rule.guards:
+            console.print(
+                f"    guards for {guard.template}: {guard.outcome} — {guard.reason}",
+                highlight=False,
+            )
+
+
+def evaluate(
+    as_of: AsOf = None,
+    dry_run: Annotated[bool, typer.Option(help="Write nothing; show what would fire.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per firing.")] = False,
+) -> None:
+    """Evaluate the scheduled rules for every customer as of a time and record the firings."""
+    moment = as_of_option(as_of)
+    ruleset = rules_for_run(store=not dry_run)
+    summary = RunSummary()
+    firings = evaluate_customers(
+        database(),
+        ruleset,
+        moment,
+        record=not dry_run,
+        created_at=datetime.now(UTC),
+        summary=summary,
+    )
+    for firing in firings:
+        if as_json:
+            typer.echo(json.dumps(firing_json(firing), ensure_ascii=False))
+    if as_json:
+        return
+    title = f"Firings as of {moment.isoformat()}" + (" — dry run, nothing written" * dry_run)
+    print_run(summary, title, ruleset.revision)
+
+
+def print_run(summary: RunSummary, title: str, revision: str) -> None:
+    """Firings per rule, then what re-entry let through."""
+    table = Table(title=title)
+    table.add_column("rule")
+    table.add_column("firings", justify="right")
+    for rule_id, count in Counter(summary.firings).most_common():
+        table.add_row(rule_id, str(count))
+    console.print(table)
+    admitted = sum(summary.firings.values())
+    console.print(
+        f"{summary.matched} matches over {summary.customers} customers, {admitted} admitted "
+        f"({summary.matched - admitted} held back by re-entry); revision {revision[:12]}"
+    )

@@ -1,0 +1,74 @@
+"""`rapport import customers|events FILE`: CSV or JSON Lines into the database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+from rapport.cli.common import console, database, errors, fail, settings
+from storage.imports import ImportReport, RowError, import_customers, import_events
+
+app = typer.Typer(help="Import customers or events from CSV or JSON Lines.", no_args_is_help=True)
+
+FileArgument = Annotated[
+    Path,
+    typer.Argument(exists=True, dir_okay=False, readable=True, help="A .csv or .jsonl file."),
+]
+
+
+def _report_row(error: RowError) -> None:
+    errors.print(str(error), markup=False, highlight=False, soft_wrap=True)
+
+
+def _run(kind: str, path: Path, job) -> None:  # type: ignore[no-untyped-def]
+    progress = Progress(
+        "{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    with progress:
+        task = progress.add_task(f"importing {path.name}", total=path.stat().st_size)
+        try:
+            report: ImportReport = job(lambda n: progress.advance(task, n))
+        except ValueError as error:
+            raise fail(str(error)) from None
+    console.print(
+        f"{kind}: {report.read} rows read, {report.inserted} inserted, {report.updated} updated, "
+        f"{report.duplicates} already imported, {report.rejected} rejected"
+    )
+    if report.rejected:
+        raise fail(f"{report.rejected} row(s) of {path} rejected (listed above)")
+
+
+@app.command("customers")
+def customers(path: FileArgument) -> None:
+    """Upsert customers by id; unknown columns are kept as attributes."""
+    engine, zone = database(), settings().timezone
+    _run(
+        "customers",
+        path,
+        lambda on_bytes: import_customers(
+            engine, path, default_timezone=zone, on_error=_report_row, on_bytes=on_bytes
+        ),
+    )
+
+
+@app.command("events")
+def events(path: FileArgument) -> None:
+    """Insert events; an event id already imported is skipped, never duplicated."""
+    engine, now = database(), datetime.now(UTC)
+    _run(
+        "events",
+        path,
+        lambda on_bytes: import_events(
+            engine, path, imported_at=now, on_error=_report_row, on_bytes=on_bytes
+        ),
+    )

@@ -1,0 +1,61 @@
+"""`rapport preview TEMPLATE --customer ID`: a template rendered with real data."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from jinja2 import TemplateError
+
+from actions.templates import LOCALES, TemplateNotFound, Templates, message_context
+from rapport.cli.common import (
+    AS_OF_HELP,
+    as_of_option,
+    console,
+    database,
+    event_option,
+    fail,
+    settings,
+)
+from rapport.cli.evaluate import rules_for_run
+from storage.customers import customer_rows
+from storage.facts import iter_customer_facts
+
+
+def preview(
+    template: Annotated[str, typer.Argument(help="Template name, e.g. thank_you_guide.")],
+    customer_id: Annotated[str, typer.Option("--customer", help="The customer's id.")],
+    locale: Annotated[
+        str | None, typer.Option(help=f"One of {', '.join(LOCALES)}; default: the customer's.")
+    ] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help=AS_OF_HELP)] = None,
+    event: Annotated[
+        str | None,
+        typer.Option(help='Event fields for event templates, e.g. \'{"product": "grinder"}\'.'),
+    ] = None,
+) -> None:
+    """Render a message template for one customer: subject, text and HTML."""
+    config = settings()
+    moment = as_of_option(as_of)
+    fields = event_option(event)
+    ruleset = rules_for_run(store=False)
+    with database().connect() as connection:
+        customer = customer_rows(connection, [customer_id]).get(customer_id)
+        facts = list(iter_customer_facts(connection, moment, ruleset.parameters, [customer_id]))
+    if customer is None or not facts:
+        raise fail(f"no customer with id {customer_id!r}")
+    suggestions = ruleset.suggestions_for((fields or {}).get("product"))
+    context = message_context(
+        customer, facts[0], config.company(), "[unsubscribe link]", fields, suggestions
+    )
+    try:
+        message = Templates(config.templates_dir).render(
+            template, locale or customer["locale"], context
+        )
+    except (TemplateNotFound, TemplateError) as error:
+        raise fail(str(error)) from None
+    console.print(f"[bold]{message.template}[/bold] ({message.locale})", highlight=False)
+    console.print(f"Subject: {message.subject}", markup=False, highlight=False)
+    console.print(f"\n{message.text}", markup=False, highlight=False)
+    if message.html is not None:
+        console.print(f"--- html ---\n{message.html}", markup=False, highlight=False)

@@ -1,0 +1,95 @@
+"""`rapport report`: the relationship report for a period, in the terminal and as HTML."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.table import Table
+
+from engine.model import RuleSet
+from rapport.cli.common import console, database, fail, settings
+from rapport.cli.evaluate import rules_for_run
+from rapport.report.build import Report, build_report, period
+from rapport.report.html import report_html
+from rapport.report.text import (
+    COMPARISON_HEADERS,
+    GROUP_HEADERS,
+    SLA_HEADERS,
+    Row,
+    comparison_rows,
+    group_rows,
+    headline,
+    sla_rows,
+)
+
+DEFAULT_DAYS = 28
+
+
+def _day(value: str | None, option: str) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        raise fail(f"{option} {value!r} is not a date such as 2026-11-01") from None
+
+
+def make_report(ruleset: RuleSet, start: datetime, end: datetime) -> Report:
+    config = settings()
+    return build_report(
+        database(), ruleset, start, end, timezone=config.timezone, currency=config.currency
+    )
+
+
+def _table(headers: Row, rows: list[Row], title: str) -> Table:
+    table = Table(*headers, title=title, title_justify="left")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def print_summary(report: Report) -> None:
+    console.print(headline(report), highlight=False)
+    console.print(_table(COMPARISON_HEADERS, comparison_rows(report, counts=False), "Measures"))
+    sla = sla_rows(report.overall.sla, report.measures.feedback_sla, counts=False)
+    console.print(_table(SLA_HEADERS, sla, "Feedback against its SLA"))
+    ledger = report.overall.ledger
+    console.print(
+        f"Remediation ledger at the end: {ledger.open} open, {ledger.overdue} overdue; "
+        f"{ledger.closed_accepted} closed with acceptance in the period",
+        highlight=False,
+    )
+    tiers = [row[:6] for row in group_rows(report.by_tier)]
+    console.print(_table(("tier", *GROUP_HEADERS[:5]), tiers, "By tier (more in the HTML report)"))
+
+
+def report(
+    first: Annotated[
+        str | None,
+        typer.Option("--from", help="First day (YYYY-MM-DD). Default: 4 weeks before --to."),
+    ] = None,
+    last: Annotated[
+        str | None, typer.Option("--to", help="Last day, included (YYYY-MM-DD). Default: today.")
+    ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Also write the report with its charts to this HTML file."),
+    ] = None,
+) -> None:
+    """Measures for a period (days in RAPPORT_TIMEZONE): retention, churn, win-back, NPS,
+    satisfaction, feedback SLA, ledger, lifetime value, return on spend, treated vs control."""
+    timezone = settings().timezone
+    to_day = _day(last, "--to") or datetime.now(ZoneInfo(timezone)).date()
+    from_day = _day(first, "--from") or to_day - timedelta(days=DEFAULT_DAYS - 1)
+    try:
+        start, end = period(from_day, to_day, timezone)
+    except ValueError as error:
+        raise fail(str(error)) from None
+    result = make_report(rules_for_run(store=False), start, end)
+    print_summary(result)
+    if html is not None:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(report_html(result), encoding="utf-8")
+        console.print(f"wrote {html}", highlight=False)

@@ -1,0 +1,108 @@
+"""`rapport rules`: check, test, and export the schema and reference of the rule language."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from actions.templates import template_checker
+from engine.evaluate import Evaluator
+from engine.loader import load_rules
+from engine.problems import Severity
+from engine.reference import README_MARKERS, reference_markdown, replace_reference
+from engine.ruletests import load_cases, run_case, untested_rules
+from engine.schema import rule_schema
+from rapport.cli.common import console, errors, fail, settings
+
+app = typer.Typer(help="Check, test and document the YAML rules.", no_args_is_help=True)
+
+DirArgument = Annotated[
+    Path | None, typer.Argument(help="Rules directory (default: RAPPORT_RULES_DIR).")
+]
+
+
+@app.command("check")
+def check(directory: DirArgument = None) -> None:
+    """Validate every rule file and the templates they use; list every problem."""
+    config = settings()
+    folder = directory or config.rules_dir
+    result = load_rules(folder, template_checker(config.templates_dir))
+    for problem in result.problems:
+        stream = errors if problem.severity is Severity.ERROR else console
+        stream.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+    if result.ruleset is None:
+        raise fail(f"{len(result.errors)} problem(s) in {folder}; the rules were not applied")
+    rules = result.ruleset.rules
+    console.print(
+        f"{folder}: {len(rules)} rules valid ({sum(r.enabled for r in rules)} enabled), "
+        f"revision {result.ruleset.revision[:12]}"
+    )
+
+
+@app.command("schema")
+def schema(
+    output: Annotated[Path | None, typer.Option(help="Write to this file instead.")] = None,
+) -> None:
+    """Print the JSON Schema of rule files (committed as rules/rules.schema.json)."""
+    text = json.dumps(rule_schema(), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+@app.command("reference")
+def reference(
+    write: Annotated[
+        Path | None, typer.Option(help="Update the reference section of this README.")
+    ] = None,
+) -> None:
+    """Print the rule-language reference generated from the vocabulary."""
+    text = reference_markdown()
+    if write is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        write.write_text(
+            replace_reference(write.read_text(encoding="utf-8"), text), encoding="utf-8"
+        )
+    except ValueError:
+        raise fail(f"{write} lacks the markers {' and '.join(README_MARKERS)}") from None
+
+
+@app.command("test")
+def test(directory: DirArgument = None) -> None:
+    """Run the rule tests in DIR/tests/*.yaml: given facts, these rules fire, those do not."""
+    folder = directory or settings().rules_dir
+    result = load_rules(folder)
+    if result.ruleset is None:
+        raise fail(f"{folder} has invalid rules; run `rapport rules check`")
+    cases, problems = load_cases(folder / "tests", result.ruleset)
+    for problem in problems:
+        errors.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+    if problems:
+        raise fail(f"{len(problems)} problem(s) in the rule tests")
+    if not cases:
+        raise fail(f"no rule tests found in {folder / 'tests'}")
+    evaluator = Evaluator(result.ruleset)
+    failed = 0
+    for case in cases:
+        outcome = run_case(case, evaluator)
+        if not outcome.passed:
+            failed += 1
+            fired = ", ".join(outcome.fired) or "nothing"
+            for failure in outcome.failures:
+                errors.print(
+                    f"{case.path}:{case.line}: {case.name}: {failure} (fired: {fired})",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
+    for rule_id in untested_rules(cases, result.ruleset):
+        console.print(f"warning: rule {rule_id} has no case that expects it to fire")
+    console.print(f"{len(cases) - failed} passed, {failed} failed")
+    if failed:
+        raise typer.Exit(code=1)

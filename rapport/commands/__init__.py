@@ -1,1 +1,0 @@
-"""The `rapport` subcommands, one module per group."""

@@ -1,0 +1,1 @@
+"""`make demo`: a generated customer base run through every flow against a loopback SMTP sink."""

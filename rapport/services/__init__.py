@@ -1,0 +1,1 @@
+"""Services every entrance calls: settings, as-of clock, rules in force, evaluation, delivery."""

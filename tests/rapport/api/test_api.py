@@ -1,0 +1,262 @@
+"""The HTTP API through a real uvicorn server on 127.0.0.1, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import Engine, func, select
+
+from actions.unsubscribe import unsubscribe_url
+from rapport.api.app import create_app
+from rapport.api.keys import new_key
+from rapport.cli.api import OPENAPI_FILE, openapi_document
+from rapport.services.settings import Settings
+from storage.models import Customer, Event, StaffTask
+from tests.factories import NOW, add_customer
+
+SECRET = "test-secret"
+EVENTS = Event.__table__  # type: ignore[attr-defined]
+TASKS = StaffTask.__table__  # type: ignore[attr-defined]
+
+
+class Api:
+    """A running server and a key per role."""
+
+    def __init__(self, url: str, keys: dict[str, str], app: Any) -> None:
+        self.url, self.keys, self.app = url, keys, app
+
+    def call(
+        self, method: str, path: str, role: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        headers = kwargs.pop("headers", {})
+        if role is not None:
+            headers["X-API-Key"] = self.keys[role]
+        return httpx.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+
+    def reactions_done(self) -> None:
+        """Waits for the reaction worker to finish what it was given (it runs in order)."""
+        self.app.state.reactor.wait()
+
+
+@pytest.fixture
+def api(engine: Engine) -> Iterator[Api]:
+    keys, entries = {}, []
+    for role in ("ingest", "staff", "admin"):
+        key, entry = new_key(f"test-{role}", role)  # type: ignore[arg-type]
+        keys[role] = key
+        entries.append(asdict(entry))
+    settings = Settings(
+        api_keys=json.dumps(entries),
+        secret_key=SECRET,
+        api_max_body_bytes=50_000,
+        database_url=engine.url.render_as_string(hide_password=False),
+    )
+    app = create_app(settings, engine)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            threading.Event().wait(0.01)  # server start-up, not a clock the test depends on
+        assert server.started
+        yield Api(f"http://127.0.0.1:{sock.getsockname()[1]}", keys, app)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+def feedback(event_id: str, customer: str, level: str = "general", **extra: Any) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "customer_id": customer,
+        "type": "feedback",
+        "occurred_at": (NOW - timedelta(minutes=5)).isoformat(),
+        "level": level,
+        "category": "complaint",
+        "text": "The parcel arrived damaged.",
+        **extra,
+    }
+
+
+def stored_events(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.scalar(select(func.count()).select_from(EVENTS)) or 0)
+
+
+def test_health_needs_no_key(api: Api) -> None:
+    assert api.call("GET", "/healthz").json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "role", "status"),
+    [
+        ("POST", "/events", None, 401),
+        ("POST", "/events", "staff", 403),
+        ("GET", "/tasks", None, 401),
+        ("GET", "/tasks", "ingest", 403),
+        ("GET", "/customers/c1/explain", "ingest", 403),
+        ("GET", "/customers/c1/facts", "ingest", 403),
+        ("POST", "/tasks/1/close", "ingest", 403),
+        ("GET", "/tasks", "staff", 200),
+        ("GET", "/tasks", "admin", 200),
+    ],
+)
+def test_keys_and_roles(api: Api, method: str, path: str, role: str | None, status: int) -> None:
+    body = {} if method == "POST" else None
+    assert api.call(method, path, role, json=body).status_code == status
+
+
+def test_an_unknown_key_is_refused(api: Api) -> None:
+    response = api.call("GET", "/tasks", headers={"X-API-Key": "rk_not-a-key"})
+    assert response.status_code == 401
+
+
+def test_a_batch_with_good_and_bad_events_and_its_replay(api: Api, engine: Engine) -> None:
+    add_customer(engine, "c1")
+    batch = [
+        feedback("e1", "c1"),
+        {"id": "e2", "customer_id": "c1", "type": "login", "occurred_at": NOW.isoformat()},
+        {"id": "e3", "customer_id": "c1", "type": "purchase", "occurred_at": NOW.isoformat()},
+        feedback("e4", "nobody"),
+        {"id": "e5", "customer_id": "c1", "type": "login", "occurred_at": "2026-06-30 12:00"},
+    ]
+    first = api.call("POST", "/events", "ingest", json=batch).json()
+    statuses = [(r["id"], r["status"]) for r in first["results"]]
+    assert statuses == [
+        ("e1", "stored"),
+        ("e2", "stored"),
+        ("e3", "rejected"),  # a purchase needs an amount
+        ("e4", "rejected"),  # unknown customer
+        ("e5", "rejected"),  # a time without an offset
+    ]
+    assert "amount" in first["results"][2]["reason"]
+    assert first["stored"] == 2 and first["rejected"] == 3
+    replay = api.call("POST", "/events", "ingest", json=batch[:2]).json()
+    assert [r["status"] for r in replay["results"]] == ["duplicate", "duplicate"]
+    assert stored_events(engine) == 2
+
+
+def test_malformed_json_changes_nothing(api: Api, engine: Engine) -> None:
+    response = api.call(
+        "POST",
+        "/events",
+        "ingest",
+        content=b'[{"id": "e1", ',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422 and "JSON" in response.text
+    assert stored_events(engine) == 0
+
+
+def test_a_body_over_the_limit_is_refused(api: Api, engine: Engine) -> None:
+    add_customer(engine, "c1")
+    batch = [feedback(f"e{n}", "c1") for n in range(400)]  # about 80 kB
+    response = api.call("POST", "/events", "ingest", json=batch)
+    assert response.status_code == 413
+    assert stored_events(engine) == 0
+
+
+def test_a_major_complaint_gets_its_task_right_away(api: Api, engine: Engine) -> None:
+    add_customer(engine, "c1")
+    response = api.call("POST", "/events", "ingest", json=feedback("m1", "c1", level="major"))
+    assert response.json()["stored"] == 1
+    api.reactions_done()
+    tasks = api.call("GET", "/tasks", "staff", params={"owner": "management"}).json()
+    assert [t["customer_id"] for t in tasks] == ["c1"] and tasks[0]["ledger"] is True
+    refused = api.call("POST", f"/tasks/{tasks[0]['id']}/close", "staff", json={})
+    assert refused.status_code == 409 and "remediation-ledger" in refused.text
+    closed = api.call(
+        "POST", f"/tasks/{tasks[0]['id']}/close", "staff", json={"note": "Replaced; confirmed."}
+    )
+    assert closed.status_code == 200
+    assert api.call("GET", "/tasks", "staff", params={"owner": "management"}).json() == []
+
+
+def test_ingest_responses_carry_no_personal_data(api: Api) -> None:
+    customer = {"id": "c9", "name": "王芳", "email": "fang@example.cn", "phone": "13800138000"}
+    bad = {"id": "c10", "email": "not-an-address fang@example.cn"}
+    response = api.call("POST", "/customers", "ingest", json=[customer, bad])
+    assert response.status_code == 200
+    body = response.text
+    assert "王芳" not in body and "fang@example.cn" not in body and "13800138000" not in body
+    assert response.json()["inserted"] == 1 and response.json()["rejected"] == 1
+
+
+def test_facts_and_explain_for_staff(api: Api, engine: Engine) -> None:
+    add_customer(engine, "c1")
+    as_of = {"as_of": NOW.isoformat()}
+    facts = api.call("GET", "/customers/c1/facts", "staff", params=as_of).json()
+    assert facts["facts"]["customer_id"] == "c1" and facts["facts"]["lifetime_orders"] == 0
+    explained = api.call("GET", "/customers/c1/explain", "staff", params=as_of).json()
+    states = {rule["rule_id"]: rule["state"] for rule in explained["rules"]}
+    assert states["feedback_major_to_management"] == "waits for an event"
+    tiers = next(r for r in explained["rules"] if r["rule_id"] == "base_monthly_service_reminder")
+    assert tiers["state"] == "not fired" and tiers["checks"]  # each condition with its value
+    assert all({"text", "actual", "holds"} <= set(check) for check in tiers["checks"])
+    assert api.call("GET", "/customers/nobody/facts", "staff").status_code == 404
+
+
+def consent(engine: Engine, customer: str) -> bool:
+    with engine.connect() as connection:
+        column = Customer.__table__.c.consent_email  # type: ignore[attr-defined]
+        return bool(connection.scalar(select(column).where(Customer.id == customer)))
+
+
+def test_the_signed_unsubscribe_link_round_trip(api: Api, engine: Engine) -> None:
+    add_customer(engine, "c1", consent_email=True)
+    link = unsubscribe_url(api.url, SECRET, "c1", "email").removeprefix(api.url)
+    tampered = link.replace("customer=c1", "customer=c2")
+    assert api.call("GET", tampered).status_code == 403
+    assert api.call("POST", tampered).status_code == 403
+    assert consent(engine, "c1")
+    page = api.call("GET", link)
+    assert page.status_code == 200 and "<form" in page.text
+    done = api.call("POST", link)
+    assert done.json() == {"customer_id": "c1", "channel": "email", "consent": False}
+    assert not consent(engine, "c1")
+
+
+def test_staff_can_record_an_unsubscribe(api: Api, engine: Engine) -> None:
+    add_customer(engine, "c1", consent_email=True)
+    body = {"customer_id": "c1", "channel": "email"}
+    assert api.call("POST", "/unsubscribe", json=body).status_code == 401
+    assert api.call("POST", "/unsubscribe", "staff", json=body).status_code == 200
+    assert not consent(engine, "c1")
+
+
+def test_the_committed_openapi_document_is_current() -> None:
+    assert OPENAPI_FILE.read_text(encoding="utf-8") == openapi_document() + "\n", (
+        "run `rapport openapi` and commit docs/openapi.json"
+    )
+
+
+def test_every_stored_event_is_reacted_to_once_the_worker_is_done(api: Api, engine: Engine) -> None:
+    """Requests arriving while the worker is busy are merged into its next run."""
+    for customer in ("c1", "c2", "c3"):
+        add_customer(engine, customer)
+    for n in range(6):
+        batch = [feedback(f"b{n}-{c}", c) for c in ("c1", "c2", "c3")]
+        assert api.call("POST", "/events", "ingest", json=batch).json()["stored"] == 3
+    api.reactions_done()
+    with engine.connect() as connection:
+        waiting = connection.scalar(
+            select(func.count())
+            .select_from(EVENTS)
+            .where(EVENTS.c.reacted_at.is_(None))
+            .where(EVENTS.c.type == "feedback")
+        )
+    assert waiting == 0

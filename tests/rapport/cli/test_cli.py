@@ -1,0 +1,87 @@
+"""The `rapport` command: exit codes, one-line failures, `--help` everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from rapport.cli.app import app
+from rapport.services.settings import get_settings
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("RAPPORT_DATABASE_URL", url)
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
+
+
+def test_commands_before_db_upgrade_fail_with_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text("id\nC1\n")
+    result = runner.invoke(app, ["import", "customers", str(path)])
+    assert result.exit_code == 1
+    assert "run `rapport db upgrade`" in result.output
+
+
+def test_import_then_show(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0  # idempotent
+    customers = tmp_path / "c.csv"
+    customers.write_text("id,name,timezone\nC1,Ana Lima,Europe/Lisbon\n")
+    events = tmp_path / "e.jsonl"
+    events.write_text(
+        '{"id": "e1", "customer_id": "C1", "type": "purchase", '
+        '"occurred_at": "2026-05-01T10:00:00+01:00", "amount": 15000}\n'
+        '{"id": "e2", "customer_id": "C1", "type": "purchase"}\n'
+    )
+    ok = runner.invoke(app, ["import", "customers", str(customers)])
+    assert ok.exit_code == 0, ok.output
+    assert "1 inserted" in ok.output
+    partial = runner.invoke(app, ["import", "events", str(events)])
+    assert partial.exit_code == 1
+    assert f"{events}:2: occurred_at: Field required" in partial.output
+    assert "1 inserted" in partial.output and "1 rejected" in partial.output
+    shown = runner.invoke(app, ["customers", "show", "C1", "--as-of", "2026-06-01T00:00:00Z"])
+    assert shown.exit_code == 0, shown.output
+    assert "spend_12m" in shown.output and "15000.0" in shown.output and "mid" in shown.output
+    before = runner.invoke(app, ["customers", "show", "C1", "--as-of", "2026-04-01"])
+    assert "prospect" in before.output
+
+
+def test_unknown_customer_and_bad_as_of_are_one_line_failures() -> None:
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    missing = runner.invoke(app, ["customers", "show", "nobody"])
+    assert missing.exit_code == 1 and "no customer with id 'nobody'" in missing.output
+    bad = runner.invoke(app, ["customers", "show", "C1", "--as-of", "yesterday"])
+    assert bad.exit_code == 1 and "is not an ISO 8601 time" in bad.output
+
+
+def test_bad_configuration_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAPPORT_TIMEZONE", "Mars/Olympus")
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 1 and "configuration" in result.output
+
+
+def _command_paths(command, prefix=()):  # type: ignore[no-untyped-def]
+    yield prefix
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _command_paths(sub, (*prefix, name))
+
+
+def test_help_everywhere() -> None:
+    paths = list(_command_paths(get_command(app)))
+    assert ("import", "events") in paths and ("customers", "show") in paths
+    for path in paths:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, path
+        assert "Usage" in result.output

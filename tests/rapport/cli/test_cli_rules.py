@@ -1,0 +1,156 @@
+"""`rapport rules …`, `rapport explain` and `rapport evaluate` from the command line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from rapport.cli.app import app
+from rapport.services.settings import get_settings
+from storage.db import make_engine
+from storage.models import RuleFiring, RulesetRevision
+from tests.factories import NOW, add_customer, add_events
+from tests.paths import RULESETS
+
+runner = CliRunner()
+OPERATORS = RULESETS / "operators"
+
+
+@pytest.fixture()
+def rules_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    folder = tmp_path / "rules"
+    shutil.copytree(OPERATORS, folder)
+    monkeypatch.setenv("RAPPORT_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("RAPPORT_RULES_DIR", str(folder))
+    monkeypatch.setenv("RAPPORT_TEMPLATES_DIR", str(tmp_path / "templates"))
+    get_settings.cache_clear()
+    yield folder
+    get_settings.cache_clear()
+
+
+def test_check_lists_every_problem_and_exits_1(rules_dir: Path) -> None:
+    path = rules_dir / "operators.yaml"
+    text = path.read_text().replace("tier: high", "teir: high").replace("{lt: 5}", "{lt: five}")
+    path.write_text(text)
+    result = runner.invoke(app, ["rules", "check"])
+    assert result.exit_code == 1
+    assert f"{path}:7:9: unknown-fact: unknown fact 'teir' (did you mean 'tier'?)" in result.output
+    assert "wrong-type" in result.output
+    assert "2 problem(s)" in result.output
+
+
+def test_check_renders_the_templates_rules_use(rules_dir: Path, tmp_path: Path) -> None:
+    path = rules_dir / "operators.yaml"
+    path.write_text(
+        path.read_text()
+        + (
+            "  - id: greets\n    description: A message.\n    trigger: schedule\n"
+            "    actions: [{send_message: {template: hello}}]\n    reentry: once\n"
+        )
+    )
+    missing = runner.invoke(app, ["rules", "check"])
+    assert missing.exit_code == 1
+    assert "unknown-template: no template 'hello' in zh-CN, en" in missing.output
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "hello.zh-CN.yaml").write_text('subject: "你好 {{ customer.name }}"\ntext: 你好\n')
+    (templates / "hello.en.yaml").write_text('subject: "Hi {{ customer.nmae }}"\ntext: Hi\n')
+    undefined = runner.invoke(app, ["rules", "check"])
+    assert undefined.exit_code == 1
+    assert "template-error" in undefined.output and "has no attribute 'nmae'" in undefined.output
+    (templates / "hello.en.yaml").write_text('subject: "Hi {{ customer.name }}"\ntext: Hi\n')
+    fixed = runner.invoke(app, ["rules", "check"])
+    assert fixed.exit_code == 0, fixed.output
+    assert "9 rules valid" in fixed.output
+
+
+def test_rules_test_reports_failures_with_file_and_line(rules_dir: Path) -> None:
+    (rules_dir / "tests").mkdir()
+    (rules_dir / "tests" / "operators.yaml").write_text(
+        "cases:\n"
+        "  - name: a high-tier consumer\n"
+        "    facts: {tier: high, segment: consumer}\n"
+        "    fires: [eq_and_ne]\n"
+        "  - name: wrong on purpose\n"
+        "    facts: {tier: base}\n"
+        "    fires: [eq_and_ne]\n"
+    )
+    result = runner.invoke(app, ["rules", "test"])
+    assert result.exit_code == 1
+    where = f"{rules_dir / 'tests' / 'operators.yaml'}:5"
+    assert f"{where}: wrong on purpose: expected eq_and_ne to fire" in result.output
+    assert "1 passed, 1 failed" in result.output
+
+
+def test_rules_test_fails_when_there_is_no_case(rules_dir: Path) -> None:
+    result = runner.invoke(app, ["rules", "test"])
+    assert result.exit_code == 1 and "no rule tests found" in result.output
+
+
+def test_schema_prints_json_schema() -> None:
+    result = runner.invoke(app, ["rules", "schema"])
+    assert result.exit_code == 0
+    assert json.loads(result.output)["title"] == "Rapport rule file"
+
+
+def test_explain_and_a_dry_run_then_a_recorded_run(rules_dir: Path) -> None:
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    engine = make_engine(get_settings().database_url)
+    add_customer(engine, "C1")
+    add_customer(engine, "C2", locale="en")
+    add_events(
+        engine, "C1", {"type": "survey", "occurred_at": NOW - timedelta(days=29), "score": 4}
+    )
+    explained = runner.invoke(app, ["explain", "C1", "--as-of", "2026-06-30T00:00:00Z"])
+    assert explained.exit_code == 0, explained.output
+    assert "✔ no_conditions" in explained.output and "FIRED" in explained.output
+    assert "last_survey_score has a value" in explained.output
+    assert "event_fields: waits for a feedback event" in explained.output
+    with_event = runner.invoke(app, ["explain", "C1", "--event", '{"type": "survey", "score": 3}'])
+    assert "✔ survey_detractor" in with_event.output
+    dry = runner.invoke(app, ["evaluate", "--as-of", "2026-06-30T00:00:00Z", "--dry-run", "--json"])
+    assert dry.exit_code == 0, dry.output
+    lines = [json.loads(line) for line in dry.output.splitlines()]
+    assert {(line["rule"], line["customer_id"]) for line in lines} >= {
+        ("no_conditions", "C1"),
+        ("no_conditions", "C2"),
+    }
+    assert lines[0]["actions"] == [{"tag": {"tag": "f"}}]
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(RuleFiring)) == 0
+        assert connection.scalar(select(func.count()).select_from(RulesetRevision)) == 0
+    recorded = runner.invoke(app, ["evaluate", "--as-of", "2026-06-30T00:00:00Z"])
+    assert recorded.exit_code == 0, recorded.output
+    assert "no_conditions" in recorded.output
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(RuleFiring)) == len(lines)
+        assert connection.scalar(select(func.count()).select_from(RulesetRevision)) == 1
+
+
+def test_explain_shows_what_the_guards_would_do(rules_dir: Path, tmp_path: Path) -> None:
+    path = rules_dir / "operators.yaml"
+    path.write_text(
+        path.read_text()
+        + (
+            "  - id: greets\n    description: A message.\n    trigger: schedule\n"
+            "    actions: [{send_message: {template: hello, channels: [email]}}]\n"
+            "    reentry: once\n"
+        )
+    )
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    engine = make_engine(get_settings().database_url)
+    add_customer(engine, "C1", timezone="UTC", email="c1@example.com", consent_email=True)
+    add_customer(engine, "C2", timezone="UTC")
+    noon = runner.invoke(app, ["explain", "C1", "--as-of", "2026-06-30T12:00:00Z"])
+    assert "guards for hello: send — ok: by email (the rule's channels)" in noon.output
+    night = runner.invoke(app, ["explain", "C1", "--as-of", "2026-06-30T23:00:00Z"])
+    assert "guards for hello: defer — quiet_hours: deferred to 2026-07-01 08:00 UTC" in night.output
+    no_consent = runner.invoke(app, ["explain", "C2", "--as-of", "2026-06-30T12:00:00Z"])
+    assert "guards for hello: suppress — no_consent" in no_consent.output

@@ -1,0 +1,128 @@
+"""Staff tasks: planned once, listed by owner and lateness, ledger items need a note."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+from typer.testing import CliRunner
+
+from actions.planning import PlannedTask
+from rapport.cli.app import app
+from rapport.services.settings import get_settings
+from storage.db import make_engine
+from storage.migrate import upgrade_database
+from storage.models import Event, StaffTask
+from storage.tasks import (
+    TaskNotClosable,
+    close_task,
+    list_tasks,
+    raise_overdue_events,
+    store_tasks,
+)
+from tests.factories import NOW, add_customer
+
+
+def task(key: str, owner_role: str, due_in: timedelta, ledger: bool = False) -> PlannedTask:
+    return PlannedTask(
+        key,
+        "c1",
+        "rule",
+        "call",
+        owner_role,
+        None,
+        NOW + due_in,
+        "customer confirms the fix" if ledger else None,
+        ledger,
+        None,
+    )
+
+
+def seed(engine: Engine) -> None:
+    add_customer(engine, "c1")
+    with engine.begin() as connection:
+        assert (
+            store_tasks(
+                connection,
+                [
+                    task("a", "management", timedelta(hours=48), ledger=True),
+                    task("b", "customer_service", timedelta(hours=-2)),
+                    task("c", "account_manager", timedelta(days=3)),
+                ],
+                NOW,
+            )
+            == 3
+        )
+        assert store_tasks(connection, [task("a", "management", timedelta(hours=1))], NOW) == 0
+
+
+def test_listing_by_owner_and_lateness(engine: Engine) -> None:
+    seed(engine)
+    with engine.connect() as connection:
+        everything = list_tasks(connection, NOW)
+        late = list_tasks(connection, NOW, overdue=True)
+        management = list_tasks(connection, NOW, owner="management")
+    assert [t.owner_role for t in everything] == [
+        "customer_service",
+        "management",
+        "account_manager",
+    ]
+    assert [t.owner_role for t in late] == ["customer_service"]
+    assert [t.ledger for t in management] == [True]
+
+
+def test_a_ledger_item_closes_only_with_an_acceptance_note(engine: Engine) -> None:
+    seed(engine)
+    with engine.connect() as connection:
+        (ledger,) = list_tasks(connection, NOW, owner="management")
+    for note in (None, "   "):
+        with pytest.raises(TaskNotClosable, match="remediation-ledger"), engine.begin() as c:
+            close_task(c, ledger.id, note, NOW)
+    with engine.begin() as connection:
+        close_task(connection, ledger.id, "Replacement delivered; customer confirmed", NOW)
+    with pytest.raises(TaskNotClosable, match="already closed"), engine.begin() as connection:
+        close_task(connection, ledger.id, "again", NOW)
+    with engine.connect() as connection:
+        row = connection.execute(select(StaffTask.__table__).where(StaffTask.id == ledger.id)).one()
+    assert (row.status, row.acceptance_note) == (
+        "closed",
+        "Replacement delivered; customer confirmed",
+    )
+
+
+def test_tasks_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("RAPPORT_DATABASE_URL", url)
+    get_settings.cache_clear()
+    engine = make_engine(url)
+    upgrade_database(engine)
+    seed(engine)
+    runner = CliRunner()
+    listed = runner.invoke(app, ["tasks", "list", "--owner", "management"])
+    assert listed.exit_code == 0 and "1 open task(s)" in listed.output
+    refused = runner.invoke(app, ["tasks", "close", "1"])
+    assert refused.exit_code == 1 and "remediation-ledger item" in refused.output
+    closed = runner.invoke(app, ["tasks", "close", "1", "--note", "Verified with the customer"])
+    assert closed.exit_code == 0 and "task 1 closed" in closed.output
+    get_settings.cache_clear()
+
+
+def test_overdue_tasks_raise_one_event_each(engine: Engine) -> None:
+    seed(engine)
+    with engine.begin() as connection:
+        assert len(raise_overdue_events(connection, NOW)) == 1
+        assert raise_overdue_events(connection, NOW + timedelta(hours=1)) == []
+        assert len(raise_overdue_events(connection, NOW + timedelta(days=2, hours=1))) == 1
+    with engine.connect() as connection:
+        events = connection.execute(
+            select(Event.id, Event.occurred_at, Event.attributes)
+            .where(Event.type == "task_overdue")
+            .order_by(Event.occurred_at)
+        ).all()
+    with engine.connect() as connection:
+        ids = dict(connection.execute(select(StaffTask.key, StaffTask.id)).all())
+    assert [e.id for e in events] == [f"overdue:{ids['b']}", f"overdue:{ids['a']}"]
+    assert events[0].occurred_at == NOW - timedelta(hours=2)
+    assert events[1].attributes["owner_role"] == "management"

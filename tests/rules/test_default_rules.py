@@ -1,0 +1,100 @@
+"""The default rules: valid, tested case by case, documented and schema-described."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from actions.templates import template_checker
+from engine.evaluate import Evaluator
+from engine.loader import load_rules
+from engine.model import RuleSet
+from engine.reference import reference_markdown, replace_reference
+from engine.ruletests import Case, load_cases, run_case, untested_rules
+from engine.schema import rule_schema
+from engine.yamlsource import Source, parse, rule_files
+from tests.paths import ROOT
+
+RULES = ROOT / "rules"
+TEMPLATES = RULES.parent / "templates" / "messages"
+
+
+def default_rules() -> RuleSet:
+    result = load_rules(RULES)
+    assert result.errors == (), [str(p) for p in result.errors]
+    assert result.ruleset is not None
+    return result.ruleset
+
+
+RULESET = default_rules()
+CASES, CASE_PROBLEMS = load_cases(RULES / "tests", RULESET)
+EVALUATOR = Evaluator(RULESET)
+
+
+def test_the_rule_tests_are_well_formed_and_not_empty() -> None:
+    assert [str(p) for p in CASE_PROBLEMS] == []
+    assert len(CASES) >= len(RULESET.enabled)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{Path(c.path).stem}:{c.line}" for c in CASES])
+def test_rule_case(case: Case) -> None:
+    outcome = run_case(case, EVALUATOR)
+    assert outcome.failures == (), f"{case.path}:{case.line}: {case.name} (fired {outcome.fired})"
+
+
+def test_every_default_rule_has_a_case_that_expects_it_to_fire() -> None:
+    assert untested_rules(CASES, RULESET) == []
+
+
+def test_the_default_rules_cover_the_playbook() -> None:
+    triggers = {rule.trigger for rule in RULESET.enabled}
+    assert {"schedule", "event:purchase", "event:feedback", "event:survey"} <= triggers
+    assert {"event:task_overdue", "event:step_due"} <= triggers
+    churn = [rule for rule in RULESET.enabled if "churn_signal" in rule.tags]
+    assert len(churn) >= 6
+    actions = {action.name for rule in RULESET.enabled for action in rule.actions}
+    assert {"send_message", "open_task", "escalate", "schedule"} <= actions
+    ledger = [a for r in RULESET.enabled for a in r.actions if a.params.get("ledger")]
+    assert ledger and all(a.params["acceptance_criteria"] for a in ledger)
+    assert RULESET.holidays and RULESET.affinity
+
+
+def test_every_template_the_default_rules_use_renders_in_both_languages() -> None:
+    result = load_rules(RULES, template_checker(TEMPLATES))
+    assert [str(p) for p in result.problems] == []
+
+
+def test_the_committed_json_schema_is_current_and_accepts_the_default_rules() -> None:
+    committed = json.loads((RULES / "rules.schema.json").read_text(encoding="utf-8"))
+    assert committed == rule_schema(), "run: rapport rules schema --output rules/rules.schema.json"
+    validator = jsonschema.Draft202012Validator(committed)
+    for path in rule_files(RULES):
+        document = parse(Source(str(path)), path.read_bytes())  # dates stay text, as in YAML 1.2
+        errors = [error.message for error in validator.iter_errors(document)]
+        assert errors == [], path
+
+
+def test_the_schema_rejects_what_the_loader_rejects() -> None:
+    validator = jsonschema.Draft202012Validator(rule_schema())
+    bad = {
+        "rules": [
+            {
+                "id": "x_rule",
+                "description": "d",
+                "trigger": "schedule",
+                "when": [{"teir": "high"}],
+                "actions": [{"tag": {"tag": "t"}}],
+            }
+        ]
+    }
+    assert not validator.is_valid(bad)
+
+
+def test_the_operations_reference_is_current() -> None:
+    readme = (RULES / "README.md").read_text(encoding="utf-8")
+    assert replace_reference(readme, reference_markdown()) == readme, (
+        "run: rapport rules reference --write rules/README.md"
+    )
