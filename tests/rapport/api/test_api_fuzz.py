@@ -46,9 +46,9 @@ from engine.facts import CONTACT_CHANNELS, FEEDBACK_LEVELS, SEGMENTS
 from engine.vocabulary import EVENT_TYPES, MESSAGE_CHANNELS
 from storage.import_rows import CustomerRow, EventRow
 from storage.models import StaffTask
-from tests import test_api
 from tests.factories import NOW, add_customer
 from tests.paths import ROOT
+from tests.rapport.api import test_api
 
 api = test_api.api  # the fixture: a uvicorn server on a pre-bound socket, a key per role
 Api = test_api.Api
