@@ -25,7 +25,7 @@ from sqlalchemy import Engine, distinct, func, insert, select
 from actions.planning import PlannedMessage
 from rapport.services.settings import get_settings
 from storage.imports import import_customers, import_events
-from storage.models import Customer, OutboxMessage, StaffTask
+from storage.models import Customer, OutboxMessage, RuleFiring, StaffTask
 from storage.outbox import store_messages
 from tests.loopback import LOOPBACK, SmtpScript, SmtpServer, port_of, reserve_port
 
@@ -35,6 +35,7 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 AS_OF = datetime(2026, 6, 30, 4, 0, tzinfo=UTC)
 MESSAGES = OutboxMessage.__table__  # type: ignore[attr-defined]
 TASKS = StaffTask.__table__  # type: ignore[attr-defined]
+FIRINGS = RuleFiring.__table__  # type: ignore[attr-defined]
 
 
 def configure(monkeypatch: pytest.MonkeyPatch, engine: Engine, tmp_path: Path, port: int) -> None:
@@ -284,3 +285,22 @@ def test_an_embedded_job_runs_its_flow(world: tuple[Engine, SmtpScript]) -> None
     run_flow("flows/dispatch.py:dispatch_outbox")
     assert statuses(engine) == {"sent": 5}
     assert len(script.received) == 5
+
+
+def test_a_bare_date_as_of_is_read_in_the_configured_timezone(
+    world: tuple[Engine, SmtpScript], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flows parse `as_of` as the command line does: `2026-06-30` is the start of
+    that day in RAPPORT_TIMEZONE (it used to be rejected for lacking an offset)."""
+    from flows.evaluate import evaluate_rules
+
+    engine, _ = world
+    monkeypatch.setenv("RAPPORT_TIMEZONE", "Asia/Shanghai")
+    get_settings.cache_clear()
+    sample(engine, tmp_path, customers=20)
+    evaluated = evaluate_rules(as_of="2026-06-30", batch_size=25)
+    assert evaluated["customers"] == 20 and evaluated["firings"] > 0
+    with engine.connect() as connection:
+        moments = set(connection.scalars(select(distinct(FIRINGS.c.as_of))))
+    as_utc = {m.replace(tzinfo=UTC) if m.tzinfo is None else m.astimezone(UTC) for m in moments}
+    assert as_utc == {datetime(2026, 6, 29, 16, 0, tzinfo=UTC)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 
 from rapport.cli.app import app
 from rapport.services.settings import get_settings
+from tests.paths import ROOT
 
 runner = CliRunner()
 
@@ -85,3 +87,38 @@ def test_help_everywhere() -> None:
         result = runner.invoke(app, [*path, "--help"])
         assert result.exit_code == 0, path
         assert "Usage" in result.output
+
+
+def test_customers_show_uses_the_tier_thresholds_of_the_rules_in_force(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`customers show` sees the customer as evaluate and explain do: with
+    `high_tier_spend: 80000` in rules/tiers.yaml, 90,000 spent is high, not mid."""
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    tiers = rules / "tiers.yaml"
+    tiers.write_text(
+        tiers.read_text(encoding="utf-8").replace(
+            "high_tier_spend: 100000", "high_tier_spend: 80000"
+        ),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("RAPPORT_RULES_DIR", str(rules))
+    monkeypatch.setenv("RAPPORT_TEMPLATES_DIR", str(ROOT / "templates" / "messages"))
+    get_settings.cache_clear()
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    customers = tmp_path / "c.csv"
+    customers.write_text("id,name\nC1,Ana Lima\n")
+    events = tmp_path / "e.jsonl"
+    events.write_text(
+        '{"id": "e1", "customer_id": "C1", "type": "purchase", '
+        '"occurred_at": "2026-05-01T10:00:00+08:00", "amount": 90000}\n'
+    )
+    assert runner.invoke(app, ["import", "customers", str(customers)]).exit_code == 0
+    assert runner.invoke(app, ["import", "events", str(events)]).exit_code == 0
+    as_of = ["--as-of", "2026-06-01"]
+    shown = runner.invoke(app, ["customers", "show", "C1", *as_of])
+    assert shown.exit_code == 0, shown.output
+    cells = [[cell.strip() for cell in line.split("│")] for line in shown.output.splitlines()]
+    (tier_row,) = [row for row in cells if "tier" in row]
+    assert tier_row[tier_row.index("tier") + 1] == "high"
