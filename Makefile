@@ -27,6 +27,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 bench: setup
 	RAPPORT_BENCH_POSTGRES_URL=$${RAPPORT_BENCH_POSTGRES_URL:-$$(scripts/postgres-start rapport_bench)} \

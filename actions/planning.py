@@ -9,53 +9,19 @@ crash and a retry, produces the same keys, and the unique constraints on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from engine.evaluate import Firing
 from engine.model import Action, Reentry, Rule
+from storage.planned import (
+    OVERDUE_PREFIX,
+    Planned,
+    PlannedMessage,
+    PlannedStep,
+    PlannedTask,
+)
 
 EPOCH = datetime(2000, 1, 3, tzinfo=UTC)  # a Monday: weekly periods start on Mondays (UTC)
-
-
-@dataclass(frozen=True)
-class PlannedMessage:
-    key: str
-    customer_id: str
-    rule_id: str
-    template: str
-    channels: tuple[str, ...]
-    purpose: str
-    due_at: datetime
-    event_id: str | None
-
-
-@dataclass(frozen=True)
-class PlannedTask:
-    key: str
-    customer_id: str
-    rule_id: str
-    kind: str
-    owner_role: str
-    department: str | None
-    due_at: datetime
-    acceptance_criteria: str | None
-    ledger: bool
-    event_id: str | None
-    escalates: int | None = None  # the id of the overdue task this one takes over
-
-
-@dataclass(frozen=True)
-class PlannedStep:
-    """A `schedule` action: a `step_due` event for the customer, due later."""
-
-    key: str
-    customer_id: str
-    step: str
-    due_at: datetime
-
-
-Planned = PlannedMessage | PlannedTask | PlannedStep
 
 
 def reentry_scope(rule: Rule, firing: Firing) -> str:
@@ -102,9 +68,6 @@ def _message(key: str, rule: Rule, firing: Firing, action: Action) -> PlannedMes
         due_at=firing.as_of,
         event_id=firing.event_id,
     )
-
-
-OVERDUE_PREFIX = "overdue:"  # task_overdue event ids: the prefix, then the task's id
 
 
 def _escalation(key: str, rule: Rule, firing: Firing, action: Action) -> PlannedTask:

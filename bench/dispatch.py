@@ -38,13 +38,13 @@ from actions.channels.base import Delivery, Envelope, Ticket
 from actions.channels.email import SmtpSender
 from actions.channels.mime import build_message, message_id
 from actions.dispatch import DispatchReport, DispatchSettings, dispatch_batches, dispatch_once
-from actions.planning import PlannedMessage
 from actions.templates import Templates
 from bench.databases import fresh_database
 from engine.model import RuleSet
 from rapport.demo.smtp_sink import running_sink
 from storage.models import Customer
 from storage.outbox import store_messages
+from storage.planned import PlannedMessage
 
 LOOPBACK = "127.0.0.1"
 NOON = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)  # outside the default quiet hours in UTC

@@ -79,13 +79,13 @@ from flows.dispatch import figures as dispatch_figures  # noqa: E402
 from flows.evaluate import evaluate_rules, run_figures  # noqa: E402
 from rapport.demo.smtp_sink import LOOPBACK, running_sink  # noqa: E402
 from rapport.services.delivery import build_senders, dispatch_settings  # noqa: E402
+from rapport.services.rules import rules_in_force  # noqa: E402
 from rapport.services.scheduled import RunSummary, evaluate_customers  # noqa: E402
 from rapport.services.settings import Settings, get_settings  # noqa: E402
 from storage.customers import customer_id_batches  # noqa: E402
 from storage.db import make_engine  # noqa: E402
 from storage.migrate import check_schema  # noqa: E402
 from storage.models import OutboxMessage, RuleFiring, StaffTask  # noqa: E402
-from storage.revisions import rules_in_force  # noqa: E402
 
 SOURCE = Path("var/bench/bench.db")
 SCRATCH = Path("var/bench/prefect-share")

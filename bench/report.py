@@ -31,9 +31,9 @@ from bench.databases import prepare_base
 from engine.loader import load_rules
 from rapport.report.build import build_report
 from rapport.report.html import report_html
+from rapport.services.rules import rules_in_force
 from rapport.services.scheduled import evaluate_customers
 from storage.db import make_engine
-from storage.revisions import rules_in_force
 
 SOURCE = Path("var/bench/bench.db")
 TARGET = Path("var/bench/report.db")

@@ -1,14 +1,14 @@
 """What every flow starts from: configuration, Rapport's database, the rules in force.
 
 Flows only orchestrate: everything they call is a plain function of `engine/`,
-`actions/`, `storage/` or `rapport/`, tested on its own. Flow parameters are plain
-values (an ISO time, numbers, paths), so a run can be started from the Prefect UI.
+`actions/`, `storage/` or `rapport.services`, tested on its own. Flow parameters are
+plain values (an ISO time, numbers, paths), so a run can be started from the Prefect UI.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import TypeVar, cast
 
@@ -17,10 +17,11 @@ from prefect.utilities.annotations import quote
 from sqlalchemy import Engine
 
 from engine.model import RuleSet
+from rapport.services.clock import as_of_or_now
+from rapport.services.rules import rules_in_force
 from rapport.services.settings import Settings, get_settings
 from storage.db import make_engine
 from storage.migrate import check_schema
-from storage.revisions import rules_in_force
 
 T = TypeVar("T")
 
@@ -48,13 +49,9 @@ def _engine(url: str) -> Engine:
 
 
 def moment(as_of: str | None) -> datetime:
-    """A flow's `as_of` parameter: an ISO 8601 time with an offset, or now."""
-    if as_of is None:
-        return datetime.now(UTC)
-    parsed = datetime.fromisoformat(as_of)
-    if parsed.utcoffset() is None:
-        raise ValueError(f"as_of needs a UTC offset, e.g. 2026-11-24T09:00:00+08:00: {as_of!r}")
-    return parsed
+    """A flow's `as_of` parameter, read as the command line reads `--as-of`: ISO 8601, a
+    bare date or an offset-less time in RAPPORT_TIMEZONE; absent means now."""
+    return as_of_or_now(as_of, get_settings().timezone)
 
 
 def flow_context(as_of: str | None) -> FlowContext:

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import yaml
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from prefect import Flow
 from prefect.schedules import Cron
+from ruamel.yaml import YAML
 
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "prefect.yaml"
 TIMEZONE_PLACEHOLDER = "{{ $RAPPORT_TIMEZONE }}"
@@ -50,7 +50,7 @@ class Scheduled:
 
 def read_schedules(timezone: str, path: Path = PROJECT_FILE) -> list[Scheduled]:
     """The deployments of `path`, with the timezone placeholder filled in."""
-    project = yaml.safe_load(path.read_text(encoding="utf-8"))
+    project = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
     found = []
     for entry in project["deployments"]:
         crons, zones = [], set()

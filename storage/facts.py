@@ -133,15 +133,17 @@ def _open_feedback(as_of: datetime, ids: Sequence[str] | None):  # type: ignore[
 def iter_customer_facts(
     connection: Connection,
     as_of: datetime,
-    params: FactParameters | None = None,
+    params: FactParameters,
     customer_ids: Sequence[str] | None = None,
     batch_size: int = 5_000,
 ) -> Iterator[dict[str, Any]]:
-    """Yields every customer's facts as of `as_of` (aware), ordered by customer id."""
+    """Yields every customer's facts as of `as_of` (aware), ordered by customer id.
+
+    `params` is required: they come from the rules in force (`rapport.services.rules`),
+    and a default here once made `customers show` disagree with evaluate on tiers."""
     if as_of.utcoffset() is None:
         raise ValueError("as_of must carry a timezone offset")
     as_of = as_of.astimezone(UTC)
-    params = params or FactParameters()
     agg = _event_aggregates(as_of, params, customer_ids)
     open_fb = _open_feedback(as_of, customer_ids)
     survey = aliased(Event.__table__)  # type: ignore[attr-defined]

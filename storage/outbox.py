@@ -26,10 +26,10 @@ from sqlalchemy import (
     update,
 )
 
-from actions.planning import PlannedMessage
 from storage.dialect import insert_new_keys
 from storage.events import EVENTS, event_row
 from storage.models import OutboxMessage
+from storage.planned import PlannedMessage
 
 MESSAGES = OutboxMessage.__table__  # type: ignore[attr-defined]
 M = MESSAGES.c

@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import Connection, case, func, or_, select, update
 
-from actions.planning import OVERDUE_PREFIX, PlannedTask
 from storage.dialect import insert_new_keys
 from storage.events import event_row, record_events
 from storage.models import Event, StaffTask
+from storage.planned import OVERDUE_PREFIX, PlannedTask
 
 TASKS = StaffTask.__table__  # type: ignore[attr-defined]
 EVENTS = Event.__table__  # type: ignore[attr-defined]

@@ -33,8 +33,9 @@ from actions.unsubscribe import verify_unsubscribe
 from engine.vocabulary import MESSAGE_CHANNELS
 from rapport.api.keys import ApiKey, Role, find_key, parse_keys
 from rapport.api.limits import BodyLimit
-from rapport.api.reactor import Reactor, RulesInForce
+from rapport.api.reactor import Reactor
 from rapport.services.explanation import explain_customer
+from rapport.services.rules import WatchedRules
 from rapport.services.settings import Settings
 from storage.customers import CUSTOMERS
 from storage.facts import iter_customer_facts
@@ -89,7 +90,7 @@ class Unsubscribe(BaseModel):
 def create_app(settings: Settings, engine: Engine) -> FastAPI:
     """The application; `engine` is Rapport's database (schema already current)."""
     keys = parse_keys(settings.api_keys)
-    rules = RulesInForce(engine, settings)
+    rules = WatchedRules(engine, settings.rules_dir, settings.templates_dir)
     reactor = Reactor(engine, rules)
 
     @asynccontextmanager

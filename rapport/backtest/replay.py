@@ -37,7 +37,7 @@ from typing import Any
 
 from actions.dispatch import recipient_for
 from actions.guards import decide
-from actions.planning import PlannedMessage, PlannedStep, PlannedTask, plan_firing
+from actions.planning import plan_firing
 from engine.evaluate import Evaluator, Firing
 from engine.facts import derive_facts
 from engine.model import Rule, RuleSet
@@ -51,6 +51,7 @@ from rapport.backtest.tally import Group, Tally
 from rapport.backtest.timeline import MICROSECOND, Window, from_us, to_us
 from storage.events import event_fields
 from storage.firings import admitted
+from storage.planned import PlannedMessage, PlannedStep, PlannedTask
 
 REACT, EVALUATE, DISPATCH = 0, 1, 2  # what happens first at one instant
 CHURN_TAG = "churn_signal"

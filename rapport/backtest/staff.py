@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from actions.planning import OVERDUE_PREFIX, PlannedTask
 from rapport.backtest.history import Happening
 from rapport.backtest.timeline import MICROSECOND, from_us, to_us
+from storage.planned import OVERDUE_PREFIX, PlannedTask
 
 WATCH_DELAY_US = timedelta(minutes=1) // MICROSECOND
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from actions.guards import Decision
-from actions.planning import PlannedTask
+from storage.planned import PlannedTask
 
 GROUP_DIMENSIONS = ("tier", "lifecycle_stage", "segment")
 Group = tuple[str, str, str]  # the customer's tier, lifecycle stage and segment at the moment

@@ -11,7 +11,9 @@ from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy import Engine
 
-from rapport.services.clock import parse_moment
+from engine.model import RuleSet
+from rapport.services.clock import as_of_or_now
+from rapport.services.rules import NoRulesInForce, rules_in_force
 from rapport.services.settings import Settings, get_settings
 from storage.db import make_engine
 from storage.migrate import check_schema
@@ -52,12 +54,23 @@ def database(ready: bool = True) -> Engine:
 
 def as_of_option(value: str | None) -> datetime:
     """`--as-of` parsed in the configured timezone, or now."""
-    if value is None:
-        return datetime.now(UTC)
     try:
-        return parse_moment(value, settings().timezone)
+        return as_of_or_now(value, settings().timezone)
     except ValueError as error:
         raise fail(str(error)) from None
+
+
+def rules_for_run(record: bool) -> RuleSet:
+    """The rules in force, as every entrance sees them; `record` stores a new valid
+    revision, else nothing is written (dry runs and read-only commands)."""
+    config = settings()
+    try:
+        ruleset, _ = rules_in_force(
+            database(), config.rules_dir, config.templates_dir, datetime.now(UTC), record=record
+        )
+    except NoRulesInForce as error:
+        raise fail(f"{error}; run `rapport rules check`") from None
+    return ruleset
 
 
 def event_option(value: str | None) -> dict[str, Any] | None:

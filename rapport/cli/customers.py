@@ -8,7 +8,14 @@ import typer
 from rich.table import Table
 
 from engine.facts import FACTS
-from rapport.cli.common import AS_OF_HELP, as_of_option, console, database, fail
+from rapport.cli.common import (
+    AS_OF_HELP,
+    as_of_option,
+    console,
+    database,
+    fail,
+    rules_for_run,
+)
 from storage.facts import iter_customer_facts
 
 app = typer.Typer(help="Look at customers as the rules see them.", no_args_is_help=True)
@@ -19,10 +26,12 @@ def show(
     customer_id: Annotated[str, typer.Argument(help="The customer's id.")],
     as_of: Annotated[str | None, typer.Option("--as-of", help=AS_OF_HELP)] = None,
 ) -> None:
-    """Print every fact of one customer as of a time (events after it are ignored)."""
+    """Print every fact of one customer as of a time (events after it are ignored), with
+    the parameters of the rules in force (tier thresholds, windows)."""
     moment = as_of_option(as_of)
+    parameters = rules_for_run(record=False).parameters
     with database().connect() as connection:
-        found = list(iter_customer_facts(connection, moment, customer_ids=[customer_id]))
+        found = list(iter_customer_facts(connection, moment, parameters, [customer_id]))
     if not found:
         raise fail(f"no customer with id {customer_id!r}")
     facts = found[0]

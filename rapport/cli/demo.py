@@ -29,12 +29,12 @@ from engine.facts import STAGES, TIERS
 from rapport.cli.common import console, database, settings
 from rapport.demo.sample import SampleFiles, write_sample
 from rapport.demo.smtp_sink import LOOPBACK, running_sink
+from rapport.services.rules import rules_in_force
 from rapport.services.settings import Settings, get_settings
 from storage.daily import FIRINGS, MESSAGES, TASKS
 from storage.facts import iter_customer_facts
 from storage.imports import import_customers
 from storage.migrate import upgrade_database
-from storage.revisions import rules_in_force
 
 SHOWN_FACTS = (
     "tier",

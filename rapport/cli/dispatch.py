@@ -15,8 +15,14 @@ from sqlalchemy import Engine
 from actions.dispatch import DispatchReport, DispatchSettings, dispatch_batches, dispatch_once
 from actions.templates import Templates
 from engine.model import RuleSet
-from rapport.cli.common import AS_OF_HELP, as_of_option, console, database, settings
-from rapport.cli.evaluate import rules_for_run
+from rapport.cli.common import (
+    AS_OF_HELP,
+    as_of_option,
+    console,
+    database,
+    rules_for_run,
+    settings,
+)
 from rapport.services.delivery import build_senders, dispatch_settings
 from rapport.services.settings import Settings
 
@@ -33,7 +39,7 @@ def dispatch(
     """Claim due messages, apply the guards, send, and record every outcome."""
     config = settings()
     engine = database()
-    ruleset = rules_for_run(store=False)
+    ruleset = rules_for_run(record=False)
     options = replace(dispatch_settings(config), batch=batch_size, lease=timedelta(seconds=lease))
     moment = as_of_option(as_of) if as_of else None
     report = asyncio.run(_run(engine, ruleset, config, options, batches, moment))

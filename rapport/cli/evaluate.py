@@ -10,8 +10,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from engine.loader import load_rules
-from engine.model import RuleSet
 from rapport.cli.common import (
     AS_OF_HELP,
     as_of_option,
@@ -19,31 +17,13 @@ from rapport.cli.common import (
     database,
     event_option,
     fail,
-    settings,
+    rules_for_run,
 )
 from rapport.services.explanation import explain_customer
 from rapport.services.scheduled import RunSummary, evaluate_customers
 from storage.firings import firing_json
-from storage.revisions import NoRulesInForce, active_revision, rules_in_force
 
 AsOf = Annotated[str | None, typer.Option("--as-of", help=AS_OF_HELP)]
-
-
-def rules_for_run(store: bool) -> RuleSet:
-    """The rules in force; `store` records a new valid revision, else nothing is written."""
-    config = settings()
-    engine = database()
-    if store:
-        try:
-            return rules_in_force(
-                engine, config.rules_dir, config.templates_dir, datetime.now(UTC)
-            )[0]
-        except NoRulesInForce as error:
-            raise fail(f"{error}; run `rapport rules check`") from None
-    ruleset = load_rules(config.rules_dir).ruleset or active_revision(engine)
-    if ruleset is None:
-        raise fail("the rules are invalid and none are stored; run `rapport rules check`")
-    return ruleset
 
 
 def explain(
@@ -59,7 +39,7 @@ def explain(
 ) -> None:
     """List every rule with fired / not fired and each condition's actual value."""
     moment = as_of_option(as_of)
-    ruleset = rules_for_run(store=False)
+    ruleset = rules_for_run(record=False)
     explanation = explain_customer(database(), ruleset, customer_id, moment, event_option(event))
     if explanation is None:
         raise fail(f"no customer with id {customer_id!r}")
@@ -96,7 +76,7 @@ def evaluate(
 ) -> None:
     """Evaluate the scheduled rules for every customer as of a time and record the firings."""
     moment = as_of_option(as_of)
-    ruleset = rules_for_run(store=not dry_run)
+    ruleset = rules_for_run(record=not dry_run)
     summary = RunSummary()
     firings = evaluate_customers(
         database(),

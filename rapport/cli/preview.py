@@ -15,9 +15,9 @@ from rapport.cli.common import (
     database,
     event_option,
     fail,
+    rules_for_run,
     settings,
 )
-from rapport.cli.evaluate import rules_for_run
 from storage.customers import customer_rows
 from storage.facts import iter_customer_facts
 
@@ -38,7 +38,7 @@ def preview(
     config = settings()
     moment = as_of_option(as_of)
     fields = event_option(event)
-    ruleset = rules_for_run(store=False)
+    ruleset = rules_for_run(record=False)
     with database().connect() as connection:
         customer = customer_rows(connection, [customer_id]).get(customer_id)
         facts = list(iter_customer_facts(connection, moment, ruleset.parameters, [customer_id]))

@@ -11,8 +11,7 @@ import typer
 from rich.table import Table
 
 from engine.model import RuleSet
-from rapport.cli.common import console, database, fail, settings
-from rapport.cli.evaluate import rules_for_run
+from rapport.cli.common import console, database, fail, rules_for_run, settings
 from rapport.report.build import Report, build_report, period
 from rapport.report.html import report_html
 from rapport.report.text import (
@@ -87,7 +86,7 @@ def report(
         start, end = period(from_day, to_day, timezone)
     except ValueError as error:
         raise fail(str(error)) from None
-    result = make_report(rules_for_run(store=False), start, end)
+    result = make_report(rules_for_run(record=False), start, end)
     print_summary(result)
     if html is not None:
         html.parent.mkdir(parents=True, exist_ok=True)

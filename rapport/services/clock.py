@@ -1,8 +1,13 @@
-"""Parsing the `--as-of` moments people type on the command line."""
+"""The as-of clock: the one parser of the moments people and schedules pass as `as_of`.
+
+The command line, the flows and the API all read `--as-of` / `as_of` here, so a
+value means the same everywhere: ISO 8601, a time without an offset is read in
+RAPPORT_TIMEZONE, and a bare date is the start of that day there.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 
@@ -21,3 +26,8 @@ def parse_moment(text: str, default_zone: str) -> datetime:
     if moment.utcoffset() is None:
         moment = moment.replace(tzinfo=ZoneInfo(default_zone))
     return moment
+
+
+def as_of_or_now(text: str | None, default_zone: str) -> datetime:
+    """`parse_moment` of an optional value; absent means now."""
+    return datetime.now(UTC) if text is None else parse_moment(text, default_zone)

@@ -12,13 +12,14 @@ from itertools import islice
 
 from sqlalchemy import Connection, Engine
 
-from actions.planning import PlannedMessage, PlannedStep, PlannedTask, plan_firing
+from actions.planning import plan_firing
 from engine.evaluate import Evaluator, Firing
 from engine.model import RuleSet
 from storage.events import store_steps
 from storage.facts import iter_customer_facts
 from storage.firings import admitted, last_fired, record_firings
 from storage.outbox import store_messages
+from storage.planned import PlannedMessage, PlannedStep, PlannedTask
 from storage.tasks import store_tasks
 
 BATCH = 1_000

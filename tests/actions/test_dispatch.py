@@ -12,11 +12,11 @@ from sqlalchemy import Engine, select
 
 from actions.channels.email import SmtpSender
 from actions.dispatch import DispatchReport, DispatchSettings, dispatch_once
-from actions.planning import PlannedMessage
 from actions.templates import Templates
 from engine.model import RuleSet
 from storage.models import Event, OutboxMessage
 from storage.outbox import store_messages
+from storage.planned import PlannedMessage
 from tests.conftest import fresh_engine
 from tests.factories import add_customer
 from tests.loopback import LOOPBACK, SmtpScript, SmtpServer, port_of, reserve_port

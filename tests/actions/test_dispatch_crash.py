@@ -38,9 +38,9 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import Engine, func, insert, select
 
 from actions.channels.mime import message_id
-from actions.planning import PlannedMessage
 from storage.models import Customer, OutboxMessage
 from storage.outbox import store_messages
+from storage.planned import PlannedMessage
 from tests.conftest import fresh_engine
 from tests.loopback import LOOPBACK, SmtpScript, SmtpServer, reserve_port
 

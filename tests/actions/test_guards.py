@@ -20,10 +20,10 @@ from actions.guards import (
     first_allowed_time,
     in_quiet_hours,
 )
-from actions.planning import PlannedMessage
 from engine.policy import AUDIENCES, DEFAULT_CHANNELS, Policy, parse_clock, parse_policy
 from engine.problems import CODES
 from engine.yamlsource import Source, parse
+from storage.planned import PlannedMessage
 from tests.paths import ROOT
 
 POLICY_FILE = ROOT / "rules" / "policy.yaml"

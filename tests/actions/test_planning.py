@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from actions.planning import PlannedMessage, PlannedTask, idempotency_key, plan_firing
+from actions.planning import idempotency_key, plan_firing
 from engine.evaluate import Firing
 from engine.loader import load_rules
 from engine.model import Rule
+from storage.planned import PlannedMessage, PlannedTask
 from tests.paths import ROOT
 
 RULES = load_rules(ROOT / "rules").ruleset

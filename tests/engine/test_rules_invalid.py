@@ -21,9 +21,10 @@ from sqlalchemy import Engine
 from engine.loader import MAX_RULES_PER_TRIGGER, load_rules
 from engine.problems import CODES, Severity
 from engine.yamlsource import MAX_FILE_BYTES
+from rapport.services.rules import rules_in_force
 from storage.db import make_engine
 from storage.migrate import upgrade_database
-from storage.revisions import active_revision, rules_in_force
+from storage.revisions import active_revision
 from tests.paths import RULES_INVALID, RULESETS
 
 CORPUS = RULES_INVALID

@@ -22,11 +22,11 @@ import httpx
 import pytest
 from sqlalchemy import Engine, distinct, func, insert, select
 
-from actions.planning import PlannedMessage
 from rapport.services.settings import get_settings
 from storage.imports import import_customers, import_events
 from storage.models import Customer, OutboxMessage, RuleFiring, StaffTask
 from storage.outbox import store_messages
+from storage.planned import PlannedMessage
 from tests.loopback import LOOPBACK, SmtpScript, SmtpServer, port_of, reserve_port
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

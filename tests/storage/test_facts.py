@@ -268,7 +268,7 @@ def test_every_declared_fact_is_present_with_its_type(engine: Engine) -> None:
 
 def test_as_of_without_offset_is_refused(engine: Engine) -> None:
     with engine.connect() as connection, pytest.raises(ValueError, match="offset"):
-        next(iter_customer_facts(connection, datetime(2026, 1, 1)))
+        next(iter_customer_facts(connection, datetime(2026, 1, 1), FactParameters()))
 
 
 def test_all_customers_stream_in_id_order(engine: Engine) -> None:
@@ -276,7 +276,7 @@ def test_all_customers_stream_in_id_order(engine: Engine) -> None:
         add_customer(engine, customer_id)
     add_events(engine, "b", purchase(NOW - DAY, 1.0))
     with engine.connect() as connection:
-        rows = list(iter_customer_facts(connection, NOW, batch_size=2))
+        rows = list(iter_customer_facts(connection, NOW, FactParameters(), batch_size=2))
     assert [row["customer_id"] for row in rows] == ["a", "b", "c"]
     assert [row["lifetime_orders"] for row in rows] == [0, 1, 0]
     assert NOW.tzinfo is UTC
@@ -287,7 +287,7 @@ def test_streaming_facts_leaves_the_connection_usable_for_writes(engine: Engine)
     connection option would turn the next UPDATE into a server-side cursor (an error)."""
     add_customer(engine, "c1")
     with engine.connect() as connection:
-        assert len(list(iter_customer_facts(connection, NOW, batch_size=2))) == 1
+        assert len(list(iter_customer_facts(connection, NOW, FactParameters(), batch_size=2))) == 1
         updated = connection.execute(
             text("UPDATE customers SET name = 'Renamed' WHERE id = 'c1'")
         ).rowcount

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.facts import FactParameters
 from rapport.demo.sample import write_sample
 from storage.facts import iter_customer_facts
 from storage.imports import import_customers, import_events
@@ -24,7 +25,11 @@ def test_facts_are_identical_on_sqlite_and_postgresql(tmp_path: Path, as_of: str
         import_customers(engine, files.customers, default_timezone="Asia/Shanghai")
         import_events(engine, files.events, imported_at=END)
         with engine.connect() as connection:
-            results.append(list(iter_customer_facts(connection, datetime.fromisoformat(as_of))))
+            results.append(
+                list(
+                    iter_customer_facts(connection, datetime.fromisoformat(as_of), FactParameters())
+                )
+            )
         engine.dispose()
     sqlite_facts, postgres_facts = results
     assert len(sqlite_facts) == files.customer_count

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, func, select
 
-from actions.planning import PlannedMessage
 from storage.models import OutboxMessage
 from storage.outbox import claim_due, mark_sent, postpone, store_messages
+from storage.planned import PlannedMessage
 from tests.factories import NOW, add_customer
 
 LEASE = timedelta(minutes=5)

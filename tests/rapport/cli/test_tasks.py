@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
-from actions.planning import PlannedTask
 from rapport.cli.app import app
 from rapport.services.settings import get_settings
 from storage.db import make_engine
 from storage.migrate import upgrade_database
 from storage.models import Event, StaffTask
+from storage.planned import PlannedTask
 from storage.tasks import (
     TaskNotClosable,
     close_task,

@@ -11,9 +11,9 @@ from sqlalchemy import Engine, select
 from engine.loader import load_rules
 from engine.measure_settings import ControlGroup
 from rapport.services.explanation import explain_customer
+from rapport.services.rules import rules_in_force
 from rapport.services.scheduled import RunSummary, evaluate_customers
 from storage.models import OutboxMessage, RuleFiring, StaffTask
-from storage.revisions import rules_in_force
 from tests.factories import NOW, add_customer
 
 RULES = """

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
+from rapport.services.rules import NoRulesInForce, rules_in_force
 from rapport.services.scheduled import evaluate_customers
 from storage.models import RuleFiring, RulesetRevision
-from storage.revisions import NoRulesInForce, active_revision, rules_in_force
+from storage.revisions import active_revision
 from tests.factories import NOW, add_customer
 from tests.paths import RULESETS
 
