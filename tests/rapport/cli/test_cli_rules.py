@@ -144,6 +144,10 @@ def test_explain_shows_what_the_guards_would_do(rules_dir: Path, tmp_path: Path)
             "    reentry: once\n"
         )
     )
+    templates = tmp_path / "templates"  # the rules in force are valid templates included
+    templates.mkdir()
+    for locale in ("zh-CN", "en"):
+        (templates / f"hello.{locale}.yaml").write_text('subject: "Hi"\ntext: Hi\n')
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     engine = make_engine(get_settings().database_url)
     add_customer(engine, "C1", timezone="UTC", email="c1@example.com", consent_email=True)
