@@ -26,7 +26,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, text, update
+from sqlalchemy import Engine
 
 from actions.privacy import mask
 from actions.unsubscribe import verify_unsubscribe
@@ -36,7 +36,8 @@ from rapport.api.limits import BodyLimit
 from rapport.api.reactor import Reactor, RulesInForce
 from rapport.services.explanation import explain_customer
 from rapport.services.settings import Settings
-from storage.customers import CUSTOMERS
+from storage.customers import withdraw_consent
+from storage.db import ping
 from storage.facts import iter_customer_facts
 from storage.import_rows import strings_in
 from storage.imports import RowError, import_customer_list, import_event_list
@@ -136,8 +137,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     @app.get("/healthz", tags=["service"])
     def healthz() -> JsonObject:
         """Liveness and database reachability; no key needed."""
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        ping(engine)
         return {"status": "ok"}
 
     @app.post("/events", tags=["intake"], dependencies=[ingest])
@@ -289,12 +289,8 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
         if channel not in MESSAGE_CHANNELS:
             raise HTTPException(422, f"channel must be one of {', '.join(MESSAGE_CHANNELS)}")
         with engine.begin() as connection:
-            changed = connection.execute(
-                update(CUSTOMERS)
-                .where(CUSTOMERS.c.id == customer)
-                .values({f"consent_{channel}": False})
-            ).rowcount
-        if not changed:
+            withdrawn = withdraw_consent(connection, customer, channel)
+        if not withdrawn:
             raise HTTPException(404, "no such customer")
         return {"customer_id": customer, "channel": channel, "consent": False}
 
