@@ -125,6 +125,27 @@ def test_an_unknown_key_is_refused(api: Api) -> None:
     assert response.status_code == 401
 
 
+def test_the_key_may_come_as_a_bearer_token(api: Api) -> None:
+    bearer = {"Authorization": f"Bearer {api.keys['staff']}"}
+    assert api.call("GET", "/tasks", headers=bearer).status_code == 200
+    assert api.call("POST", "/events", headers=bearer, json={}).status_code == 403
+
+
+def test_the_openapi_document_names_the_key_on_every_protected_operation() -> None:
+    document = json.loads(openapi_document())
+    assert document["components"]["securitySchemes"]["ApiKey"]["name"] == "X-API-Key"
+    secured = {
+        (method, path): spec.get("security")
+        for path, methods in document["paths"].items()
+        for method, spec in methods.items()
+    }
+    assert {key for key, security in secured.items() if not security} == {
+        ("get", "/healthz"),
+        ("get", "/unsubscribe"),  # the signed link is its own proof
+    }
+    assert {} in secured[("post", "/unsubscribe")]  # a signed link needs no key either
+
+
 def test_a_batch_with_good_and_bad_events_and_its_replay(api: Api, engine: Engine) -> None:
     add_customer(engine, "c1")
     batch = [
