@@ -1,11 +1,11 @@
-"""Reading customer rows (contact details, consents) by id."""
+"""Customer rows (contact details, consents) by id: reading them, withdrawing a consent."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
 from storage.models import Customer
 
@@ -22,3 +22,12 @@ def customer_id_batches(connection: Connection, size: int) -> list[list[str]]:
     """Every customer id in order, cut into batches of `size` (the units of a run)."""
     ids = list(connection.scalars(select(CUSTOMERS.c.id).order_by(CUSTOMERS.c.id)))
     return [ids[start : start + size] for start in range(0, len(ids), size)]
+
+
+def withdraw_consent(connection: Connection, customer_id: str, channel: str) -> bool:
+    """Marks the customer as no longer consenting to `channel` (a message channel, e.g.
+    after an unsubscribe); False when no customer has that id."""
+    query = (
+        update(CUSTOMERS).where(CUSTOMERS.c.id == customer_id).values({f"consent_{channel}": False})
+    )
+    return bool(connection.execute(query).rowcount)

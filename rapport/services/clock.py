@@ -20,8 +20,9 @@ def parse_moment(text: str, default_zone: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
+        shown = text if len(text) <= 40 else text[:40] + "…"  # an answer, not an echo
         raise ValueError(
-            f"{text!r} is not an ISO 8601 time such as 2026-07-01T09:00+08:00"
+            f"{shown!r} is not an ISO 8601 time such as 2026-07-01T09:00+08:00"
         ) from None
     if moment.utcoffset() is None:
         moment = moment.replace(tzinfo=ZoneInfo(default_zone))

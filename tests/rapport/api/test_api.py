@@ -7,7 +7,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -21,7 +21,7 @@ from rapport.api.keys import new_key
 from rapport.cli.api import OPENAPI_FILE, openapi_document
 from rapport.services.settings import Settings
 from storage.models import Customer, Event, StaffTask
-from tests.factories import NOW, add_customer
+from tests.factories import NOW, add_customer, add_events
 
 SECRET = "test-secret"
 EVENTS = Event.__table__  # type: ignore[attr-defined]
@@ -125,6 +125,27 @@ def test_an_unknown_key_is_refused(api: Api) -> None:
     assert response.status_code == 401
 
 
+def test_the_key_may_come_as_a_bearer_token(api: Api) -> None:
+    bearer = {"Authorization": f"Bearer {api.keys['staff']}"}
+    assert api.call("GET", "/tasks", headers=bearer).status_code == 200
+    assert api.call("POST", "/events", headers=bearer, json={}).status_code == 403
+
+
+def test_the_openapi_document_names_the_key_on_every_protected_operation() -> None:
+    document = json.loads(openapi_document())
+    assert document["components"]["securitySchemes"]["ApiKey"]["name"] == "X-API-Key"
+    secured = {
+        (method, path): spec.get("security")
+        for path, methods in document["paths"].items()
+        for method, spec in methods.items()
+    }
+    assert {key for key, security in secured.items() if not security} == {
+        ("get", "/healthz"),
+        ("get", "/unsubscribe"),  # the signed link is its own proof
+    }
+    assert {} in secured[("post", "/unsubscribe")]  # a signed link needs no key either
+
+
 def test_a_batch_with_good_and_bad_events_and_its_replay(api: Api, engine: Engine) -> None:
     add_customer(engine, "c1")
     batch = [
@@ -208,6 +229,32 @@ def test_facts_and_explain_for_staff(api: Api, engine: Engine) -> None:
     assert tiers["state"] == "not fired" and tiers["checks"]  # each condition with its value
     assert all({"text", "actual", "holds"} <= set(check) for check in tiers["checks"])
     assert api.call("GET", "/customers/nobody/facts", "staff").status_code == 404
+
+
+@pytest.fixture
+def shanghai(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RAPPORT_TIMEZONE=Asia/Shanghai for the `api` fixture's settings (ask for it first)."""
+    monkeypatch.setenv("RAPPORT_TIMEZONE", "Asia/Shanghai")
+
+
+def test_as_of_is_read_like_the_commands_as_of(shanghai: None, api: Api, engine: Engine) -> None:
+    """A bare date is the start of that day in RAPPORT_TIMEZONE, as for `--as-of`."""
+    add_customer(engine, "c1")
+    # 1 July 02:00 in Shanghai: after the start of 1 July there, before it in UTC.
+    purchase = datetime(2026, 6, 30, 18, 0, tzinfo=UTC)
+    add_events(engine, "c1", {"type": "purchase", "occurred_at": purchase, "amount": 10})
+
+    def facts(as_of: str) -> httpx.Response:
+        return api.call("GET", "/customers/c1/facts", "staff", params={"as_of": as_of})
+
+    bare, offset = facts("2026-07-01"), facts("2026-07-01T00:00:00+08:00")
+    assert bare.status_code == 200
+    assert bare.json() == offset.json()
+    assert bare.json()["facts"]["lifetime_orders"] == 0
+    assert facts("2026-07-01T00:00:00Z").json()["facts"]["lifetime_orders"] == 1
+    refused = facts("1 July")
+    assert refused.status_code == 422 and "not an ISO 8601 time" in refused.json()["detail"]
+    assert facts("0999-12-31").status_code == 422  # outside the years 1000 to 9000
 
 
 def consent(engine: Engine, customer: str) -> bool:

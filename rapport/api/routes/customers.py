@@ -1,0 +1,80 @@
+"""The `customers` tag: one customer's facts and rule explanation, for `staff` keys."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+
+from rapport.api.inputs import JsonObject, known_text
+from rapport.api.security import require_role
+from rapport.api.state import Config, Database, Rules
+from rapport.services.clock import parse_moment
+from rapport.services.explanation import explain_customer
+from storage.facts import iter_customer_facts
+
+# `as_of` well inside what datetime can hold: storing it converts it to UTC, and facts
+# look days and years away from it; either would overflow near year 1 or 9999.
+AS_OF_RANGE = (datetime(1000, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC))
+# Text, read by the commands' own parser, so `as_of` means what `--as-of` means.
+AsOf = Annotated[
+    str | None,
+    Query(
+        description="ISO 8601 time (default: now); a date, or a time without offset, is "
+        "read in RAPPORT_TIMEZONE, e.g. 2026-07-01 or 2026-07-01T09:00+08:00."
+    ),
+]
+
+router = APIRouter(tags=["customers"], dependencies=[Depends(require_role("staff"))])
+
+
+@router.get("/customers/{customer_id}/facts")
+def customer_facts(
+    settings: Config,
+    engine: Database,
+    rules: Rules,
+    customer_id: str,
+    as_of: AsOf = None,
+) -> JsonObject:
+    """Every fact of one customer as of a time (default: now)."""
+    known_text(customer_id)
+    moment = _moment(as_of, settings.timezone)
+    ruleset = rules.get()
+    with engine.connect() as connection:
+        found = list(iter_customer_facts(connection, moment, ruleset.parameters, [customer_id]))
+    if not found:
+        raise HTTPException(404, f"no customer {customer_id!r}")
+    return {"as_of": moment.isoformat(), "facts": found[0]}
+
+
+@router.get("/customers/{customer_id}/explain")
+def explain(
+    settings: Config,
+    engine: Database,
+    rules: Rules,
+    customer_id: str,
+    as_of: AsOf = None,
+) -> JsonObject:
+    """Every rule with fired / not fired, each condition's actual value and what the
+    guards would do with the messages fired rules plan."""
+    known_text(customer_id)
+    moment = _moment(as_of, settings.timezone)
+    explanation = explain_customer(engine, rules.get(), customer_id, moment)
+    if explanation is None:
+        raise HTTPException(404, f"no customer {customer_id!r}")
+    return asdict(explanation)
+
+
+def _moment(as_of: str | None, zone: str) -> datetime:
+    """`as_of` as an aware datetime (now when not given), or a 422 saying what is wrong."""
+    if as_of is None:
+        return datetime.now(UTC)
+    try:
+        moment = parse_moment(as_of, zone)
+    except ValueError as error:
+        raise HTTPException(422, f"as_of: {error}") from None
+    if not AS_OF_RANGE[0] <= moment <= AS_OF_RANGE[1]:
+        raise HTTPException(422, "as_of must lie between the years 1000 and 9000")
+    return moment
