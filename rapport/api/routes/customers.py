@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from rapport.api.inputs import JsonObject, known_text
 from rapport.api.security import require_role
 from rapport.api.state import Config, Database, Rules
-from rapport.services.clock import parse_moment
+from rapport.services.clock import as_of_or_now
 from rapport.services.explanation import explain_customer
 from storage.facts import iter_customer_facts
 
@@ -69,10 +69,8 @@ def explain(
 
 def _moment(as_of: str | None, zone: str) -> datetime:
     """`as_of` as an aware datetime (now when not given), or a 422 saying what is wrong."""
-    if as_of is None:
-        return datetime.now(UTC)
     try:
-        moment = parse_moment(as_of, zone)
+        moment = as_of_or_now(as_of, zone)
     except ValueError as error:
         raise HTTPException(422, f"as_of: {error}") from None
     if not AS_OF_RANGE[0] <= moment <= AS_OF_RANGE[1]:
