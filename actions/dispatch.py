@@ -213,14 +213,7 @@ class _Job:
         assert channel is not None
         sender = self.senders.get(channel)
         if sender is None:
-            return self._settle(
-                "failed",
-                mark_failed,
-                message.id,
-                worker,
-                channel,
-                f"no sender configured for {channel}",
-            )
+            return self._fail(message, channel, f"no sender configured for {channel}")
         envelope = self._envelope(message, customer, facts, recipient, channel)
         ticket = self.turnstile.ticket()
         try:
@@ -244,14 +237,8 @@ class _Job:
             self.report.reasons["temporary_failure"] += 1
             self.report.unavailable[channel] += 1
             if message.attempts >= self.settings.max_attempts:
-                return self._settle(
-                    "failed",
-                    mark_failed,
-                    message.id,
-                    worker,
-                    channel,
-                    f"gave up after {message.attempts} attempts: {mask(str(error))}",
-                )
+                gave_up = f"gave up after {message.attempts} attempts: {mask(str(error))}"
+                return self._fail(message, channel, gave_up)
             retry_at = now + retry_delay(message.attempts, self.settings)
             return self._settle(
                 "retrying",
@@ -263,14 +250,7 @@ class _Job:
                 mask(str(error)),
             )
         if not delivery.accepted:
-            return self._settle(
-                "failed",
-                mark_failed,
-                message.id,
-                worker,
-                channel,
-                mask(str(delivery.permanent_error)),
-            )
+            return self._fail(message, channel, mask(str(delivery.permanent_error)))
         with self.connection.begin():
             if mark_sent(self.connection, message.id, worker, channel, delivery.reply, now):
                 record_contact(self.connection, message, channel, now)
@@ -309,6 +289,11 @@ class _Job:
             customer_id=message.customer_id,
             locale=rendered.locale,
         )
+
+    def _fail(self, message: ClaimedMessage, channel: str, error: str) -> bool:
+        """Records a permanent failure on `channel`: no sender for it, the provider refused
+        the message, or the retries ran out. One place, so all three are counted alike."""
+        return self._settle("failed", mark_failed, message.id, self.settings.worker, channel, error)
 
     def _settle(self, outcome: str, transition: Any, *arguments: Any) -> bool:
         if outcome in ("failed", "retrying"):
