@@ -17,6 +17,8 @@ from engine.vocabulary import (
     FEEDBACK_LEVELS,
     MESSAGE_CHANNELS,
     OPERATORS,
+    RULE_ID_PATTERN,
+    TAG_PATTERN,
     ActionSpec,
     Operand,
     ParamType,
@@ -196,14 +198,14 @@ def _reentry_schema() -> dict[str, Any]:
 
 
 def _rule_schema() -> dict[str, Any]:
-    """One entry of `rules:`."""
+    """One entry of `rules:`; its id and tags take the loader's patterns."""
     condition = {"$ref": "#/$defs/condition"}
     return {
         "type": "object",
         "required": ["id", "description", "trigger", "actions"],
         "additionalProperties": False,
         "properties": {
-            "id": {"type": "string", "pattern": "^[a-z][a-z0-9_]{2,63}$"},
+            "id": {"type": "string", "pattern": RULE_ID_PATTERN},
             "description": {"type": "string", "minLength": 1},
             "trigger": _trigger_schema(),
             "when": {"anyOf": [condition, {"type": "array", "items": condition}]},
@@ -215,7 +217,7 @@ def _rule_schema() -> dict[str, Any]:
             "reentry": _reentry_schema(),
             "priority": {"type": "integer", "description": "Lower runs first; default 100."},
             "enabled": {"type": "boolean"},
-            "tags": {"type": "array", "items": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"}},
+            "tags": {"type": "array", "items": {"type": "string", "pattern": TAG_PATTERN}},
         },
     }
 

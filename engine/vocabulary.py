@@ -13,6 +13,11 @@ from typing import Any
 
 from engine.facts import CONTACT_CHANNELS, FACTS_BY_NAME, FEEDBACK_LEVELS, Fact, FactType
 
+# snake_case words, as Python `re` and JSON Schema both read them: the loader matches rule
+# ids and tags with these, and `rapport rules schema` gives editors the same patterns.
+RULE_ID_PATTERN = r"^[a-z][a-z0-9_]{2,63}$"
+TAG_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+
 NUMERIC = frozenset({FactType.INTEGER, FactType.NUMBER})
 ALL_TYPES = frozenset(FactType)
 
