@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from engine.facts import CONTACT_CHANNELS, FACTS_BY_NAME, FEEDBACK_LEVELS, Fact, FactType
+from engine.facts import (
+    CONTACT_CHANNELS,
+    FACTS_BY_NAME,
+    FEEDBACK_LEVELS,
+    ONLINE_CHANNELS,
+    Fact,
+    FactType,
+)
 
 # snake_case words, as Python `re` and JSON Schema both read them: the loader matches rule
 # ids and tags with these, and `rapport rules schema` gives editors the same patterns.
@@ -198,7 +205,7 @@ class ActionSpec:
         return next((param for param in self.params if param.name == name), None)
 
 
-MESSAGE_CHANNELS = ("email", "sms", "wechat", "app")
+MESSAGE_CHANNELS = ONLINE_CHANNELS  # Rapport sends on the online channels, not in person
 _ROLE = Param("owner_role", ParamType.CHOICE, "Who must do it.", required=True, choices=OWNER_ROLES)
 
 ACTIONS: dict[str, ActionSpec] = {
