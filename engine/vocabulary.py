@@ -13,7 +13,6 @@ from typing import Any
 
 from engine.facts import (
     CONTACT_CHANNELS,
-    FACTS_BY_NAME,
     FEEDBACK_LEVELS,
     ONLINE_CHANNELS,
     Fact,
@@ -294,18 +293,6 @@ ACTIONS: dict[str, ActionSpec] = {
         ),
     )
 }
-
-
-def fact_for(subject: str) -> Fact | None:
-    """The declared fact or event field a condition names (`event.level` for fields)."""
-    if subject.startswith("event."):
-        _, _, name = subject.partition(".")
-        for event in EVENT_TYPES.values():
-            for field in event.fields:
-                if field.name == name:
-                    return field
-        return None
-    return FACTS_BY_NAME.get(subject)
 
 
 # The variables a message template may use; anything else fails `rapport rules check`.
