@@ -3,8 +3,8 @@
 It builds the same `CustomerAggregates` the set-wise SQL of `storage/facts.py` builds,
 window for window and edge for edge (an event at `T` is seen as of `T`; one exactly a
 window's length before `T` is out of it), so `engine.facts.derive_facts` turns them into
-the facts a live evaluation would see. `tests/rapport/backtest/test_backtest_aggregates.py` holds it to
-that on generated data at several moments, on SQLite and PostgreSQL.
+the facts a live evaluation would see. `tests/rapport/backtest/test_backtest_aggregates.py`
+holds it to that on generated data at several moments, on SQLite and PostgreSQL.
 
 It also knows how long aggregates stay as they are: until the customer's next event or
 until an event leaves one of the windows. Between those moments only the facts that
