@@ -6,7 +6,8 @@ aggregates built in Python, see `aggregates.py`), matching by the compiled engin
 `storage.firings.admitted`, planning and idempotency keys by `actions.planning`, the
 guards by `actions.guards.decide` with `actions.dispatch.recipient_for`. Only what live
 keeps in tables is kept here, in memory, for this one customer: when each rule last
-fired, the keys planned, open tasks, marketing delivered within the cap window.
+fired and the keys planned (`planner.py`), open tasks (`staff.py`), marketing delivered
+within the cap window (`mailroom.py`).
 
 The moments, in time order, and at one instant in this order:
 
@@ -14,39 +15,37 @@ The moments, in time order, and at one instant in this order:
    reacts at once), on `step_due` events when their step comes due and on `task_overdue`
    when the SLA watch finds a task late (`staff.py`), facts as of that moment;
 2. *evaluation* — at each step, the scheduled rules, facts as of the step;
-3. *dispatch* — every message the moment it is due: sent (then it is a `contact` event
-   of the history, which later facts see), deferred to the end of the quiet hours (and
-   decided again then), or suppressed.
+3. *dispatch* (`mailroom.py`) — every message the moment it is due: sent (then it is a
+   `contact` event of the history, which later facts see), deferred to the end of the
+   quiet hours (and decided again then), or suppressed.
 
 Customers never affect each other (every fact, guard and task is one customer's), so a
 replay per customer gives what a replay of everyone step by step would.
 
 A step only reaches the engine when the pure-Python condition evaluator
 (`engine.trace.holds`, held equal to the engine by the test suite) finds a rule that
-re-entry allows and whose conditions hold; the engine's answer is the one used.
+re-entry allows and whose conditions hold (`customer_facts.Foresight`); the engine's
+answer is the one used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from actions.planning import Planned, PlannedMessage, PlannedStep, PlannedTask, plan_firing
 from engine.evaluate import Firing
-from engine.model import Rule
 from rapport.backtest.agenda import EVALUATE, REACT, Agenda
 from rapport.backtest.aggregates import CustomerHistory
 from rapport.backtest.customer_facts import CustomerFacts, Foresight
 from rapport.backtest.history import CustomerRecord, Happening
 from rapport.backtest.mailroom import Mailroom
 from rapport.backtest.outcomes import Outcomes
+from rapport.backtest.planner import Planner
 from rapport.backtest.revision import Rules
-from rapport.backtest.staff import WATCH_DELAY_US, FeedbackItem, Staff
-from rapport.backtest.tally import Group, Tally
-from rapport.backtest.timeline import Window, from_us, to_us
+from rapport.backtest.staff import FeedbackItem, Staff
+from rapport.backtest.tally import Tally
+from rapport.backtest.timeline import Window, from_us
 from storage.events import event_fields
-from storage.firings import admitted
 
 
 class Replay:
@@ -78,10 +77,6 @@ class Replay:
         self.outcomes = Outcomes(
             [e.at for e in record.events if e.type == "purchase"], window, history_end
         )
-        self.last: dict[tuple[str, str], datetime] = {
-            (rule, self.customer): at for rule, at in (last_fired or {}).items()
-        }
-        self.keys: set[str] = set()
         self.agenda = Agenda()
         self.mailroom = Mailroom(
             rules,
@@ -91,6 +86,16 @@ class Replay:
             self.agenda,
             record.profile.row(),
             list(marketing_sent or ()),
+        )
+        self.planner = Planner(
+            rules,
+            self.customer,
+            tally,
+            self.staff,
+            self.outcomes,
+            self.mailroom,
+            self.agenda,
+            last_fired,
         )
 
     def run(self) -> None:
@@ -142,7 +147,7 @@ class Replay:
             )
         ]
         items_of = {event.id: item for event, item in events}
-        self._apply(admitted(firings, self.rules.ruleset, self.last), at, facts, items_of)
+        self._apply(firings, at, facts, items_of)
 
     def _happened(self, at: int, item: Happening | int) -> tuple[Happening, str | None] | None:
         """The event an agenda item stands for, with the feedback item it serves; None
@@ -169,59 +174,20 @@ class Replay:
     # ------------------------------------------------------------------- evaluation
     def _evaluate(self, at: int, moment: datetime) -> None:
         """The scheduled rules at a step; the prefilter first, when it is on."""
-        if self.foresight is not None and not self._admits_any(
+        if self.foresight is not None and not self.planner.admits_any(
             self.foresight.holding(at, moment), moment
         ):
             return
         facts = self.facts.as_of(at)
         firings = self.rules.evaluator.evaluate(facts, moment)
-        self._apply(admitted(firings, self.rules.ruleset, self.last), at, facts, {})
+        self._apply(firings, at, facts, {})
 
-    def _admits_any(self, rules: Iterable[Rule], moment: datetime) -> bool:
-        """Whether re-entry lets any of `rules` fire again at `moment`."""
-        return any(rule.admits(self.last.get((rule.id, self.customer)), moment) for rule in rules)
-
-    # --------------------------------------------------------------------- planning
     def _apply(
         self, firings: list[Firing], at: int, facts: dict[str, Any], items: dict[str, str | None]
     ) -> None:
-        """Records admitted firings and what they plan, as
-        `rapport.services.scheduled.apply_firings` stores them: a key planned before is
-        skipped, a held-out firing plans nothing."""
-        week = self.window.week_of(at)
+        """Firings with the week and the customer's group they count in."""
         group = (facts["tier"], facts["lifecycle_stage"], facts["segment"])
-        for firing in firings:
-            self._record(firing, at, week, group)
-            if firing.held_out:
-                continue
-            for planned in plan_firing(self.rules.by_id[firing.rule_id], firing):
-                if planned.key not in self.keys:
-                    self.keys.add(planned.key)
-                    self._plan(planned, items.get(firing.event_id or ""), week, group)
-
-    def _record(self, firing: Firing, at: int, week: int, group: Group) -> None:
-        rule_id = firing.rule_id
-        self.last[(rule_id, self.customer)] = firing.as_of
-        self.tally.fired(
-            rule_id, self.customer, firing.as_of, firing.event_id, firing.held_out, week, group
-        )
-        if rule_id in self.rules.churn_signals:
-            self.outcomes.flag(rule_id, at)
-
-    def _plan(self, planned: Planned, item: str | None, week: int, group: Group) -> None:
-        """A newly planned message, task or step onto the agenda (`item`: the feedback
-        item the firing serves)."""
-        if isinstance(planned, PlannedMessage):
-            self.tally.message(planned.rule_id, "planned", week)
-            self.mailroom.post(planned, group)
-        elif isinstance(planned, PlannedTask):
-            task = self.staff.open(planned, item)
-            self.tally.task(planned.rule_id, planned.owner_role, week, group)
-            if self.tally.journal is not None:
-                self.tally.journal.opened(planned)
-            self.agenda.add(task.due + WATCH_DELAY_US, REACT, task.number)
-        elif isinstance(planned, PlannedStep):
-            self.agenda.add(to_us(planned.due_at), REACT, _step(planned))
+        self.planner.apply(firings, at, self.window.week_of(at), group, items)
 
     def _finish(self, begin: int) -> None:
         tally = self.tally
@@ -231,11 +197,3 @@ class Replay:
         tally.customer_weeks(self.customer, first_week, self.mailroom.sent)
         self.staff.count(tally)
         self.outcomes.count(tally, self.rules.churn_signals)
-
-
-def _step(planned: PlannedStep) -> Happening:
-    """The `step_due` event `storage.events.store_steps` records for a planned step."""
-    due = to_us(planned.due_at)
-    return Happening(
-        due, from_us(due), f"step:{planned.key}", "step_due", attributes={"step": planned.step}
-    )
