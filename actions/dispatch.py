@@ -30,6 +30,7 @@ from actions.privacy import mask
 from actions.templates import Templates, message_context
 from actions.unsubscribe import unsubscribe_url
 from engine.model import RuleSet
+from engine.vocabulary import MESSAGE_CHANNELS
 from storage.customers import customer_rows
 from storage.events import event_fields, events_by_id
 from storage.facts import iter_customer_facts
@@ -88,7 +89,7 @@ def triggering_events(connection: Connection, ids: list[str]) -> dict[str, dict[
 
 def recipient_for(customer: Mapping[str, Any], facts: Mapping[str, Any]) -> Recipient:
     """The guards' view of a customer: consents, addresses and stated preference."""
-    consents = {ch: bool(customer[f"consent_{ch}"]) for ch in ("email", "sms", "wechat", "app")}
+    consents = {ch: bool(customer[f"consent_{ch}"]) for ch in MESSAGE_CHANNELS}
     preferred = str((customer["attributes"] or {}).get("preferred_channels", ""))
     return Recipient(
         customer_id=customer["id"],

@@ -39,9 +39,11 @@ class Fact:
 TIERS = ("high", "mid", "base")
 STAGES = ("prospect", "new", "established", "at_risk", "dormant")
 SEGMENTS = ("consumer", "enterprise")
-CONTACT_CHANNELS = ("email", "sms", "wechat", "app", "phone", "visit")
+# The channels Rapport can send messages on, each with its consent; declared only here
+# (engine/vocabulary.py names them MESSAGE_CHANNELS for actions and rule files).
 ONLINE_CHANNELS = ("email", "sms", "wechat", "app")
 PERSONAL_CHANNELS = ("phone", "visit")
+CONTACT_CHANNELS = (*ONLINE_CHANNELS, *PERSONAL_CHANNELS)
 FEEDBACK_LEVELS = ("general", "complex", "major")
 
 _I, _N, _S, _B, _D = (

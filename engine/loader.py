@@ -23,11 +23,18 @@ from engine.measure_settings import Measures, TaskCostKinds, parse_measures, tas
 from engine.model import Action, Position, Reentry, Rule, RuleSet
 from engine.policy import Policy, parse_policy
 from engine.problems import Problem, Severity, did_you_mean
-from engine.vocabulary import ACTIONS, EVENT_TYPES, MESSAGE_CHANNELS, ParamType
+from engine.vocabulary import (
+    ACTIONS,
+    EVENT_TYPES,
+    MESSAGE_CHANNELS,
+    RULE_ID_PATTERN,
+    TAG_PATTERN,
+    ParamType,
+)
 from engine.yamlsource import Source, content_hash, parse, rule_files
 
-RULE_ID = re.compile(r"^[a-z][a-z0-9_]{2,63}$")
-TAG = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+RULE_ID = re.compile(RULE_ID_PATTERN)
+TAG = re.compile(TAG_PATTERN)
 RULE_KEYS = (
     "id",
     "description",

@@ -17,6 +17,9 @@ from engine.vocabulary import (
     FEEDBACK_LEVELS,
     MESSAGE_CHANNELS,
     OPERATORS,
+    RULE_ID_PATTERN,
+    TAG_PATTERN,
+    ActionSpec,
     Operand,
     ParamType,
 )
@@ -88,18 +91,19 @@ def _param(kind: ParamType, choices: tuple[str, ...]) -> dict[str, Any]:
     return {"type": "string", "minLength": 1}
 
 
+def _closed(properties: dict[str, Any]) -> dict[str, Any]:
+    """An object that takes these properties and no others (a typo is an error)."""
+    return {"type": "object", "additionalProperties": False, "properties": properties}
+
+
 def _measures_schema() -> dict[str, Any]:
-    """The `measures:` section (see engine/measures.py)."""
-
-    def closed(properties: dict[str, Any]) -> dict[str, Any]:
-        return {"type": "object", "additionalProperties": False, "properties": properties}
-
+    """The `measures:` section (see engine/measure_settings.py)."""
     cost = {"type": "number", "minimum": 0}
     duration = {"$ref": "#/$defs/duration"}
-    sla = closed({"first_response": duration, "resolution": duration})
-    return closed(
+    sla = _closed({"first_response": duration, "resolution": duration})
+    return _closed(
         {
-            "control_group": closed(
+            "control_group": _closed(
                 {
                     "percent": {"type": "number", "minimum": 0, "maximum": MAX_CONTROL_PERCENT},
                     "salt": {"type": "string", "minLength": 1},
@@ -108,10 +112,10 @@ def _measures_schema() -> dict[str, Any]:
             "active_window": duration,
             "winback_window": duration,
             "clv_horizon_years": {"type": "integer", "minimum": 1, "maximum": 20},
-            "feedback_sla": closed({level: sla for level in FEEDBACK_LEVELS}),
-            "costs": closed(
+            "feedback_sla": _closed({level: sla for level in FEEDBACK_LEVELS}),
+            "costs": _closed(
                 {
-                    "messages": closed({channel: cost for channel in MESSAGE_CHANNELS}),
+                    "messages": _closed({channel: cost for channel in MESSAGE_CHANNELS}),
                     "tasks": {"type": "object", "additionalProperties": cost},
                 }
             ),
@@ -119,95 +123,175 @@ def _measures_schema() -> dict[str, Any]:
     ) | {"description": "How the report measures: control group, windows, SLAs, costs."}
 
 
-def rule_schema() -> dict[str, Any]:
-    """The JSON Schema (2020-12) for one rule file."""
+def _condition_schema() -> dict[str, Any]:
+    """One condition: `all`/`any`/`not` over conditions, or a test of one fact or event field."""
+    nested = {"type": "array", "items": {"$ref": "#/$defs/condition"}, "minItems": 1}
     event_fields = {
         f"event.{field.name}": _subject(field)
         for event in EVENT_TYPES.values()
         for field in event.fields
     }
-    condition = {
+    return {
         "type": "object",
         "minProperties": 1,
         "maxProperties": 1,
         "properties": {
-            "all": {"type": "array", "items": {"$ref": "#/$defs/condition"}, "minItems": 1},
-            "any": {"type": "array", "items": {"$ref": "#/$defs/condition"}, "minItems": 1},
+            "all": nested,
+            "any": nested,
             "not": {"$ref": "#/$defs/condition"},
             **{fact.name: _subject(fact) for fact in FACTS},
             **event_fields,
         },
         "additionalProperties": False,
     }
-    actions = [
-        {
-            "type": "object",
-            "description": spec.description,
-            "properties": {
-                spec.name: {
-                    "type": "object",
-                    "properties": {
-                        p.name: {**_param(p.type, p.choices), "description": p.description}
-                        for p in spec.params
-                    },
-                    "required": [p.name for p in spec.params if p.required],
-                    "additionalProperties": False,
-                }
+
+
+def _action_schema(spec: ActionSpec) -> dict[str, Any]:
+    """One entry of `actions:`, a mapping with the action's name as its only key."""
+    return {
+        "type": "object",
+        "description": spec.description,
+        "properties": {
+            spec.name: {
+                "type": "object",
+                "properties": {
+                    p.name: {**_param(p.type, p.choices), "description": p.description}
+                    for p in spec.params
+                },
+                "required": [p.name for p in spec.params if p.required],
+                "additionalProperties": False,
+            }
+        },
+        "required": [spec.name],
+        "additionalProperties": False,
+    }
+
+
+def _trigger_schema() -> dict[str, Any]:
+    """`schedule`, or `{event: <type>}`."""
+    return {
+        "anyOf": [
+            {"const": "schedule", "description": "Evaluated for every customer at each run."},
+            {
+                "type": "object",
+                "properties": {"event": {"enum": list(EVENT_TYPES)}},
+                "required": ["event"],
+                "additionalProperties": False,
             },
-            "required": [spec.name],
-            "additionalProperties": False,
-        }
-        for spec in ACTIONS.values()
-    ]
-    rule = {
+        ]
+    }
+
+
+def _reentry_schema() -> dict[str, Any]:
+    """`once`, `per_event`, or `{every: <duration>}`."""
+    return {
+        "anyOf": [
+            {"enum": ["once", "per_event"]},
+            {
+                "type": "object",
+                "properties": {"every": {"$ref": "#/$defs/duration"}},
+                "required": ["every"],
+                "additionalProperties": False,
+            },
+        ]
+    }
+
+
+def _rule_schema() -> dict[str, Any]:
+    """One entry of `rules:`; its id and tags take the loader's patterns."""
+    condition = {"$ref": "#/$defs/condition"}
+    return {
         "type": "object",
         "required": ["id", "description", "trigger", "actions"],
         "additionalProperties": False,
         "properties": {
-            "id": {"type": "string", "pattern": "^[a-z][a-z0-9_]{2,63}$"},
+            "id": {"type": "string", "pattern": RULE_ID_PATTERN},
             "description": {"type": "string", "minLength": 1},
-            "trigger": {
-                "anyOf": [
-                    {
-                        "const": "schedule",
-                        "description": "Evaluated for every customer at each run.",
-                    },
-                    {
-                        "type": "object",
-                        "properties": {"event": {"enum": list(EVENT_TYPES)}},
-                        "required": ["event"],
-                        "additionalProperties": False,
-                    },
-                ]
+            "trigger": _trigger_schema(),
+            "when": {"anyOf": [condition, {"type": "array", "items": condition}]},
+            "actions": {
+                "type": "array",
+                "items": {"oneOf": [_action_schema(spec) for spec in ACTIONS.values()]},
+                "minItems": 1,
             },
-            "when": {
-                "anyOf": [
-                    {"$ref": "#/$defs/condition"},
-                    {"type": "array", "items": {"$ref": "#/$defs/condition"}},
-                ]
-            },
-            "actions": {"type": "array", "items": {"oneOf": actions}, "minItems": 1},
-            "reentry": {
-                "anyOf": [
-                    {"enum": ["once", "per_event"]},
-                    {
-                        "type": "object",
-                        "properties": {"every": {"$ref": "#/$defs/duration"}},
-                        "required": ["every"],
-                        "additionalProperties": False,
-                    },
-                ]
-            },
+            "reentry": _reentry_schema(),
             "priority": {"type": "integer", "description": "Lower runs first; default 100."},
             "enabled": {"type": "boolean"},
-            "tags": {"type": "array", "items": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"}},
+            "tags": {"type": "array", "items": {"type": "string", "pattern": TAG_PATTERN}},
         },
     }
+
+
+def _parameters_schema() -> dict[str, Any]:
+    """The `parameters:` section: the numeric thresholds of `FactParameters`."""
     parameters = {
         f.name: {"type": "number", "minimum": 0}
         for f in fields(FactParameters)
-        if f.name != "holidays"
+        if f.name != "holidays"  # a section of its own
     }
+    return {"type": "object", "properties": parameters, "additionalProperties": False}
+
+
+def _holidays_schema() -> dict[str, Any]:
+    """The `holidays:` section: dates with or without a year (then every year)."""
+    return {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["date", "name"],
+            "additionalProperties": False,
+            "properties": {
+                "date": {"type": "string", "pattern": r"^(\d{4}-)?\d{2}-\d{2}$"},
+                "name": {"type": "string"},
+            },
+        },
+    }
+
+
+def _policy_schema() -> dict[str, Any]:
+    """The `policy:` section (see engine/policy.py)."""
+    clock = {"type": "string", "pattern": r"^\d{2}:\d{2}$"}
+    return {
+        "type": "object",
+        "description": "Delivery guards: quiet hours, frequency cap, channel defaults.",
+        "additionalProperties": False,
+        "properties": {
+            "quiet_hours": _closed({"start": clock, "end": clock}),
+            "frequency_cap": _closed(
+                {
+                    "marketing": {"type": "integer", "minimum": 0},
+                    "window": {"$ref": "#/$defs/duration"},
+                }
+            ),
+            "suppress_marketing_on_open_complaint": {"type": "boolean"},
+            "channel_defaults": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "array",
+                    "items": {"enum": list(MESSAGE_CHANNELS)},
+                },
+            },
+        },
+    }
+
+
+def _fact_reference_schema() -> dict[str, Any]:
+    """`{fact: <numeric fact>, times: n, plus: n}`: a number compared with another fact."""
+    numeric = [f.name for f in FACTS if f.type in (FactType.INTEGER, FactType.NUMBER)]
+    return {
+        "type": "object",
+        "required": ["fact"],
+        "additionalProperties": False,
+        "properties": {
+            "fact": {"enum": numeric},
+            "times": {"type": "number"},
+            "plus": {"type": "number"},
+        },
+    }
+
+
+def rule_schema() -> dict[str, Any]:
+    """The JSON Schema (2020-12) for one rule file."""
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "Rapport rule file",
@@ -216,54 +300,9 @@ def rule_schema() -> dict[str, Any]:
         "properties": {
             "description": {"type": "string"},
             "rules": {"type": "array", "items": {"$ref": "#/$defs/rule"}},
-            "parameters": {
-                "type": "object",
-                "properties": parameters,
-                "additionalProperties": False,
-            },
-            "holidays": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["date", "name"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "date": {"type": "string", "pattern": r"^(\d{4}-)?\d{2}-\d{2}$"},
-                        "name": {"type": "string"},
-                    },
-                },
-            },
-            "policy": {
-                "type": "object",
-                "description": "Delivery guards: quiet hours, frequency cap, channel defaults.",
-                "additionalProperties": False,
-                "properties": {
-                    "quiet_hours": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "properties": {
-                            "start": {"type": "string", "pattern": r"^\d{2}:\d{2}$"},
-                            "end": {"type": "string", "pattern": r"^\d{2}:\d{2}$"},
-                        },
-                    },
-                    "frequency_cap": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "properties": {
-                            "marketing": {"type": "integer", "minimum": 0},
-                            "window": {"$ref": "#/$defs/duration"},
-                        },
-                    },
-                    "suppress_marketing_on_open_complaint": {"type": "boolean"},
-                    "channel_defaults": {
-                        "type": "object",
-                        "additionalProperties": {
-                            "type": "array",
-                            "items": {"enum": list(MESSAGE_CHANNELS)},
-                        },
-                    },
-                },
-            },
+            "parameters": _parameters_schema(),
+            "holidays": _holidays_schema(),
+            "policy": _policy_schema(),
             "affinity": {
                 "type": "object",
                 "additionalProperties": {"type": "array", "items": {"type": "string"}},
@@ -271,22 +310,9 @@ def rule_schema() -> dict[str, Any]:
             "measures": _measures_schema(),
         },
         "$defs": {
-            "rule": rule,
-            "condition": condition,
+            "rule": _rule_schema(),
+            "condition": _condition_schema(),
             "duration": DURATION,
-            "fact_reference": {
-                "type": "object",
-                "required": ["fact"],
-                "additionalProperties": False,
-                "properties": {
-                    "fact": {
-                        "enum": [
-                            f.name for f in FACTS if f.type in (FactType.INTEGER, FactType.NUMBER)
-                        ]
-                    },
-                    "times": {"type": "number"},
-                    "plus": {"type": "number"},
-                },
-            },
+            "fact_reference": _fact_reference_schema(),
         },
     }

@@ -11,7 +11,18 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from engine.facts import CONTACT_CHANNELS, FACTS_BY_NAME, FEEDBACK_LEVELS, Fact, FactType
+from engine.facts import (
+    CONTACT_CHANNELS,
+    FEEDBACK_LEVELS,
+    ONLINE_CHANNELS,
+    Fact,
+    FactType,
+)
+
+# snake_case words, as Python `re` and JSON Schema both read them: the loader matches rule
+# ids and tags with these, and `rapport rules schema` gives editors the same patterns.
+RULE_ID_PATTERN = r"^[a-z][a-z0-9_]{2,63}$"
+TAG_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 
 NUMERIC = frozenset({FactType.INTEGER, FactType.NUMBER})
 ALL_TYPES = frozenset(FactType)
@@ -193,7 +204,7 @@ class ActionSpec:
         return next((param for param in self.params if param.name == name), None)
 
 
-MESSAGE_CHANNELS = ("email", "sms", "wechat", "app")
+MESSAGE_CHANNELS = ONLINE_CHANNELS  # Rapport sends on the online channels, not in person
 _ROLE = Param("owner_role", ParamType.CHOICE, "Who must do it.", required=True, choices=OWNER_ROLES)
 
 ACTIONS: dict[str, ActionSpec] = {
@@ -282,18 +293,6 @@ ACTIONS: dict[str, ActionSpec] = {
         ),
     )
 }
-
-
-def fact_for(subject: str) -> Fact | None:
-    """The declared fact or event field a condition names (`event.level` for fields)."""
-    if subject.startswith("event."):
-        _, _, name = subject.partition(".")
-        for event in EVENT_TYPES.values():
-            for field in event.fields:
-                if field.name == name:
-                    return field
-        return None
-    return FACTS_BY_NAME.get(subject)
 
 
 # The variables a message template may use; anything else fails `rapport rules check`.

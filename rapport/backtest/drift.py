@@ -9,7 +9,7 @@ customer's local date. Every other fact (`STATIC`) is a function of the aggregat
 replay need not derive all facts again at every step to learn that no rule can fire.
 
 Only the prefilter uses it: a step that may fire reaches the engine with facts
-recomputed by `derive_facts`. `tests/test_backtest_aggregates.py` holds it equal to
+recomputed by `derive_facts`. `tests/rapport/backtest/test_backtest_aggregates.py` holds it equal to
 `derive_facts`, fact for fact, on generated customers over a year, so a new fact that
 depends on the time cannot slip into `STATIC` unnoticed.
 """

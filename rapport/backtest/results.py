@@ -17,7 +17,7 @@ from typing import Any
 from engine.durations import format_duration
 from engine.facts import FEEDBACK_LEVELS
 from engine.model import RuleSet
-from rapport.backtest.replay import CHURN_TAG
+from rapport.backtest.revision import CHURN_TAG
 from rapport.backtest.tally import GROUP_DIMENSIONS, Tally
 from rapport.backtest.timeline import Window
 

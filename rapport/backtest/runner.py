@@ -29,7 +29,8 @@ from rapport.backtest.history import (
     load_customers,
     load_seeds,
 )
-from rapport.backtest.replay import Replay, Rules
+from rapport.backtest.replay import Replay
+from rapport.backtest.revision import Rules
 from rapport.backtest.tally import Journal, Tally
 from rapport.backtest.timeline import Window, from_us, to_us
 from storage.db import make_engine

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from rapport.backtest.history import Happening
+from rapport.backtest.tally import Tally
 from rapport.backtest.timeline import MICROSECOND, from_us, to_us
 from storage.planned import OVERDUE_PREFIX, PlannedTask
 
@@ -93,3 +94,11 @@ class Staff:
             level=self.levels.get(task.item) if task.item is not None else None,
             attributes=attributes,
         )
+
+    def count(self, tally: Tally) -> None:
+        """Adds the counted period's feedback items: how many, how many had a task, how
+        many went past a deadline."""
+        for item in self.items.values():
+            tally.feedback[(item.week, item.level, "items")] += 1
+            tally.feedback[(item.week, item.level, "owned")] += item.tasks > 0
+            tally.feedback[(item.week, item.level, "breached")] += item.breached

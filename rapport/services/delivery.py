@@ -11,13 +11,14 @@ from actions.channels.email import SmtpSender
 from actions.channels.file import FileSender
 from actions.channels.webhook import WebhookSender
 from actions.dispatch import DispatchSettings
+from engine.vocabulary import MESSAGE_CHANNELS
 from rapport.services.settings import Settings
 
 
 def build_senders(settings: Settings) -> dict[str, Sender]:
     """SMTP and webhooks where configured; the outbox folder for everything else."""
     folder = FileSender(settings.outbox_dir, sender_address=settings.smtp_from)
-    senders: dict[str, Sender] = {channel: folder for channel in ("email", "sms", "wechat", "app")}
+    senders: dict[str, Sender] = {channel: folder for channel in MESSAGE_CHANNELS}
     if settings.smtp_host:
         senders["email"] = SmtpSender(
             settings.smtp_host,
