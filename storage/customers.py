@@ -7,9 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from storage.models import Customer
-
-CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
+from storage.tables import CUSTOMERS
 
 
 def customer_rows(connection: Connection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:

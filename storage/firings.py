@@ -13,9 +13,7 @@ from engine.durations import format_duration
 from engine.evaluate import Firing
 from engine.model import RuleSet
 from storage.dialect import insert_ignoring_conflicts
-from storage.models import RuleFiring
-
-FIRINGS = RuleFiring.__table__  # type: ignore[attr-defined]
+from storage.tables import FIRINGS
 
 
 def last_fired(

@@ -19,10 +19,9 @@ from engine.loader import load_rules
 from engine.model import RuleSet
 from engine.problems import Problem
 from storage.dialect import insert_ignoring_conflicts
-from storage.models import RulesetRevision
+from storage.tables import REVISIONS
 
 log = logging.getLogger("rapport.rules")
-REVISIONS = RulesetRevision.__table__  # type: ignore[attr-defined]
 
 
 class NoRulesInForce(RuntimeError):
