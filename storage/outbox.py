@@ -31,6 +31,8 @@ from storage.dialect import insert_new_keys
 from storage.events import event_row
 from storage.tables import EVENTS, MESSAGES
 
+CONTACT_PREFIX = "rapport:"  # the ids of the contact events deliveries record
+
 
 @dataclass(frozen=True)
 class ClaimedMessage:
@@ -224,7 +226,7 @@ def record_contact(
     the event id is derived from the outbox key and skipped if already stored.
     """
     row = event_row(
-        f"rapport:{message.key}",
+        f"{CONTACT_PREFIX}{message.key}",
         message.customer_id,
         "contact",
         at,
