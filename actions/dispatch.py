@@ -29,8 +29,8 @@ from actions.guards import Recipient, decide
 from actions.privacy import mask
 from actions.templates import Templates, message_context
 from actions.unsubscribe import unsubscribe_url
+from engine.facts import MESSAGE_CHANNELS
 from engine.model import RuleSet
-from engine.vocabulary import MESSAGE_CHANNELS
 from storage.customers import customer_rows
 from storage.events import event_fields, events_by_id
 from storage.facts import iter_customer_facts

@@ -51,8 +51,8 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from engine.facts import MESSAGE_CHANNELS
 from engine.policy import Policy
-from engine.vocabulary import MESSAGE_CHANNELS
 
 Outcome = Literal["send", "defer", "suppress"]
 

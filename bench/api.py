@@ -59,17 +59,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, Table, func, or_, select
+from sqlalchemy import Engine, func, or_, select
 
 from bench.databases import fresh_database
 from rapport.api.keys import Role, new_key
 from rapport.demo.sample import write_sample
 from storage.imports import import_customers
-from storage.models import Event
+from storage.tables import EVENTS
 
 LOOPBACK = "127.0.0.1"
 ROOT = Path(__file__).resolve().parent.parent
-EVENTS: Table = Event.__table__  # type: ignore[attr-defined]
 PURCHASE_SHARE = 0.4
 PRODUCTS = (("coffee-beans", 128.0), ("water-filter", 160.0), ("grinder", 2_400.0))
 ESCALATION_RULE = "feedback_major_to_management"

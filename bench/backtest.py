@@ -21,9 +21,9 @@ from typing import Any
 
 from bench.rules import rss_mib
 from engine.loader import load_rules
-from rapport.backtest.history import customer_ids
 from rapport.backtest.runner import default_workers, run_backtest
 from rapport.backtest.timeline import Window
+from storage.customers import customer_ids
 from storage.db import make_engine
 
 RULES = Path(__file__).resolve().parent.parent / "rules"

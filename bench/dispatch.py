@@ -42,9 +42,9 @@ from actions.templates import Templates
 from bench.databases import fresh_database
 from engine.model import RuleSet
 from rapport.demo.smtp_sink import running_sink
-from storage.models import Customer
 from storage.outbox import store_messages
 from storage.planned import PlannedMessage
+from storage.tables import CUSTOMERS
 
 LOOPBACK = "127.0.0.1"
 NOON = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)  # outside the default quiet hours in UTC
@@ -90,7 +90,7 @@ def plan(engine: Engine, count: int) -> None:
         for c in customers
     ]
     with engine.begin() as connection:
-        connection.execute(insert(Customer.__table__), customers)  # type: ignore[attr-defined]
+        connection.execute(insert(CUSTOMERS), customers)
         store_messages(connection, planned, NOON)
 
 

@@ -85,7 +85,7 @@ from rapport.services.settings import Settings, get_settings  # noqa: E402
 from storage.customers import customer_id_batches  # noqa: E402
 from storage.db import make_engine  # noqa: E402
 from storage.migrate import check_schema  # noqa: E402
-from storage.models import OutboxMessage, RuleFiring, StaffTask  # noqa: E402
+from storage.tables import FIRINGS, MESSAGES, TASKS  # noqa: E402
 
 SOURCE = Path("var/bench/bench.db")
 SCRATCH = Path("var/bench/prefect-share")
@@ -95,9 +95,6 @@ DISPATCH_BATCH = 500
 MAX_BATCHES = 30  # 15,000 of the ~176,000 messages planned: the full dispatch takes ~7 min
 UNLIMITED = 1_000_000  # batches: more than any outbox here, i.e. until nothing is due
 ROUNDS = 2
-MESSAGES = OutboxMessage.__table__  # type: ignore[attr-defined]
-FIRINGS = RuleFiring.__table__  # type: ignore[attr-defined]
-TASKS = StaffTask.__table__  # type: ignore[attr-defined]
 # --- one side, in a process of its own -----------------------------------------------
 
 

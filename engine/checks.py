@@ -161,5 +161,5 @@ def _without_positions(condition: object) -> object:
     if isinstance(condition, Comparison):
         return replace(condition, position=Position("", 0, 0))
     if hasattr(condition, "items"):
-        return (type(condition).__name__, tuple(_without_positions(i) for i in condition.items))  # type: ignore[attr-defined]
+        return (type(condition).__name__, tuple(_without_positions(i) for i in condition.items))
     return ("Not", _without_positions(condition.item))  # type: ignore[attr-defined]

@@ -39,11 +39,11 @@ class Fact:
 TIERS = ("high", "mid", "base")
 STAGES = ("prospect", "new", "established", "at_risk", "dormant")
 SEGMENTS = ("consumer", "enterprise")
-# The channels Rapport can send messages on, each with its consent; declared only here
-# (engine/vocabulary.py names them MESSAGE_CHANNELS for actions and rule files).
-ONLINE_CHANNELS = ("email", "sms", "wechat", "app")
+# The channels Rapport sends messages on (the online ones), each with its consent;
+# declared only here, for facts, rule files, guards and delivery alike.
+MESSAGE_CHANNELS = ("email", "sms", "wechat", "app")
 PERSONAL_CHANNELS = ("phone", "visit")
-CONTACT_CHANNELS = (*ONLINE_CHANNELS, *PERSONAL_CHANNELS)
+CONTACT_CHANNELS = (*MESSAGE_CHANNELS, *PERSONAL_CHANNELS)
 FEEDBACK_LEVELS = ("general", "complex", "major")
 
 _I, _N, _S, _B, _D = (
@@ -345,7 +345,7 @@ def derive_facts(
         "segment": agg.segment,
         "locale": agg.locale,
         "has_account_manager": bool(agg.account_manager),
-        **{f"consent_{channel}": agg.consents[channel] for channel in ONLINE_CHANNELS},
+        **{f"consent_{channel}": agg.consents[channel] for channel in MESSAGE_CHANNELS},
         "has_online_consent": any(agg.consents.values()),
         "spend_12m": spend_12m,
         "orders_12m": agg.orders_12m,
@@ -374,7 +374,7 @@ def derive_facts(
         "logins_30d": agg.logins_30d,
         "logins_prev_30d": agg.logins_prev_30d,
         **{f"days_since_contact_{ch}": days for ch, days in contact_days.items()},
-        "days_since_online_contact": _min_days([contact_days[ch] for ch in ONLINE_CHANNELS]),
+        "days_since_online_contact": _min_days([contact_days[ch] for ch in MESSAGE_CHANNELS]),
         "days_since_personal_contact": _min_days([contact_days[ch] for ch in PERSONAL_CHANNELS]),
         "days_since_any_contact": _min_days(list(contact_days.values())),
         **{f"open_feedback_{level}": agg.open_feedback[level] for level in FEEDBACK_LEVELS},

@@ -18,19 +18,12 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from engine.checks import check_rules
 from engine.conditions import INVALID_EVENT, ConditionParser
 from engine.durations import parse_duration
-from engine.facts import FactParameters, Holiday
+from engine.facts import MESSAGE_CHANNELS, FactParameters, Holiday
 from engine.measure_settings import Measures, TaskCostKinds, parse_measures, task_cost_kinds
 from engine.model import Action, Position, Reentry, Rule, RuleSet
 from engine.policy import Policy, parse_policy
 from engine.problems import Problem, Severity, did_you_mean
-from engine.vocabulary import (
-    ACTIONS,
-    EVENT_TYPES,
-    MESSAGE_CHANNELS,
-    RULE_ID_PATTERN,
-    TAG_PATTERN,
-    ParamType,
-)
+from engine.vocabulary import ACTIONS, EVENT_TYPES, RULE_ID_PATTERN, TAG_PATTERN, ParamType
 from engine.yamlsource import Source, content_hash, parse, rule_files
 
 RULE_ID = re.compile(RULE_ID_PATTERN)

@@ -21,8 +21,9 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap
 
 from engine.durations import parse_duration
+from engine.facts import MESSAGE_CHANNELS
 from engine.policy import subsection
-from engine.vocabulary import FEEDBACK_LEVELS, MESSAGE_CHANNELS
+from engine.vocabulary import FEEDBACK_LEVELS
 from engine.yamlsource import Source
 
 MEASURES_KEYS = (

@@ -28,8 +28,8 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from engine.durations import parse_duration
+from engine.facts import MESSAGE_CHANNELS
 from engine.problems import did_you_mean
-from engine.vocabulary import MESSAGE_CHANNELS
 from engine.yamlsource import Source
 
 AUDIENCES = ("high", "enterprise", "base", "consumer")

@@ -9,13 +9,12 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from engine.facts import FACTS, Fact, FactParameters, FactType
+from engine.facts import FACTS, MESSAGE_CHANNELS, Fact, FactParameters, FactType
 from engine.measure_settings import MAX_CONTROL_PERCENT
 from engine.vocabulary import (
     ACTIONS,
     EVENT_TYPES,
     FEEDBACK_LEVELS,
-    MESSAGE_CHANNELS,
     OPERATORS,
     RULE_ID_PATTERN,
     TAG_PATTERN,

@@ -14,7 +14,6 @@ from typing import Any
 from engine.facts import (
     CONTACT_CHANNELS,
     FEEDBACK_LEVELS,
-    ONLINE_CHANNELS,
     Fact,
     FactType,
 )
@@ -204,7 +203,6 @@ class ActionSpec:
         return next((param for param in self.params if param.name == name), None)
 
 
-MESSAGE_CHANNELS = ONLINE_CHANNELS  # Rapport sends on the online channels, not in person
 _ROLE = Param("owner_role", ParamType.CHOICE, "Who must do it.", required=True, choices=OWNER_ROLES)
 
 ACTIONS: dict[str, ActionSpec] = {

@@ -7,9 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from storage.models import Customer
-
-CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
+from storage.tables import CUSTOMERS
 
 
 def customer_rows(connection: Connection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -18,9 +16,14 @@ def customer_rows(connection: Connection, ids: Iterable[str]) -> dict[str, dict[
     return {row["id"]: dict(row) for row in connection.execute(query).mappings()}
 
 
+def customer_ids(connection: Connection) -> list[str]:
+    """Every customer id, in order."""
+    return list(connection.scalars(select(CUSTOMERS.c.id).order_by(CUSTOMERS.c.id)))
+
+
 def customer_id_batches(connection: Connection, size: int) -> list[list[str]]:
     """Every customer id in order, cut into batches of `size` (the units of a run)."""
-    ids = list(connection.scalars(select(CUSTOMERS.c.id).order_by(CUSTOMERS.c.id)))
+    ids = customer_ids(connection)
     return [ids[start : start + size] for start in range(0, len(ids), size)]
 
 

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, Table, func, select
 
-from storage.models import OutboxMessage, RuleFiring, StaffTask
-
-FIRINGS = RuleFiring.__table__  # type: ignore[attr-defined]
-MESSAGES = OutboxMessage.__table__  # type: ignore[attr-defined]
-TASKS = StaffTask.__table__  # type: ignore[attr-defined]
+from storage.tables import FIRINGS, MESSAGES, TASKS
 
 
 @dataclass
@@ -28,7 +25,9 @@ class DayNumbers:
 def day_numbers(connection: Connection, start: datetime, end: datetime) -> DayNumbers:
     """Counts for [start, end)."""
 
-    def grouped(column, table, moment) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    def grouped(
+        column: ColumnElement[Any], table: Table, moment: ColumnElement[Any]
+    ) -> dict[str, int]:
         query = (
             select(column, func.count())
             .where(moment >= start, moment < end)
@@ -37,7 +36,7 @@ def day_numbers(connection: Connection, start: datetime, end: datetime) -> DayNu
         )
         return {str(name): count for name, count in connection.execute(query)}
 
-    def counted(*conditions) -> int:  # type: ignore[no-untyped-def]
+    def counted(*conditions: ColumnElement[bool]) -> int:
         return int(
             connection.scalar(select(func.count()).select_from(TASKS).where(*conditions)) or 0
         )

@@ -10,10 +10,9 @@ from sqlalchemy.engine import RowMapping
 
 from engine.vocabulary import EVENT_TYPES
 from storage.dialect import insert_ignoring_conflicts
-from storage.models import Event
 from storage.planned import PlannedStep
+from storage.tables import EVENTS
 
-EVENTS = Event.__table__  # type: ignore[attr-defined]
 FIELDS = ("amount", "quantity", "product", "channel", "level", "category", "score", "ref", "text")
 
 

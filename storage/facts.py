@@ -11,29 +11,26 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import ColumnElement, Connection, Subquery, and_, case, func, or_, select
 
 from engine.facts import (
     CONTACT_CHANNELS,
     FEEDBACK_LEVELS,
-    ONLINE_CHANNELS,
+    MESSAGE_CHANNELS,
     CustomerAggregates,
     FactParameters,
     derive_facts,
 )
-from storage.models import Customer, Event
+from storage.tables import CUSTOMERS, EVENTS
 
-C = Customer.__table__.c  # type: ignore[attr-defined]
-E = Event.__table__.c  # type: ignore[attr-defined]
 PROFILE_COLUMNS = (  # what facts read of a customer's profile: no personal data
-    C.id,
-    C.segment,
-    C.locale,
-    C.timezone,
-    C.birthday,
-    C.account_manager,
-    *(C[f"consent_{ch}"] for ch in ONLINE_CHANNELS),
+    CUSTOMERS.c.id,
+    CUSTOMERS.c.segment,
+    CUSTOMERS.c.locale,
+    CUSTOMERS.c.timezone,
+    CUSTOMERS.c.birthday,
+    CUSTOMERS.c.account_manager,
+    *(CUSTOMERS.c[f"consent_{ch}"] for ch in MESSAGE_CHANNELS),
 )
 
 
@@ -42,55 +39,65 @@ def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
 
 
 def _total(condition: ColumnElement[bool]) -> ColumnElement[float]:
-    return func.coalesce(func.sum(case((condition, E.amount), else_=0.0)), 0.0)
+    return func.coalesce(func.sum(case((condition, EVENTS.c.amount), else_=0.0)), 0.0)
 
 
 def _latest(condition: ColumnElement[bool]) -> ColumnElement[datetime]:
-    return func.max(case((condition, E.occurred_at)))
+    return func.max(case((condition, EVENTS.c.occurred_at)))
 
 
-def _event_aggregates(as_of: datetime, params: FactParameters, ids: Sequence[str] | None):  # type: ignore[no-untyped-def]
+def _event_aggregates(
+    as_of: datetime, params: FactParameters, ids: Sequence[str] | None
+) -> Subquery:
     year_ago = as_of - timedelta(days=365)
     recent = as_of - timedelta(days=params.recent_window_days)
     previous = recent - timedelta(days=params.recent_window_days)
     month_ago, two_months_ago = as_of - timedelta(days=30), as_of - timedelta(days=60)
-    purchase, refund = E.type == "purchase", E.type == "refund"
-    complaint = and_(E.type == "feedback", E.category == "complaint")
-    in_recent = E.occurred_at > recent
-    in_previous = and_(E.occurred_at > previous, E.occurred_at <= recent)
+    purchase, refund = EVENTS.c.type == "purchase", EVENTS.c.type == "refund"
+    complaint = and_(EVENTS.c.type == "feedback", EVENTS.c.category == "complaint")
+    in_recent = EVENTS.c.occurred_at > recent
+    in_previous = and_(EVENTS.c.occurred_at > previous, EVENTS.c.occurred_at <= recent)
     query = (
         select(
-            E.customer_id,
+            EVENTS.c.customer_id,
             (
-                _total(and_(purchase, E.occurred_at > year_ago))
-                - _total(and_(refund, E.occurred_at > year_ago))
+                _total(and_(purchase, EVENTS.c.occurred_at > year_ago))
+                - _total(and_(refund, EVENTS.c.occurred_at > year_ago))
             ).label("spend_12m"),
-            _count(and_(purchase, E.occurred_at > year_ago)).label("orders_12m"),
+            _count(and_(purchase, EVENTS.c.occurred_at > year_ago)).label("orders_12m"),
             (_total(purchase) - _total(refund)).label("lifetime_spend"),
             _count(purchase).label("lifetime_orders"),
-            func.min(case((purchase, E.occurred_at))).label("first_purchase_at"),
+            func.min(case((purchase, EVENTS.c.occurred_at))).label("first_purchase_at"),
             _latest(purchase).label("last_purchase_at"),
             _count(and_(purchase, in_recent)).label("purchases_recent"),
             _total(and_(purchase, in_recent)).label("spend_recent"),
             _count(and_(purchase, in_previous)).label("purchases_previous"),
             _total(and_(purchase, in_previous)).label("spend_previous"),
-            _count(and_(E.type == "login", E.occurred_at > month_ago)).label("logins_30d"),
+            _count(and_(EVENTS.c.type == "login", EVENTS.c.occurred_at > month_ago)).label(
+                "logins_30d"
+            ),
             _count(
-                and_(E.type == "login", E.occurred_at > two_months_ago, E.occurred_at <= month_ago)
+                and_(
+                    EVENTS.c.type == "login",
+                    EVENTS.c.occurred_at > two_months_ago,
+                    EVENTS.c.occurred_at <= month_ago,
+                )
             ).label("logins_prev_30d"),
             *(
-                _latest(and_(E.type == "contact", E.channel == channel)).label(f"contact_{channel}")
+                _latest(and_(EVENTS.c.type == "contact", EVENTS.c.channel == channel)).label(
+                    f"contact_{channel}"
+                )
                 for channel in CONTACT_CHANNELS
             ),
             _count(and_(complaint, in_recent)).label("complaints_recent"),
             _latest(complaint).label("last_complaint_at"),
-            _latest(_nps_answer(E)).label("survey_at"),
+            _latest(_nps_answer(EVENTS.c)).label("survey_at"),
         )
-        .where(E.occurred_at <= as_of)
-        .group_by(E.customer_id)
+        .where(EVENTS.c.occurred_at <= as_of)
+        .group_by(EVENTS.c.customer_id)
     )
     if ids is not None:
-        query = query.where(E.customer_id.in_(ids))
+        query = query.where(EVENTS.c.customer_id.in_(ids))
     return query.subquery("agg")
 
 
@@ -104,13 +111,13 @@ def _nps_answer(events: Any) -> ColumnElement[bool]:
     )
 
 
-def _open_feedback(as_of: datetime, ids: Sequence[str] | None):  # type: ignore[no-untyped-def]
+def _open_feedback(as_of: datetime, ids: Sequence[str] | None) -> Subquery:
     """Feedback items with no `feedback_resolved` event referring to them by `as_of`.
 
     `NOT IN` over the set of resolved ids, not a correlated `NOT EXISTS`: both databases
     hash or index the set once, whatever their statistics say.
     """
-    resolution = aliased(Event.__table__)  # type: ignore[attr-defined]
+    resolution = EVENTS.alias()
     resolved = select(resolution.c.ref).where(
         resolution.c.type == "feedback_resolved",
         resolution.c.ref.is_not(None),
@@ -118,15 +125,17 @@ def _open_feedback(as_of: datetime, ids: Sequence[str] | None):  # type: ignore[
     )
     query = (
         select(
-            E.customer_id,
-            *(_count(E.level == level).label(f"open_{level}") for level in FEEDBACK_LEVELS),
-            _count(E.category == "complaint").label("open_complaints"),
+            EVENTS.c.customer_id,
+            *(_count(EVENTS.c.level == level).label(f"open_{level}") for level in FEEDBACK_LEVELS),
+            _count(EVENTS.c.category == "complaint").label("open_complaints"),
         )
-        .where(E.type == "feedback", E.occurred_at <= as_of, E.id.not_in(resolved))
-        .group_by(E.customer_id)
+        .where(
+            EVENTS.c.type == "feedback", EVENTS.c.occurred_at <= as_of, EVENTS.c.id.not_in(resolved)
+        )
+        .group_by(EVENTS.c.customer_id)
     )
     if ids is not None:
-        query = query.where(E.customer_id.in_(ids))
+        query = query.where(EVENTS.c.customer_id.in_(ids))
     return query.subquery("open_fb")
 
 
@@ -146,11 +155,11 @@ def iter_customer_facts(
     as_of = as_of.astimezone(UTC)
     agg = _event_aggregates(as_of, params, customer_ids)
     open_fb = _open_feedback(as_of, customer_ids)
-    survey = aliased(Event.__table__)  # type: ignore[attr-defined]
+    survey = EVENTS.alias()
     survey_score = (  # an index lookup on (customer_id, occurred_at); a tie takes the best score
         select(func.max(survey.c.score))
         .where(
-            survey.c.customer_id == C.id,
+            survey.c.customer_id == CUSTOMERS.c.id,
             survey.c.occurred_at == agg.c.survey_at,
             _nps_answer(survey.c),
         )
@@ -164,14 +173,14 @@ def iter_customer_facts(
             survey_score.label("survey_score"),
         )
         .select_from(
-            Customer.__table__.outerjoin(agg, agg.c.customer_id == C.id).outerjoin(  # type: ignore[attr-defined]
-                open_fb, open_fb.c.customer_id == C.id
+            CUSTOMERS.outerjoin(agg, agg.c.customer_id == CUSTOMERS.c.id).outerjoin(
+                open_fb, open_fb.c.customer_id == CUSTOMERS.c.id
             )
         )
-        .order_by(C.id)
+        .order_by(CUSTOMERS.c.id)
     )
     if customer_ids is not None:
-        query = query.where(C.id.in_(customer_ids))
+        query = query.where(CUSTOMERS.c.id.in_(customer_ids))
     # On the statement, not the connection: a connection option would outlive this query.
     result = connection.execute(query.execution_options(yield_per=batch_size))
     for row in result.mappings():
@@ -186,7 +195,7 @@ def _aggregates(row: Any) -> CustomerAggregates:
         timezone=row["timezone"],
         birthday=row["birthday"],
         account_manager=row["account_manager"],
-        consents={ch: bool(row[f"consent_{ch}"]) for ch in ONLINE_CHANNELS},
+        consents={ch: bool(row[f"consent_{ch}"]) for ch in MESSAGE_CHANNELS},
         spend_12m=float(row["spend_12m"] or 0),
         orders_12m=int(row["orders_12m"] or 0),
         lifetime_spend=float(row["lifetime_spend"] or 0),

@@ -13,20 +13,21 @@ from engine.durations import format_duration
 from engine.evaluate import Firing
 from engine.model import RuleSet
 from storage.dialect import insert_ignoring_conflicts
-from storage.models import RuleFiring
-
-FIRINGS = RuleFiring.__table__  # type: ignore[attr-defined]
+from storage.tables import FIRINGS
 
 
 def last_fired(
-    connection: Connection, customer_ids: Iterable[str]
+    connection: Connection, customer_ids: Iterable[str], before: datetime | None = None
 ) -> dict[tuple[str, str], datetime]:
-    """When each rule last fired for each of these customers."""
+    """When each rule last fired for each of these customers (before `before`, if given:
+    a backtest starts from the history live had reached then)."""
     query = (
         select(FIRINGS.c.rule_id, FIRINGS.c.customer_id, func.max(FIRINGS.c.as_of))
         .where(FIRINGS.c.customer_id.in_(list(customer_ids)))
         .group_by(FIRINGS.c.rule_id, FIRINGS.c.customer_id)
     )
+    if before is not None:
+        query = query.where(FIRINGS.c.as_of < before)
     return {(rule, customer): at for rule, customer, at in connection.execute(query)}
 
 

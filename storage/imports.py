@@ -14,14 +14,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, Table, select
+from sqlalchemy import Engine, select
 
 from storage.dialect import dialect_insert, insert_ignoring_conflicts
 from storage.import_rows import CustomerRow, EventRow, RawRow, describe, read_rows
-from storage.models import Customer, Event
+from storage.tables import CUSTOMERS, EVENTS
 
-CUSTOMERS: Table = Customer.__table__  # type: ignore[attr-defined]
-EVENTS: Table = Event.__table__  # type: ignore[attr-defined]
 BATCH_SIZE = 5_000
 RowT = TypeVar("RowT", CustomerRow, EventRow)
 

@@ -27,12 +27,11 @@ from sqlalchemy import (
 )
 
 from storage.dialect import insert_new_keys
-from storage.events import EVENTS, event_row
-from storage.models import OutboxMessage
+from storage.events import event_row
 from storage.planned import PlannedMessage
+from storage.tables import EVENTS, MESSAGES
 
-MESSAGES = OutboxMessage.__table__  # type: ignore[attr-defined]
-M = MESSAGES.c
+CONTACT_PREFIX = "rapport:"  # the ids of the contact events deliveries record
 
 
 @dataclass(frozen=True)
@@ -76,32 +75,34 @@ def claim_due(
 ) -> list[ClaimedMessage]:
     """Takes up to `limit` due rows (and rows whose lease expired) for `worker`."""
     due = or_(
-        and_(M.status == "pending", M.due_at <= now),
-        and_(M.status == "sending", M.lease_until < now),
+        and_(MESSAGES.c.status == "pending", MESSAGES.c.due_at <= now),
+        and_(MESSAGES.c.status == "sending", MESSAGES.c.lease_until < now),
     )
-    candidates = select(M.id).where(due).order_by(M.due_at, M.id).limit(limit)
+    candidates = (
+        select(MESSAGES.c.id).where(due).order_by(MESSAGES.c.due_at, MESSAGES.c.id).limit(limit)
+    )
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             candidates = candidates.with_for_update(skip_locked=True)
         claimed = connection.execute(
             update(MESSAGES)
-            .where(M.id.in_(candidates.scalar_subquery()))
+            .where(MESSAGES.c.id.in_(candidates.scalar_subquery()))
             .values(
                 status="sending",
                 claimed_by=worker,
                 lease_until=now + lease,
-                attempts=M.attempts + 1,
+                attempts=MESSAGES.c.attempts + 1,
             )
             .returning(
-                M.id,
-                M.key,
-                M.customer_id,
-                M.rule_id,
-                M.template,
-                M.channels,
-                M.purpose,
-                M.event_id,
-                M.attempts,
+                MESSAGES.c.id,
+                MESSAGES.c.key,
+                MESSAGES.c.customer_id,
+                MESSAGES.c.rule_id,
+                MESSAGES.c.template,
+                MESSAGES.c.channels,
+                MESSAGES.c.purpose,
+                MESSAGES.c.event_id,
+                MESSAGES.c.attempts,
             )
         ).all()
     return sorted(
@@ -127,7 +128,11 @@ def _settle(connection: Connection, message_id: int, worker: str, **values: obje
     """Applies an outcome if `worker` still holds the row; False if it lost the lease."""
     result = connection.execute(
         update(MESSAGES)
-        .where(M.id == message_id, M.claimed_by == worker, M.status == "sending")
+        .where(
+            MESSAGES.c.id == message_id,
+            MESSAGES.c.claimed_by == worker,
+            MESSAGES.c.status == "sending",
+        )
         .values(claimed_by=None, lease_until=None, **values)
     )
     return result.rowcount == 1
@@ -138,9 +143,9 @@ def _settle(connection: Connection, message_id: int, worker: str, **values: obje
 _SENT = (
     update(MESSAGES)
     .where(
-        M.id == bindparam("message_id"),
-        M.claimed_by == bindparam("worker"),
-        M.status == "sending",
+        MESSAGES.c.id == bindparam("message_id"),
+        MESSAGES.c.claimed_by == bindparam("worker"),
+        MESSAGES.c.status == "sending",
     )
     .values(
         status="sent",
@@ -221,7 +226,7 @@ def record_contact(
     the event id is derived from the outbox key and skipped if already stored.
     """
     row = event_row(
-        f"rapport:{message.key}",
+        f"{CONTACT_PREFIX}{message.key}",
         message.customer_id,
         "contact",
         at,
@@ -238,13 +243,13 @@ def marketing_sent_since(
 ) -> dict[str, int]:
     """Marketing messages delivered to each customer since `since` (the frequency cap)."""
     query = (
-        select(M.customer_id, func.count())
+        select(MESSAGES.c.customer_id, func.count())
         .where(
-            M.customer_id.in_(customer_ids),
-            M.status == "sent",
-            M.purpose == "marketing",
-            M.sent_at > since,
+            MESSAGES.c.customer_id.in_(customer_ids),
+            MESSAGES.c.status == "sent",
+            MESSAGES.c.purpose == "marketing",
+            MESSAGES.c.sent_at > since,
         )
-        .group_by(M.customer_id)
+        .group_by(MESSAGES.c.customer_id)
     )
     return {customer: count for customer, count in connection.execute(query)}

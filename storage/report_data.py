@@ -16,13 +16,7 @@ from sqlalchemy import Connection, func, select
 
 from engine.facts import FactParameters
 from storage.facts import iter_customer_facts
-from storage.models import Event, OutboxMessage, RuleFiring, StaffTask
-
-E = Event.__table__.c  # type: ignore[attr-defined]
-FIRINGS = RuleFiring.__table__  # type: ignore[attr-defined]
-F = FIRINGS.c
-M = OutboxMessage.__table__.c  # type: ignore[attr-defined]
-T = StaffTask.__table__.c  # type: ignore[attr-defined]
+from storage.tables import EVENTS, FIRINGS, MESSAGES, TASKS
 
 
 @dataclass(frozen=True)
@@ -84,9 +78,9 @@ class Sale:
 def purchases(connection: Connection, end: datetime) -> dict[str, list[Sale]]:
     """Every customer's purchases and refunds before `end`, in time order."""
     query = (
-        select(E.customer_id, E.occurred_at, E.type, E.amount)
-        .where(E.type.in_(("purchase", "refund")), E.occurred_at < end)
-        .order_by(E.customer_id, E.occurred_at)
+        select(EVENTS.c.customer_id, EVENTS.c.occurred_at, EVENTS.c.type, EVENTS.c.amount)
+        .where(EVENTS.c.type.in_(("purchase", "refund")), EVENTS.c.occurred_at < end)
+        .order_by(EVENTS.c.customer_id, EVENTS.c.occurred_at)
     )
     found: dict[str, list[Sale]] = defaultdict(list)
     for customer, at, kind, amount in connection.execute(query):
@@ -106,8 +100,13 @@ def customer_groups(
 
 
 def surveys(connection: Connection, start: datetime, end: datetime) -> list[Survey]:
-    query = select(E.customer_id, E.occurred_at, E.category, E.score).where(
-        E.type == "survey", E.score.is_not(None), E.occurred_at >= start, E.occurred_at < end
+    query = select(
+        EVENTS.c.customer_id, EVENTS.c.occurred_at, EVENTS.c.category, EVENTS.c.score
+    ).where(
+        EVENTS.c.type == "survey",
+        EVENTS.c.score.is_not(None),
+        EVENTS.c.occurred_at >= start,
+        EVENTS.c.occurred_at < end,
     )
     return [
         Survey(customer, at, category or "nps", int(score))
@@ -120,8 +119,8 @@ def feedback_items(connection: Connection, start: datetime, end: datetime) -> li
     `end`). A first response is the earliest staff contact logged with `ref` = the item,
     or the closing of a task opened for it (or of the task it was escalated to)."""
     feedback = connection.execute(
-        select(E.id, E.customer_id, E.occurred_at, E.level).where(
-            E.type == "feedback", E.occurred_at >= start, E.occurred_at < end
+        select(EVENTS.c.id, EVENTS.c.customer_id, EVENTS.c.occurred_at, EVENTS.c.level).where(
+            EVENTS.c.type == "feedback", EVENTS.c.occurred_at >= start, EVENTS.c.occurred_at < end
         )
     ).all()
     ids = [row.id for row in feedback]
@@ -150,9 +149,14 @@ def _earliest_by_ref(
     """The first event of `kind` in the period referring to each `ref` (a reply to an
     item received in the period cannot come before the period starts)."""
     query = (
-        select(E.ref, func.min(E.occurred_at))
-        .where(E.type == kind, E.occurred_at >= start, E.occurred_at < end, E.ref.is_not(None))
-        .group_by(E.ref)
+        select(EVENTS.c.ref, func.min(EVENTS.c.occurred_at))
+        .where(
+            EVENTS.c.type == kind,
+            EVENTS.c.occurred_at >= start,
+            EVENTS.c.occurred_at < end,
+            EVENTS.c.ref.is_not(None),
+        )
+        .group_by(EVENTS.c.ref)
     )
     return {ref: at for ref, at in connection.execute(query)}
 
@@ -161,7 +165,9 @@ def _tasks_closed_for(
     connection: Connection, feedback_ids: list[str], end: datetime
 ) -> dict[str, datetime]:
     """When each feedback item's first task (or a task it escalated to) was closed."""
-    query = select(T.id, T.status, T.closed_at, T.event_id).where(T.event_id.is_not(None))
+    query = select(TASKS.c.id, TASKS.c.status, TASKS.c.closed_at, TASKS.c.event_id).where(
+        TASKS.c.event_id.is_not(None)
+    )
     item_of: dict[int, str] = {}  # task id -> the feedback item it serves
     wanted = set(feedback_ids)
     rows = sorted(connection.execute(query), key=lambda row: row.id)  # escalations come later
@@ -180,8 +186,17 @@ def _tasks_closed_for(
 
 def ledger_items(connection: Connection, end: datetime) -> list[LedgerItem]:
     """Remediation-ledger items opened before `end`, as they stood at `end`."""
-    query = select(T.customer_id, T.status, T.due_at, T.created_at, T.closed_at, T.acceptance_note)
-    query = query.where(T.ledger.is_(True), T.created_at < end, T.status != "escalated")
+    query = select(
+        TASKS.c.customer_id,
+        TASKS.c.status,
+        TASKS.c.due_at,
+        TASKS.c.created_at,
+        TASKS.c.closed_at,
+        TASKS.c.acceptance_note,
+    )
+    query = query.where(
+        TASKS.c.ledger.is_(True), TASKS.c.created_at < end, TASKS.c.status != "escalated"
+    )
     items = []
     for customer, status, due_at, created_at, closed_at, note in connection.execute(query):
         closed = status == "closed" and closed_at is not None and closed_at < end
@@ -200,11 +215,11 @@ def ledger_items(connection: Connection, end: datetime) -> list[LedgerItem]:
 
 def work_done(connection: Connection, start: datetime, end: datetime) -> list[Work]:
     """Messages sent and tasks opened in the period."""
-    sent = select(M.customer_id, M.rule_id, M.sent_at, M.channel).where(
-        M.status == "sent", M.sent_at >= start, M.sent_at < end
-    )
-    opened = select(T.customer_id, T.rule_id, T.created_at, T.kind).where(
-        T.created_at >= start, T.created_at < end
+    sent = select(
+        MESSAGES.c.customer_id, MESSAGES.c.rule_id, MESSAGES.c.sent_at, MESSAGES.c.channel
+    ).where(MESSAGES.c.status == "sent", MESSAGES.c.sent_at >= start, MESSAGES.c.sent_at < end)
+    opened = select(TASKS.c.customer_id, TASKS.c.rule_id, TASKS.c.created_at, TASKS.c.kind).where(
+        TASKS.c.created_at >= start, TASKS.c.created_at < end
     )
     return [
         Work(customer, rule, at, kind, is_task)
@@ -217,7 +232,7 @@ def rule_moments(
     connection: Connection, rule_ids: Iterable[str], start: datetime, end: datetime
 ) -> list[RuleMoment]:
     """Firings of these rules in the period, held out or not."""
-    query = select(F.customer_id, F.rule_id, F.as_of, F.held_out).where(
-        F.rule_id.in_(list(rule_ids)), F.as_of >= start, F.as_of < end
-    )
+    query = select(
+        FIRINGS.c.customer_id, FIRINGS.c.rule_id, FIRINGS.c.as_of, FIRINGS.c.held_out
+    ).where(FIRINGS.c.rule_id.in_(list(rule_ids)), FIRINGS.c.as_of >= start, FIRINGS.c.as_of < end)
     return [RuleMoment(*row) for row in connection.execute(query)]

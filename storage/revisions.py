@@ -12,9 +12,7 @@ from sqlalchemy import Engine, select, update
 from engine.loader import load_rules
 from engine.model import RuleSet
 from storage.dialect import insert_ignoring_conflicts
-from storage.models import RulesetRevision
-
-REVISIONS = RulesetRevision.__table__  # type: ignore[attr-defined]
+from storage.tables import REVISIONS
 
 
 def activate(engine: Engine, ruleset: RuleSet, now: datetime) -> None:

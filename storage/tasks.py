@@ -10,11 +10,8 @@ from sqlalchemy import Connection, case, func, or_, select, update
 
 from storage.dialect import insert_new_keys
 from storage.events import event_row, record_events
-from storage.models import Event, StaffTask
 from storage.planned import OVERDUE_PREFIX, PlannedTask
-
-TASKS = StaffTask.__table__  # type: ignore[attr-defined]
-EVENTS = Event.__table__  # type: ignore[attr-defined]
+from storage.tables import EVENTS, TASKS
 
 
 def store_tasks(connection: Connection, planned: list[PlannedTask], created_at: datetime) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert
 
-from storage.models import Customer, Event
+from storage.tables import CUSTOMERS, EVENTS
 
 NOW = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
 OPTIONAL_EVENT_FIELDS = (
@@ -33,7 +33,7 @@ def add_customer(engine: Engine, customer_id: str, **fields: Any) -> None:
         **fields,
     }
     with engine.begin() as connection:
-        connection.execute(insert(Customer.__table__), [values])  # type: ignore[attr-defined]
+        connection.execute(insert(CUSTOMERS), [values])
 
 
 def add_events(engine: Engine, customer_id: str, *events: dict[str, Any]) -> None:
@@ -51,4 +51,4 @@ def add_events(engine: Engine, customer_id: str, *events: dict[str, Any]) -> Non
             }
         )
     with engine.begin() as connection:
-        connection.execute(insert(Event.__table__), rows)  # type: ignore[attr-defined]
+        connection.execute(insert(EVENTS), rows)

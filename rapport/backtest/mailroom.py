@@ -15,10 +15,11 @@ from actions.dispatch import recipient_for
 from actions.guards import Decision, decide
 from rapport.backtest.agenda import DISPATCH, REACT, Agenda
 from rapport.backtest.customer_facts import CustomerFacts
-from rapport.backtest.history import CONTACT_PREFIX, Happening
+from rapport.backtest.history import Happening
 from rapport.backtest.revision import Rules
 from rapport.backtest.tally import Group, Tally
 from rapport.backtest.timeline import Window, from_us, to_us
+from storage.outbox import CONTACT_PREFIX
 from storage.planned import PlannedMessage
 
 

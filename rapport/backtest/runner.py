@@ -22,18 +22,14 @@ from sqlalchemy import Engine
 
 from engine.loader import load_rules
 from engine.model import RuleSet
-from rapport.backtest.history import (
-    customer_ids,
-    feedback_handling,
-    history_end,
-    load_customers,
-    load_seeds,
-)
+from rapport.backtest.history import feedback_handling, load_customers, load_seeds
 from rapport.backtest.replay import Replay
 from rapport.backtest.revision import Rules
 from rapport.backtest.tally import Journal, Tally
 from rapport.backtest.timeline import Window, from_us, to_us
+from storage.customers import customer_ids
 from storage.db import make_engine
+from storage.history import history_end
 
 CHUNK = 250
 Progress = Callable[[int, int], None]  # (customers done, customers in all)

@@ -40,7 +40,7 @@ def api_key(
 
     if role not in ROLES:
         raise fail(f"role must be one of {', '.join(ROLES)}")
-    key, entry = new_key(name, role)  # type: ignore[arg-type]
+    key, entry = new_key(name, role)
     console.print(f"key (shown once, give it to {name}): {key}")
     console.print("add to RAPPORT_API_KEYS (a JSON list):")
     console.print(json.dumps(asdict(entry)), soft_wrap=True, highlight=False)

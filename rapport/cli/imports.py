@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -24,7 +25,7 @@ def _report_row(error: RowError) -> None:
     errors.print(str(error), markup=False, highlight=False, soft_wrap=True)
 
 
-def _run(kind: str, path: Path, job) -> None:  # type: ignore[no-untyped-def]
+def _run(kind: str, path: Path, job: Callable[[Callable[[int], None]], ImportReport]) -> None:
     progress = Progress(
         "{task.description}",
         BarColumn(),
@@ -37,7 +38,7 @@ def _run(kind: str, path: Path, job) -> None:  # type: ignore[no-untyped-def]
     with progress:
         task = progress.add_task(f"importing {path.name}", total=path.stat().st_size)
         try:
-            report: ImportReport = job(lambda n: progress.advance(task, n))
+            report = job(lambda n: progress.advance(task, n))
         except ValueError as error:
             raise fail(str(error)) from None
     console.print(

@@ -11,7 +11,7 @@ from actions.channels.email import SmtpSender
 from actions.channels.file import FileSender
 from actions.channels.webhook import WebhookSender
 from actions.dispatch import DispatchSettings
-from engine.vocabulary import MESSAGE_CHANNELS
+from engine.facts import MESSAGE_CHANNELS
 from rapport.services.settings import Settings
 
 

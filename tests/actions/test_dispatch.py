@@ -17,6 +17,7 @@ from engine.model import RuleSet
 from storage.models import Event, OutboxMessage
 from storage.outbox import store_messages
 from storage.planned import PlannedMessage
+from storage.tables import MESSAGES
 from tests.conftest import fresh_engine
 from tests.factories import add_customer
 from tests.loopback import LOOPBACK, SmtpScript, SmtpServer, port_of, reserve_port
@@ -183,7 +184,7 @@ def test_guards_defer_at_night_and_suppress_without_consent(engine, templates, s
     plan(engine, 1, zone="Asia/Shanghai")  # 12:00 UTC is 20:00 in Shanghai: allowed
     night = NOON + timedelta(hours=2)  # 22:00 in Shanghai
     with engine.begin() as connection:
-        connection.execute(OutboxMessage.__table__.update().values(due_at=night))
+        connection.execute(MESSAGES.update().values(due_at=night))
     report = dispatch(engine, templates, server.port, night)
     assert report.outcomes["deferred"] == 1 and report.reasons["quiet_hours"] == 1
     with engine.connect() as connection:

@@ -14,7 +14,7 @@ import pytest
 
 import rapport.backtest.totals
 import storage.facts
-from engine.facts import FACTS, ONLINE_CHANNELS, CustomerAggregates, FactParameters, derive_facts
+from engine.facts import FACTS, MESSAGE_CHANNELS, CustomerAggregates, FactParameters, derive_facts
 from rapport.backtest.aggregates import CustomerHistory
 from rapport.backtest.history import Happening, Profile
 from rapport.backtest.timeline import to_us
@@ -32,7 +32,7 @@ PROFILE = Profile(
     timezone="Asia/Shanghai",
     birthday=None,
     account_manager=None,
-    consents=dict.fromkeys(ONLINE_CHANNELS, True),
+    consents=dict.fromkeys(MESSAGE_CHANNELS, True),
     reachable={},
     preferred_channels="",
     created_at=None,

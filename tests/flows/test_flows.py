@@ -24,18 +24,16 @@ from sqlalchemy import Engine, distinct, func, insert, select
 
 from rapport.services.settings import get_settings
 from storage.imports import import_customers, import_events
-from storage.models import Customer, OutboxMessage, RuleFiring, StaffTask
+from storage.models import Customer
 from storage.outbox import store_messages
 from storage.planned import PlannedMessage
+from storage.tables import CUSTOMERS, FIRINGS, MESSAGES, TASKS
 from tests.loopback import LOOPBACK, SmtpScript, SmtpServer, port_of, reserve_port
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 # Noon in Shanghai, the sample's main timezone: outside quiet hours for most customers.
 AS_OF = datetime(2026, 6, 30, 4, 0, tzinfo=UTC)
-MESSAGES = OutboxMessage.__table__  # type: ignore[attr-defined]
-TASKS = StaffTask.__table__  # type: ignore[attr-defined]
-FIRINGS = RuleFiring.__table__  # type: ignore[attr-defined]
 
 
 def configure(monkeypatch: pytest.MonkeyPatch, engine: Engine, tmp_path: Path, port: int) -> None:
@@ -165,7 +163,7 @@ def plan_emails(engine: Engine, count: int) -> None:
         for c in customers
     ]
     with engine.begin() as connection:
-        connection.execute(insert(Customer.__table__), customers)  # type: ignore[attr-defined]
+        connection.execute(insert(CUSTOMERS), customers)
         store_messages(connection, planned, AS_OF)
 
 
@@ -281,7 +279,7 @@ def test_an_embedded_job_runs_its_flow(world: tuple[Engine, SmtpScript]) -> None
     noon_zone = f"Etc/GMT{now.hour - 12:+d}"  # where it is about noon now (POSIX sign)
     with engine.begin() as connection:
         connection.execute(MESSAGES.update().values(due_at=now))
-        connection.execute(Customer.__table__.update().values(timezone=noon_zone))  # type: ignore[attr-defined]
+        connection.execute(CUSTOMERS.update().values(timezone=noon_zone))
     run_flow("flows/dispatch.py:dispatch_outbox")
     assert statuses(engine) == {"sent": 5}
     assert len(script.received) == 5

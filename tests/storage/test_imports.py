@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Table, func, select
 
 from storage.imports import RowError, import_customers, import_events
 from storage.models import Customer, Event
+from storage.tables import CUSTOMERS, EVENTS
 
 IMPORTED_AT = datetime(2026, 7, 1, tzinfo=UTC)
 
@@ -35,9 +36,9 @@ def load_customers(engine: Engine, tmp_path: Path) -> None:
     assert (report.inserted, report.rejected) == (2, 2)
 
 
-def count(engine: Engine, model: type) -> int:
+def count(engine: Engine, table: Table) -> int:
     with engine.connect() as connection:
-        return connection.scalar(select(func.count()).select_from(model.__table__))
+        return connection.scalar(select(func.count()).select_from(table))
 
 
 def test_customers_csv_keeps_extra_columns_and_reports_bad_rows(engine: Engine, tmp_path: Path):
@@ -53,8 +54,8 @@ def test_customers_csv_keeps_extra_columns_and_reports_bad_rows(engine: Engine, 
     ]
     assert str(errors[0]).startswith(f"{path}:4: timezone:")
     with engine.connect() as connection:
-        fang = connection.execute(select(Customer.__table__).where(Customer.id == "C1")).one()
-        emma = connection.execute(select(Customer.__table__).where(Customer.id == "C2")).one()
+        fang = connection.execute(select(CUSTOMERS).where(Customer.id == "C1")).one()
+        emma = connection.execute(select(CUSTOMERS).where(Customer.id == "C2")).one()
     assert fang.timezone == "Asia/Shanghai" and emma.timezone == "Europe/London"
     assert fang.attributes == {"city": "杭州"} and fang.name == "王芳"
     assert (fang.consent_email, fang.consent_sms, emma.consent_email) == (True, False, True)
@@ -68,7 +69,7 @@ def test_customer_reimport_updates_in_place(engine: Engine, tmp_path: Path) -> N
         engine, write(tmp_path / "again.csv", changed), default_timezone="Asia/Shanghai"
     )
     assert (report.inserted, report.updated) == (0, 2)
-    assert count(engine, Customer) == 2
+    assert count(engine, CUSTOMERS) == 2
     with engine.connect() as connection:
         assert connection.scalar(select(Customer.email).where(Customer.id == "C1")) == (
             "fang@example.org"
@@ -138,7 +139,7 @@ def test_events_bad_rows_reported_by_line_good_rows_land(engine: Engine, tmp_pat
     assert reasons[10] == "not valid UTF-8"
     assert (report.read, report.inserted, report.duplicates, report.rejected) == (10, 3, 1, 6)
     with engine.connect() as connection:
-        e1 = connection.execute(select(Event.__table__).where(Event.id == "e1")).one()
+        e1 = connection.execute(select(EVENTS).where(Event.id == "e1")).one()
     assert e1.attributes == {"coupon": "SUMMER"}
     assert e1.occurred_at == datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 
@@ -147,10 +148,10 @@ def test_importing_the_same_events_twice_changes_nothing(engine: Engine, tmp_pat
     load_customers(engine, tmp_path)
     first = import_events(engine, events_file(tmp_path), imported_at=IMPORTED_AT)
     with engine.connect() as connection:
-        before = connection.execute(select(Event.__table__).order_by(Event.id)).all()
+        before = connection.execute(select(EVENTS).order_by(Event.id)).all()
     second = import_events(engine, events_file(tmp_path), imported_at=datetime.now(UTC))
     with engine.connect() as connection:
-        after = connection.execute(select(Event.__table__).order_by(Event.id)).all()
+        after = connection.execute(select(EVENTS).order_by(Event.id)).all()
     assert first.inserted == 3 and second.inserted == 0
     assert second.duplicates == 4
     assert before == after

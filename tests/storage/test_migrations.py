@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
 from storage.migrate import check_schema, upgrade_database
-from storage.models import OutboxMessage, StaffTask
+from storage.tables import MESSAGES, TASKS
 from tests.factories import add_customer
 
 
@@ -56,7 +56,7 @@ def test_outbox_and_task_keys_are_unique(engine: Engine) -> None:
         "due_at": now,
         "created_at": now,
     }
-    for table, row in ((OutboxMessage.__table__, message), (StaffTask.__table__, task)):
+    for table, row in ((MESSAGES, message), (TASKS, task)):
         with engine.begin() as connection:
             connection.execute(insert(table), [row])
         with pytest.raises(IntegrityError), engine.begin() as connection:

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from actions.unsubscribe import verify_unsubscribe
-from engine.vocabulary import MESSAGE_CHANNELS
+from engine.facts import MESSAGE_CHANNELS
 from rapport.api.inputs import JsonObject, encodable, known_text
 from rapport.api.security import authorize, presented_key
 from rapport.api.state import Config, Database, Keys

@@ -20,12 +20,11 @@ from rapport.api.app import create_app
 from rapport.api.keys import new_key
 from rapport.cli.api import OPENAPI_FILE, openapi_document
 from rapport.services.settings import Settings
-from storage.models import Customer, Event, StaffTask
+from storage.models import Customer
+from storage.tables import CUSTOMERS, EVENTS
 from tests.factories import NOW, add_customer, add_events
 
 SECRET = "test-secret"
-EVENTS = Event.__table__  # type: ignore[attr-defined]
-TASKS = StaffTask.__table__  # type: ignore[attr-defined]
 
 
 class Api:
@@ -259,7 +258,7 @@ def test_as_of_is_read_like_the_commands_as_of(shanghai: None, api: Api, engine:
 
 def consent(engine: Engine, customer: str) -> bool:
     with engine.connect() as connection:
-        column = Customer.__table__.c.consent_email  # type: ignore[attr-defined]
+        column = CUSTOMERS.c.consent_email
         return bool(connection.scalar(select(column).where(Customer.id == customer)))
 
 

@@ -42,10 +42,10 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, insert
 
 from actions.unsubscribe import unsubscribe_token
-from engine.facts import CONTACT_CHANNELS, FEEDBACK_LEVELS, SEGMENTS
-from engine.vocabulary import EVENT_TYPES, MESSAGE_CHANNELS
+from engine.facts import CONTACT_CHANNELS, FEEDBACK_LEVELS, MESSAGE_CHANNELS, SEGMENTS
+from engine.vocabulary import EVENT_TYPES
 from storage.import_rows import CustomerRow, EventRow
-from storage.models import StaffTask
+from storage.tables import TASKS
 from tests.factories import NOW, add_customer
 from tests.paths import ROOT
 from tests.rapport.api import test_api
@@ -54,7 +54,6 @@ api = test_api.api  # the fixture: a uvicorn server on a pre-bound socket, a key
 Api = test_api.Api
 
 OPENAPI = json.loads((ROOT / "docs" / "openapi.json").read_text(encoding="utf-8"))
-TASKS = StaffTask.__table__  # type: ignore[attr-defined]
 SEEDED_CUSTOMERS = ("c1", "c2")
 EXAMPLES_PER_OPERATION = 200
 # Facts and explanations load the rules from disk on every request (about 0.25 s each).

@@ -20,8 +20,8 @@ from rapport.backtest.results import Run, summarize
 from rapport.backtest.runner import Replayed, run_backtest
 from rapport.backtest.tally import Journal
 from rapport.backtest.timeline import Window
-from storage.models import OutboxMessage, RuleFiring
 from storage.revisions import activate
+from storage.tables import FIRINGS, MESSAGES
 from tests.factories import add_customer, add_events
 from tests.paths import ROOT
 
@@ -467,7 +467,7 @@ def test_the_replay_starts_where_live_left_off_and_counts_nothing_of_the_warm_up
     activate(engine, directory[1], at("2026-03-01T00:00:00+08:00"))
     with engine.begin() as connection:
         connection.execute(
-            insert(RuleFiring.__table__),  # type: ignore[attr-defined]
+            insert(FIRINGS),
             [
                 {
                     "revision": directory[1].revision,
@@ -482,7 +482,7 @@ def test_the_replay_starts_where_live_left_off_and_counts_nothing_of_the_warm_up
             ],
         )
         connection.execute(
-            insert(OutboxMessage.__table__),  # type: ignore[attr-defined]
+            insert(MESSAGES),
             [
                 {
                     "key": "other.0:b:once",

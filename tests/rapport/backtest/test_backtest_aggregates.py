@@ -23,10 +23,11 @@ from engine.facts import CustomerAggregates, FactParameters, derive_facts
 from engine.loader import load_rules
 from rapport.backtest.aggregates import CustomerHistory
 from rapport.backtest.drift import DAY_US, MOVING, Drift, Snapshot
-from rapport.backtest.history import customer_ids, feedback_handling, load_customers
+from rapport.backtest.history import feedback_handling, load_customers
 from rapport.backtest.runner import run_backtest
 from rapport.backtest.timeline import Window, from_us, to_us
 from rapport.demo.sample import write_sample
+from storage.customers import customer_ids
 from storage.facts import iter_customer_facts
 from storage.imports import import_customers, import_events
 from tests.conftest import fresh_engine

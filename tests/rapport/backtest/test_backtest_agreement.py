@@ -25,17 +25,17 @@ from sqlalchemy import Engine, func, select
 from actions.channels.base import Delivery, Envelope, Ticket
 from actions.dispatch import DispatchSettings, dispatch_once
 from actions.templates import Templates
+from engine.facts import MESSAGE_CHANNELS
 from engine.loader import load_rules
 from engine.model import RuleSet
-from engine.vocabulary import MESSAGE_CHANNELS
 from rapport.backtest.runner import run_backtest
 from rapport.backtest.staff import WATCH_DELAY_US
 from rapport.backtest.tally import Journal
 from rapport.backtest.timeline import MICROSECOND, Window, from_us
 from rapport.services.reactions import react_to_events
 from rapport.services.scheduled import evaluate_customers
-from storage.models import Customer, Event, OutboxMessage, RuleFiring, StaffTask
 from storage.revisions import activate
+from storage.tables import CUSTOMERS, EVENTS, FIRINGS, MESSAGES, TASKS
 from storage.tasks import close_task, raise_overdue_events
 from tests.factories import add_customer, add_events
 from tests.paths import ROOT
@@ -44,10 +44,6 @@ ROOT = ROOT
 SHANGHAI = "Asia/Shanghai"
 WINDOW = Window(date(2025, 12, 29), date(2026, 1, 18), time(8), SHANGHAI, warmup=timedelta(0))
 WATCH_DELAY = WATCH_DELAY_US * MICROSECOND
-CUSTOMERS, EVENTS, MESSAGES, TASKS, FIRINGS = (
-    model.__table__  # type: ignore[attr-defined]
-    for model in (Customer, Event, OutboxMessage, StaffTask, RuleFiring)
-)
 OVERDUE_ID = re.compile(r"overdue:\d+")
 WINDOW_BEGIN = WINDOW.steps[0].astimezone(UTC)
 WINDOW_END = from_us(WINDOW.end_us)

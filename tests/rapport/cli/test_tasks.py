@@ -15,6 +15,7 @@ from storage.db import make_engine
 from storage.migrate import upgrade_database
 from storage.models import Event, StaffTask
 from storage.planned import PlannedTask
+from storage.tables import TASKS
 from storage.tasks import (
     TaskNotClosable,
     close_task,
@@ -85,7 +86,7 @@ def test_a_ledger_item_closes_only_with_an_acceptance_note(engine: Engine) -> No
     with pytest.raises(TaskNotClosable, match="already closed"), engine.begin() as connection:
         close_task(connection, ledger.id, "again", NOW)
     with engine.connect() as connection:
-        row = connection.execute(select(StaffTask.__table__).where(StaffTask.id == ledger.id)).one()
+        row = connection.execute(select(TASKS).where(StaffTask.id == ledger.id)).one()
     assert (row.status, row.acceptance_note) == (
         "closed",
         "Replacement delivered; customer confirmed",

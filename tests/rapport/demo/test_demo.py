@@ -20,9 +20,8 @@ from typer.testing import CliRunner
 from rapport.cli.app import app
 from rapport.services.settings import get_settings
 from storage.db import make_engine
-from storage.models import OutboxMessage
+from storage.tables import MESSAGES
 
-MESSAGES = OutboxMessage.__table__  # type: ignore[attr-defined]
 FLOWS = (
     "ingest-events",
     "evaluate-rules",

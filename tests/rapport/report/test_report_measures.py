@@ -11,14 +11,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, Table, insert
 
 from engine.loader import load_rules
 from engine.measure_settings import ControlGroup, Measures
 from engine.model import RuleSet
 from rapport.report.build import Report, build_report
 from rapport.report.measures import Rate
-from storage.models import OutboxMessage, RuleFiring, RulesetRevision, StaffTask
+from storage.tables import FIRINGS, MESSAGES, REVISIONS, TASKS
 from tests.factories import add_customer, add_events
 from tests.paths import ROOT
 
@@ -42,13 +42,10 @@ def _ruleset() -> RuleSet:
     return replace(ruleset, measures=SETTINGS)
 
 
-def _insert(engine: Engine, model: Any, rows: list[dict[str, Any]]) -> list[int]:
+def _insert(engine: Engine, table: Table, rows: list[dict[str, Any]]) -> list[int]:
     with engine.begin() as connection:
         return [
-            connection.execute(insert(model.__table__).returning(model.__table__.c.id), row).one()[
-                0
-            ]
-            for row in rows
+            connection.execute(insert(table).returning(table.c.id), row).one()[0] for row in rows
         ]
 
 
@@ -108,7 +105,7 @@ def _data_set(engine: Engine, revision: str) -> None:
     )
     with engine.begin() as connection:
         connection.execute(
-            insert(RulesetRevision.__table__),  # type: ignore[attr-defined]
+            insert(REVISIONS),
             [{"hash": revision, "loaded_at": START, "files": {}, "active": True}],
         )
 
@@ -126,7 +123,7 @@ def _data_set(engine: Engine, revision: str) -> None:
 
     _insert(
         engine,
-        RuleFiring,
+        FIRINGS,
         [
             firing("C", "at_risk_winback", at(5, 25), held=True),  # control: held out
             firing("E", "at_risk_winback", at(5, 10)),  # its 30 days end on 9 June
@@ -151,7 +148,7 @@ def _data_set(engine: Engine, revision: str) -> None:
 
     _insert(
         engine,
-        StaffTask,
+        TASKS,
         [
             task(
                 "B",
@@ -202,7 +199,7 @@ def _data_set(engine: Engine, revision: str) -> None:
 
     _insert(
         engine,
-        OutboxMessage,
+        MESSAGES,
         [
             message("A", "M1", "mid_biweekly_message", "email", at(6, 5)),
             message("A", "M2", "mid_biweekly_message", "sms", at(6, 8)),

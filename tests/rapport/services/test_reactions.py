@@ -12,8 +12,8 @@ from sqlalchemy import Engine, select
 from engine.loader import load_rules
 from engine.model import RuleSet
 from rapport.services.reactions import react_to_events
-from storage.models import Event, OutboxMessage, StaffTask
 from storage.revisions import activate
+from storage.tables import EVENTS, MESSAGES, TASKS
 from storage.tasks import list_tasks, raise_overdue_events
 from tests.factories import NOW, add_customer, add_events
 from tests.paths import ROOT
@@ -27,9 +27,6 @@ def default_rules() -> RuleSet:
 
 
 RULESET = default_rules()
-EVENTS = Event.__table__  # type: ignore[attr-defined]
-MESSAGES = OutboxMessage.__table__  # type: ignore[attr-defined]
-TASKS = StaffTask.__table__  # type: ignore[attr-defined]
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 
