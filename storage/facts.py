@@ -216,3 +216,11 @@ def _aggregates(row: Any) -> CustomerAggregates:
         last_survey_score=row["survey_score"],
         last_survey_at=row["survey_at"],
     )
+
+
+def facts_of(
+    connection: Connection, as_of: datetime, params: FactParameters, customer_id: str
+) -> dict[str, Any] | None:
+    """One customer's facts as of `as_of`, or None for an unknown id: what
+    `customers show`, `explain`, `preview` and the API's facts endpoint look at."""
+    return next(iter_customer_facts(connection, as_of, params, [customer_id]), None)

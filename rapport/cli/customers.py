@@ -16,7 +16,7 @@ from rapport.cli.common import (
     fail,
     rules_for_run,
 )
-from storage.facts import iter_customer_facts
+from storage.facts import facts_of
 
 app = typer.Typer(help="Look at customers as the rules see them.", no_args_is_help=True)
 
@@ -31,10 +31,9 @@ def show(
     moment = as_of_option(as_of)
     parameters = rules_for_run(record=False).parameters
     with database().connect() as connection:
-        found = list(iter_customer_facts(connection, moment, parameters, [customer_id]))
-    if not found:
+        facts = facts_of(connection, moment, parameters, customer_id)
+    if facts is None:
         raise fail(f"no customer with id {customer_id!r}")
-    facts = found[0]
     table = Table(title=f"Customer {customer_id} as of {moment.isoformat()}")
     for column in ("fact", "value", "unit", "description"):
         table.add_column(column)

@@ -19,7 +19,7 @@ from rapport.cli.common import (
     settings,
 )
 from storage.customers import customer_rows
-from storage.facts import iter_customer_facts
+from storage.facts import facts_of
 
 
 def preview(
@@ -41,12 +41,12 @@ def preview(
     ruleset = rules_for_run(record=False)
     with database().connect() as connection:
         customer = customer_rows(connection, [customer_id]).get(customer_id)
-        facts = list(iter_customer_facts(connection, moment, ruleset.parameters, [customer_id]))
-    if customer is None or not facts:
+        facts = facts_of(connection, moment, ruleset.parameters, customer_id)
+    if customer is None or facts is None:
         raise fail(f"no customer with id {customer_id!r}")
     suggestions = ruleset.suggestions_for((fields or {}).get("product"))
     context = message_context(
-        customer, facts[0], config.company(), "[unsubscribe link]", fields, suggestions
+        customer, facts, config.company(), "[unsubscribe link]", fields, suggestions
     )
     try:
         message = Templates(config.templates_dir).render(

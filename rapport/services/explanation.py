@@ -14,7 +14,7 @@ from actions.guards import decide
 from engine.model import RuleSet
 from engine.trace import Check, explain_rule
 from storage.customers import customer_rows
-from storage.facts import iter_customer_facts
+from storage.facts import facts_of
 from storage.outbox import marketing_sent_since
 
 
@@ -64,16 +64,16 @@ def explain_customer(
     """Every rule for this customer as of `as_of` (None: no such customer). Event rules
     are evaluated only for `event`, a dict with its `type` and fields."""
     with engine.connect() as connection:
-        found = list(iter_customer_facts(connection, as_of, ruleset.parameters, [customer_id]))
+        facts = facts_of(connection, as_of, ruleset.parameters, customer_id)
         customer = customer_rows(connection, [customer_id]).get(customer_id)
         since = as_of - ruleset.policy.cap_window
         marketing_sent = marketing_sent_since(connection, [customer_id], since).get(customer_id, 0)
-    if not found or customer is None:
+    if facts is None or customer is None:
         return None
-    values = dict(found[0])
+    values = dict(facts)
     if event:
         values.update({f"event_{k}": v for k, v in event.items() if k != "type"})
-    recipient = recipient_for(customer, found[0])
+    recipient = recipient_for(customer, facts)
     explained = []
     for rule in ruleset.rules:
         if rule.event is not None and (event is None or event.get("type") != rule.event):

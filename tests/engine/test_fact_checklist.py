@@ -108,7 +108,7 @@ def test_storage_fills_every_aggregate(tmp_path: Path) -> None:
 
     def build() -> None:
         with engine.connect() as connection:
-            next(iter_customer_facts(connection, AS_OF))
+            next(iter_customer_facts(connection, AS_OF, FactParameters()))
 
     try:
         given = fields_given(storage.facts, build)

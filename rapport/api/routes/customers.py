@@ -13,7 +13,7 @@ from rapport.api.security import require_role
 from rapport.api.state import Config, Database, Rules
 from rapport.services.clock import as_of_or_now
 from rapport.services.explanation import explain_customer
-from storage.facts import iter_customer_facts
+from storage.facts import facts_of
 
 # `as_of` well inside what datetime can hold: storing it converts it to UTC, and facts
 # look days and years away from it; either would overflow near year 1 or 9999.
@@ -43,10 +43,10 @@ def customer_facts(
     moment = _moment(as_of, settings.timezone)
     ruleset = rules.get()
     with engine.connect() as connection:
-        found = list(iter_customer_facts(connection, moment, ruleset.parameters, [customer_id]))
-    if not found:
+        facts = facts_of(connection, moment, ruleset.parameters, customer_id)
+    if facts is None:
         raise HTTPException(404, f"no customer {customer_id!r}")
-    return {"as_of": moment.isoformat(), "facts": found[0]}
+    return {"as_of": moment.isoformat(), "facts": facts}
 
 
 @router.get("/customers/{customer_id}/explain")
