@@ -1,1 +1,1 @@
-"""The rule engine side: fact vocabulary, rule schema, loader, compiler, explain."""
+"""The rule engine, no I/O: fact vocabulary, rule schema, loader, compiler, evaluation, traces."""

@@ -1,6 +1,6 @@
 """Compiling validated rules into a `durable_rules` ruleset (its dict form).
 
-Semantics shared with `engine/explain.py`: a comparison on a missing value (a
+Semantics shared with `engine/trace.py`: a comparison on a missing value (a
 nullable fact that is null, an absent event field) is false; `not` is true when its
 condition is false. `not` is pushed down to the comparisons (durable_rules has no
 negation inside an expression), adding "or the value is missing" for nullable facts,

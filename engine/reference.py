@@ -93,7 +93,7 @@ def reference_markdown() -> str:
 
 
 def _measures_table() -> list[str]:
-    """The `measures:` defaults (engine/measures.py), one row per setting."""
+    """The `measures:` defaults (engine/measure_settings.py), one row per setting."""
     m = Measures()
     rows = [
         ("control_group.percent", f"{m.control.percent:g}"),

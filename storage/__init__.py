@@ -1,1 +1,1 @@
-"""Rapport's database: SQLModel tables, sessions, migrations and fact queries."""
+"""Rapport's database: tables declared once, migrations, imports and every SQL query."""

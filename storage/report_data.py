@@ -1,6 +1,6 @@
 """What the relationship report reads from storage, as plain rows without personal data.
 
-Each query reads one kind of record up to the period's end; `rapport/measures.py` turns
+Each query reads one kind of record up to the period's end; `rapport/report/measures.py` turns
 the rows into measures. Only ids, times, amounts, levels and scores leave this module:
 no names, emails, phone numbers or free text.
 """

@@ -1,6 +1,6 @@
 """The relationship report: measures for a period, overall, per group, treated vs control,
 and over time. `build_report` reads storage once; the terminal summary, the Prefect
-artifact and the HTML page (`rapport/report_html.py`) are views of the same `Report`.
+artifact and the HTML page (`rapport/report/html.py`) are views of the same `Report`.
 
 Only ids are read, and only counts and rates come out: no personal data.
 """
