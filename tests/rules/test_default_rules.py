@@ -13,7 +13,7 @@ from engine.evaluate import Evaluator
 from engine.loader import load_rules
 from engine.model import RuleSet
 from engine.reference import reference_markdown, replace_reference
-from engine.ruletests import Case, load_cases, run_case, untested_rules
+from engine.ruletests import AS_OF, Case, load_cases, run_case, untested_rules
 from engine.schema import rule_schema
 from engine.yamlsource import Source, parse, rule_files
 from tests.paths import ROOT
@@ -98,3 +98,22 @@ def test_the_operations_reference_is_current() -> None:
     assert replace_reference(readme, reference_markdown()) == readme, (
         "run: rapport rules reference --write rules/README.md"
     )
+
+
+def test_an_escalation_ends_at_its_last_owner() -> None:
+    """An escalation rule never fires on a task already owned by the role it escalates
+    to: otherwise a lapsed task at management goes to management again, every time the
+    new deadline passes. Checked for every escalation rule with each rule test that
+    fires it, the overdue task handed to that rule's own target role."""
+    checked = 0
+    for rule in RULESET.enabled:
+        targets = {a.params["to_role"] for a in rule.actions if a.name == "escalate"}
+        for case in CASES:
+            if rule.id not in case.fires or case.event is None:
+                continue
+            for role in targets:
+                event = {**case.event, "owner_role": role}
+                fired = {f.rule_id for f in EVALUATOR.evaluate_event(case.facts, event, AS_OF)}
+                assert rule.id not in fired, f"{rule.id} escalates a {role} task to {role}"
+                checked += 1
+    assert checked >= 4  # every escalation rule of the default rules has a firing case
