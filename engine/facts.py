@@ -219,6 +219,8 @@ class FactParameters:
     dormant_gap_ratio: float = 3.0
     at_risk_gap_ratio: float = 2.0
     at_risk_drop_ratio: float = 0.5
+    # A drop compares like with like: one old purchase is not a frequency to drop from.
+    at_risk_drop_min_purchases: int = 2
     holidays: tuple[Holiday, ...] = ()
 
     def __post_init__(self) -> None:
@@ -286,7 +288,7 @@ def lifecycle_stage(
     if days_since_last > dormant_after:
         return "dormant"
     overdue = usual_gap is not None and days_since_last > params.at_risk_gap_ratio * usual_gap
-    dropped = purchases_previous > 0 and (
+    dropped = purchases_previous >= max(1, params.at_risk_drop_min_purchases) and (
         purchases_recent < params.at_risk_drop_ratio * purchases_previous
     )
     if open_complaints > 0 or overdue or dropped:

@@ -111,6 +111,22 @@ def test_frequency_drop_makes_a_customer_at_risk(engine: Engine) -> None:
     assert facts["lifecycle_stage"] == "at_risk"
 
 
+def test_one_old_purchase_is_not_a_frequency_drop(engine: Engine) -> None:
+    """A drop needs a previous window worth comparing: one purchase 120 days ago and
+    none since is a customer who is not (yet) overdue, not one at risk."""
+    add_customer(engine, "c1")
+    add_events(engine, "c1", purchase(NOW - 120 * DAY, 50.0))
+    facts = facts_of(engine, "c1")
+    assert (facts["purchases_recent"], facts["purchases_previous"]) == (0, 1)
+    assert facts["lifecycle_stage"] == "established"
+
+
+def test_the_drop_minimum_is_a_parameter(engine: Engine) -> None:
+    add_customer(engine, "c1")
+    add_events(engine, "c1", purchase(NOW - 120 * DAY, 50.0))
+    assert facts_of(engine, "c1", at_risk_drop_min_purchases=1)["lifecycle_stage"] == "at_risk"
+
+
 def test_long_silence_makes_a_customer_dormant(engine: Engine) -> None:
     add_customer(engine, "c1")
     add_events(engine, "c1", purchase(NOW - 230 * DAY, 50.0), purchase(NOW - 200 * DAY, 50.0))

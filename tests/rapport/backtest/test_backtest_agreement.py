@@ -90,7 +90,8 @@ def build_history(engine: Engine) -> None:
     """Seven customers, each there for a reason (see the comments); one joins late."""
     # c01, high tier (115k in the tier year) with an account manager: the welcome, the
     # weekly online touch and the New Year greeting meet the frequency cap (2 a week);
-    # no call for 30 days opens a task.
+    # no call for 30 days opens a task. Two autumn purchases and none since are a
+    # frequency drop (at risk), so the win-back joins them.
     add_customer(
         engine,
         "c01",
@@ -106,6 +107,7 @@ def build_history(engine: Engine) -> None:
         "c01",
         purchase("c01-p1", "2025-03-10T10:00:00+08:00", 60_000),
         purchase("c01-p2", "2025-09-15T10:00:00+08:00", 55_000),
+        purchase("c01-p3", "2025-09-29T10:00:00+08:00", 500),
         contact("c01-c1", "2025-12-05T10:00:00+08:00", "phone"),
         contact("c01-c2", "2025-12-24T10:00:00+08:00", "email"),
     )
