@@ -32,7 +32,7 @@ from actions.unsubscribe import unsubscribe_url
 from engine.facts import MESSAGE_CHANNELS
 from engine.model import RuleSet
 from storage.customers import customer_rows
-from storage.events import event_fields, events_by_id
+from storage.events import event_fields, events_by_id, products_bought
 from storage.facts import iter_customer_facts
 from storage.outbox import (
     ClaimedMessage,
@@ -155,10 +155,13 @@ async def dispatch_once(
         }
         counts = marketing_sent_since(connection, ids, now - ruleset.policy.cap_window)
         events = triggering_events(connection, [m.event_id for m in batch if m.event_id])
+        owned = products_bought(
+            connection, sorted({m.customer_id for m in batch if m.event_id}), now
+        )
         connection.commit()
         # Outcomes are recorded on this one connection, each in a transaction of its
         # own; recording never awaits, so the customers' coroutines cannot interleave.
-        job = _Job(connection, senders, templates, ruleset, now, settings, report, events)
+        job = _Job(connection, senders, templates, ruleset, now, settings, report, events, owned)
         await asyncio.gather(
             *(
                 job.customer(messages, customers[cid], facts[cid], counts.get(cid, 0))
@@ -178,6 +181,7 @@ class _Job:
     settings: DispatchSettings
     report: DispatchReport
     events: dict[str, dict[str, Any]]
+    owned: dict[str, frozenset[str]]  # products each customer bought, for cross-sell
     turnstile: Turnstile = field(default_factory=Turnstile)
 
     async def customer(
@@ -277,7 +281,7 @@ class _Job:
                 self.settings.public_url, self.settings.secret_key, message.customer_id, channel
             ),
             event,
-            self.ruleset.suggestions_for(product),
+            self.ruleset.suggestions_for(product, self.owned.get(message.customer_id, ())),
         )
         rendered = self.templates.render(message.template, customer.get("locale") or "", context)
         return Envelope(

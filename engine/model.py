@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -131,9 +132,11 @@ class RuleSet:
         """The care calendar (kept with the parameters facts are computed with)."""
         return self.parameters.holidays
 
-    def suggestions_for(self, product: str | None) -> tuple[str, ...]:
-        """Products the affinity table suggests after `product`."""
-        return self.affinity.get(product, ()) if product else ()
+    def suggestions_for(self, product: str | None, owned: Collection[str] = ()) -> tuple[str, ...]:
+        """Products the affinity table suggests after `product`, in its order, without
+        those the customer already `owned` (rules/affinity.yaml promises to skip them)."""
+        listed = self.affinity.get(product, ()) if product else ()
+        return tuple(p for p in listed if p not in owned)
 
     @cached_property
     def _by_id(self) -> dict[str, Rule]:

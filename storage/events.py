@@ -1,4 +1,5 @@
-"""Events Rapport itself records (contacts it made, tasks that went overdue)."""
+"""Events Rapport itself records (contacts it made, tasks that went overdue), and the
+look-ups delivery and reactions make on stored events."""
 
 from __future__ import annotations
 
@@ -67,6 +68,29 @@ def events_by_id(connection: Connection, ids: list[str]) -> dict[str, RowMapping
         return {}
     rows = connection.execute(select(EVENTS).where(EVENTS.c.id.in_(ids))).mappings()
     return {row["id"]: row for row in rows}
+
+
+def products_bought(
+    connection: Connection, customer_ids: list[str], before: datetime
+) -> dict[str, frozenset[str]]:
+    """The products each customer bought up to `before`: the cross-sell message
+    suggests only what they do not own yet."""
+    if not customer_ids:
+        return {}
+    rows = connection.execute(
+        select(EVENTS.c.customer_id, EVENTS.c.product)
+        .where(
+            EVENTS.c.customer_id.in_(customer_ids),
+            EVENTS.c.type == "purchase",
+            EVENTS.c.occurred_at <= before,
+            EVENTS.c.product.is_not(None),
+        )
+        .distinct()
+    )
+    owned: dict[str, set[str]] = {}
+    for customer_id, product in rows:
+        owned.setdefault(customer_id, set()).add(product)
+    return {customer_id: frozenset(products) for customer_id, products in owned.items()}
 
 
 def pending_reactions(

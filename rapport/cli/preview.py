@@ -19,6 +19,7 @@ from rapport.cli.common import (
     settings,
 )
 from storage.customers import customer_rows
+from storage.events import products_bought
 from storage.facts import facts_of
 
 
@@ -42,9 +43,10 @@ def preview(
     with database().connect() as connection:
         customer = customer_rows(connection, [customer_id]).get(customer_id)
         facts = facts_of(connection, moment, ruleset.parameters, customer_id)
+        owned = products_bought(connection, [customer_id], moment).get(customer_id, frozenset())
     if customer is None or facts is None:
         raise fail(f"no customer with id {customer_id!r}")
-    suggestions = ruleset.suggestions_for((fields or {}).get("product"))
+    suggestions = ruleset.suggestions_for((fields or {}).get("product"), owned)
     context = message_context(
         customer, facts, config.company(), "[unsubscribe link]", fields, suggestions
     )

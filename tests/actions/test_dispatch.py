@@ -19,7 +19,7 @@ from storage.outbox import store_messages
 from storage.planned import PlannedMessage
 from storage.tables import MESSAGES
 from tests.conftest import fresh_engine
-from tests.factories import add_customer
+from tests.factories import add_customer, add_events
 from tests.loopback import LOOPBACK, SmtpScript, SmtpServer, port_of, reserve_port
 
 NOON = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
@@ -192,3 +192,72 @@ def test_guards_defer_at_night_and_suppress_without_consent(engine, templates, s
     assert due == datetime(2026, 7, 2, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai
     assert dispatch(engine, templates, server.port, due).outcomes["sent"] == 1
     assert len(script.received) == 1
+
+
+def test_cross_sell_skips_what_the_customer_already_bought(engine, tmp_path, smtp) -> None:
+    """rules/affinity.yaml promises it: after an espresso machine, suggest the grinder,
+    tamper, beans ... the customer does not own yet (a grinder bought last year and
+    beans bought before `now` are left out; a purchase after `now` does not count)."""
+    script, server = smtp
+    folder = tmp_path / "cross"
+    folder.mkdir()
+    for locale in ("zh-CN", "en"):
+        (folder / f"pairs.{locale}.yaml").write_text(
+            'subject: "Pairs"\ntext: "{{ suggestions | join(\',\') }}"\n'
+        )
+    add_customer(engine, "c1", timezone="UTC", email="c1@example.com", consent_email=True)
+    add_events(
+        engine,
+        "c1",
+        {
+            "id": "p1",
+            "type": "purchase",
+            "occurred_at": NOON - timedelta(days=400),
+            "amount": 80.0,
+            "product": "grinder",
+        },
+        {
+            "id": "p2",
+            "type": "purchase",
+            "occurred_at": NOON - timedelta(days=3),
+            "amount": 20.0,
+            "product": "coffee-beans",
+        },
+        {
+            "id": "p3",
+            "type": "purchase",
+            "occurred_at": NOON - timedelta(hours=1),
+            "amount": 900.0,
+            "product": "espresso-machine",
+        },
+        {
+            "id": "p4",
+            "type": "purchase",
+            "occurred_at": NOON + timedelta(days=1),
+            "amount": 15.0,
+            "product": "tamper",
+        },
+    )
+    with engine.begin() as connection:
+        planned = PlannedMessage(
+            "x.0:c1:event:p3", "c1", "x", "pairs", ("email",), "marketing", NOON, "p3"
+        )
+        store_messages(connection, [planned], NOON)
+    rules = RuleSet(
+        revision="test",
+        rules=(),
+        affinity={"espresso-machine": ("grinder", "tamper", "coffee-beans", "milk-frother")},
+    )
+
+    async def run() -> DispatchReport:
+        sender = SmtpSender(LOOPBACK, server.port, sender_address="r@example.com", timeout=2.0)
+        try:
+            return await dispatch_once(
+                engine, {"email": sender}, Templates(folder), rules, NOON, SETTINGS
+            )
+        finally:
+            await sender.close()
+
+    assert asyncio.run(run()).outcomes["sent"] == 1
+    (received,) = script.received
+    assert received.message.get_payload(decode=True).decode().strip() == "tamper,milk-frother"
