@@ -11,16 +11,22 @@ from sqlalchemy import Connection, case, func, or_, select, update
 from storage.dialect import insert_new_keys
 from storage.events import event_row, record_events
 from storage.planned import OVERDUE_PREFIX, PlannedTask
-from storage.tables import EVENTS, TASKS
+from storage.tables import CUSTOMERS, EVENTS, TASKS
+
+# Roles a customer attribute names a person for: the task goes to that person and keeps
+# the role for routing; a customer without one leaves the task in the role's queue.
+PERSON_ROLES = {"account_manager": CUSTOMERS.c.account_manager}
 
 
 def store_tasks(connection: Connection, planned: list[PlannedTask], created_at: datetime) -> int:
     """Adds planned tasks; a key already stored is skipped. Returns how many were new.
 
-    An escalation takes over its overdue task: its kind, ledger flag and acceptance
-    criteria carry over (with the reason added) and the overdue task is marked `escalated`.
+    An escalation takes over its overdue task: its kind, department, ledger flag and
+    acceptance criteria carry over (with the reason added) and the overdue task is marked
+    `escalated`. A task for a role in `PERSON_ROLES` is assigned to the customer's person.
     """
     sources = _escalated_tasks(connection, [p.escalates for p in planned if p.escalates])
+    people = _named_people(connection, planned)
     rows = []
     for p in planned:
         source = sources.get(p.escalates) if p.escalates is not None else None
@@ -35,7 +41,8 @@ def store_tasks(connection: Connection, planned: list[PlannedTask], created_at: 
                 "event_id": p.event_id,
                 "kind": source["kind"] if source is not None else p.kind,
                 "owner_role": p.owner_role,
-                "department": p.department,
+                "owner": people.get((p.customer_id, p.owner_role)),
+                "department": p.department or (source["department"] if source else None),
                 "ledger": p.ledger or bool(source is not None and source["ledger"]),
                 "acceptance_criteria": criteria,
                 "status": "open",
@@ -50,6 +57,21 @@ def store_tasks(connection: Connection, planned: list[PlannedTask], created_at: 
             .values(status="escalated", closed_at=created_at)
         )
     return insert_new_keys(connection, TASKS, rows)
+
+
+def _named_people(connection: Connection, planned: list[PlannedTask]) -> dict[tuple[str, str], str]:
+    """(customer, role) -> the person the customer names for that role."""
+    people: dict[tuple[str, str], str] = {}
+    for role, column in PERSON_ROLES.items():
+        ids = sorted({p.customer_id for p in planned if p.owner_role == role})
+        if ids:
+            query = select(CUSTOMERS.c.id, column).where(
+                CUSTOMERS.c.id.in_(ids), column.is_not(None)
+            )
+            people.update(
+                {(cid, role): person for cid, person in connection.execute(query) if person}
+            )
+    return people
 
 
 def _escalated_tasks(connection: Connection, ids: list[int]) -> dict[int, Any]:
@@ -75,12 +97,19 @@ class TaskRow:
 
 
 def list_tasks(
-    connection: Connection, now: datetime, owner: str | None = None, overdue: bool = False
+    connection: Connection,
+    now: datetime,
+    owner: str | None = None,
+    overdue: bool = False,
+    role: str | None = None,
 ) -> list[TaskRow]:
-    """Open tasks, soonest due first; `owner` matches the role or the person."""
+    """Open tasks, soonest due first; `owner` matches the person (or a role, as a
+    shorthand for the role's whole list), `role` the role whoever holds the task."""
     query = select(TASKS).where(TASKS.c.status == "open").order_by(TASKS.c.due_at, TASKS.c.id)
     if owner:
         query = query.where(or_(TASKS.c.owner_role == owner, TASKS.c.owner == owner))
+    if role:
+        query = query.where(TASKS.c.owner_role == role)
     if overdue:
         query = query.where(TASKS.c.due_at < now)
     return [

@@ -16,13 +16,16 @@ app = typer.Typer(help="Staff tasks and the remediation ledger.", no_args_is_hel
 
 @app.command("list")
 def list_command(
-    owner: Annotated[str | None, typer.Option(help="An owner role or a person.")] = None,
+    owner: Annotated[
+        str | None, typer.Option(help="A person (e.g. chen.hv), or a role for its whole list.")
+    ] = None,
+    role: Annotated[str | None, typer.Option(help="An owner role, e.g. account_manager.")] = None,
     overdue: Annotated[bool, typer.Option(help="Only tasks past their due time.")] = False,
 ) -> None:
     """Open tasks, soonest due first (customers by id only)."""
     now = datetime.now(UTC)
     with database().connect() as connection:
-        tasks = list_tasks(connection, now, owner, overdue)
+        tasks = list_tasks(connection, now, owner, overdue, role)
     table = Table(title=f"{len(tasks)} open task(s)")
     for column in ("id", "due", "owner", "kind", "customer", "ledger", "acceptance criteria"):
         table.add_column(column)
@@ -31,7 +34,8 @@ def list_command(
         table.add_row(
             str(task.id),
             f"{task.due_at:%Y-%m-%d %H:%M}Z{late}",
-            task.owner or task.owner_role + (f" / {task.department}" if task.department else ""),
+            (f"{task.owner} ({task.owner_role})" if task.owner else task.owner_role)
+            + (f" / {task.department}" if task.department else ""),
             task.kind,
             task.customer_id,
             "yes" if task.ledger else "",

@@ -28,12 +28,14 @@ def tasks(
     engine: Database,
     owner: Annotated[str | None, Query(max_length=100)] = None,
     overdue: bool = False,
+    role: Annotated[str | None, Query(max_length=60)] = None,
 ) -> list[JsonObject]:
-    """Open staff tasks, soonest due first; `owner` is a role or a person."""
-    if owner is not None and "\x00" in owner:
+    """Open staff tasks, soonest due first; `owner` is a person (or a role, for its
+    whole list), `role` an owner role whoever holds the task."""
+    if any(value is not None and "\x00" in value for value in (owner, role)):
         return []  # no role or person has NUL in their name
     with engine.connect() as connection:
-        found = list_tasks(connection, datetime.now(UTC), owner=owner, overdue=overdue)
+        found = list_tasks(connection, datetime.now(UTC), owner=owner, overdue=overdue, role=role)
     return [asdict(task) for task in found]
 
 

@@ -127,3 +127,76 @@ def test_overdue_tasks_raise_one_event_each(engine: Engine) -> None:
     assert [e.id for e in events] == [f"overdue:{ids['b']}", f"overdue:{ids['a']}"]
     assert events[0].occurred_at == NOW - timedelta(hours=2)
     assert events[1].attributes["owner_role"] == "management"
+
+
+def test_an_account_manager_task_is_assigned_to_the_customers_manager(engine: Engine) -> None:
+    """A task for the role a customer attribute names goes to that person and keeps
+    the role for routing; without a named person it waits in the role's queue."""
+    add_customer(engine, "c1", account_manager="chen.hv")
+    add_customer(engine, "c2")
+    call = task("m1", "account_manager", timedelta(days=3))
+    orphan = PlannedTask(**{**call.__dict__, "key": "m2", "customer_id": "c2"})
+    with engine.begin() as connection:
+        store_tasks(connection, [call, orphan, task("s1", "management", timedelta(days=1))], NOW)
+    with engine.connect() as connection:
+        mine = list_tasks(connection, NOW, owner="chen.hv")
+        queue = list_tasks(connection, NOW, role="account_manager")
+    assert [(t.customer_id, t.owner, t.owner_role) for t in mine] == [
+        ("c1", "chen.hv", "account_manager")
+    ]
+    assert sorted((t.customer_id, t.owner) for t in queue) == [("c1", "chen.hv"), ("c2", None)]
+
+
+def test_an_escalation_keeps_the_department(engine: Engine) -> None:
+    add_customer(engine, "c1")
+    item = PlannedTask(
+        "r1",
+        "c1",
+        "rule",
+        "feedback_remediation",
+        "technical",
+        "Technical support",
+        NOW + timedelta(hours=24),
+        "fixed and confirmed",
+        True,
+        "fb1",
+    )
+    with engine.begin() as connection:
+        store_tasks(connection, [item], NOW)
+        (overdue_id,) = connection.scalars(select(TASKS.c.id))
+        escalation = PlannedTask(
+            "r2",
+            "c1",
+            "up",
+            "escalation",
+            "management",
+            None,
+            NOW + timedelta(hours=72),
+            "the department let it slip",
+            False,
+            f"overdue:{overdue_id}",
+            escalates=overdue_id,
+        )
+        store_tasks(connection, [escalation], NOW + timedelta(hours=25))
+    with engine.connect() as connection:
+        (taken_over,) = list_tasks(connection, NOW, role="management")
+    assert (taken_over.department, taken_over.ledger) == ("Technical support", True)
+
+
+def test_tasks_list_filters_by_person_and_by_role(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("RAPPORT_DATABASE_URL", url)
+    get_settings.cache_clear()
+    engine = make_engine(url)
+    upgrade_database(engine)
+    add_customer(engine, "c1", account_manager="chen.hv")
+    with engine.begin() as connection:
+        store_tasks(connection, [task("m1", "account_manager", timedelta(days=3))], NOW)
+    runner = CliRunner()
+    by_person = runner.invoke(app, ["tasks", "list", "--owner", "chen.hv"])
+    assert by_person.exit_code == 0 and "1 open task(s)" in by_person.output, by_person.output
+    by_role = runner.invoke(app, ["tasks", "list", "--role", "account_manager"])
+    assert by_role.exit_code == 0 and "1 open task(s)" in by_role.output, by_role.output
+    get_settings.cache_clear()
