@@ -36,7 +36,8 @@ def react_to_events(
     summary: RunSummary | None = None,
 ) -> RunSummary:
     """Runs the event rules on `event_ids` (just ingested or raised), or on every event
-    not reacted to yet that happened within `window` before `as_of`."""
+    not reacted to yet; either way only on events that happened within `window` before
+    `as_of` — one reaction window for the API, the ingest flow and `rapport run`."""
     summary = summary if summary is not None else RunSummary()
     types = sorted({r.event for r in ruleset.enabled if r.event is not None})
     with engine.connect() as connection:
@@ -49,7 +50,7 @@ def react_to_events(
                 for row in found.values()
                 if row["reacted_at"] is None
                 and row["type"] in types
-                and row["occurred_at"] <= as_of
+                and as_of - window <= row["occurred_at"] <= as_of
             ]
             rows.sort(key=lambda row: (row["occurred_at"], row["id"]))
     evaluator = Evaluator(ruleset)

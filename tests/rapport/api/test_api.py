@@ -83,7 +83,8 @@ def feedback(event_id: str, customer: str, level: str = "general", **extra: Any)
         "id": event_id,
         "customer_id": customer,
         "type": "feedback",
-        "occurred_at": (NOW - timedelta(minutes=5)).isoformat(),
+        # Now, not the fixed NOW: the API reacts at the wall clock, within the window.
+        "occurred_at": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
         "level": level,
         "category": "complaint",
         "text": "The parcel arrived damaged.",

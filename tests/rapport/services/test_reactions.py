@@ -231,3 +231,23 @@ def test_an_escalated_first_response_escalates_again_to_management(engine: Engin
         ).all()
     first, second, _ = answers
     assert [event for _, event in answers] == ["fb1", f"overdue:{first.id}", f"overdue:{second.id}"]
+
+
+def test_an_old_event_handed_over_by_id_is_history_too(engine: Engine) -> None:
+    """One reaction window for every path: a complaint from 9 days ago posted to the API
+    (reacted to by id) opens no task, as the ingest flow's sweep would not either; a
+    fresh one does."""
+    customer(engine)
+    complaint = {"type": "feedback", "level": "major", "category": "complaint"}
+    add_events(
+        engine,
+        "c1",
+        {**complaint, "id": "old", "occurred_at": NOW - 9 * DAY},
+        {**complaint, "id": "new", "occurred_at": NOW - HOUR},
+    )
+    old = react_to_events(engine, RULESET, NOW, event_ids=["old"])
+    assert old.firings == {} and old.tasks == 0
+    fresh = react_to_events(engine, RULESET, NOW, event_ids=["new"])
+    assert fresh.tasks == 1
+    with engine.connect() as connection:
+        assert [t.rule_id for t in list_tasks(connection, NOW)] == ["feedback_major_to_management"]
