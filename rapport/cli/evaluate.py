@@ -53,7 +53,7 @@ def explain(
         fired = rule.state.startswith("fired")
         console.print(
             f"\n[bold]{'✔' if fired else '✘'} {rule.rule_id}[/bold]: "
-            f"{rule.state.upper() if fired else 'not fired'}"
+            f"{rule.state.upper() if fired else rule.state}"
             f"{'' if rule.enabled else ' (disabled)'} — "
             f"{rule.description}"
         )

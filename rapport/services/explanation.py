@@ -15,6 +15,7 @@ from engine.model import RuleSet
 from engine.trace import Check, explain_rule
 from storage.customers import customer_rows
 from storage.facts import facts_of
+from storage.firings import last_fired
 from storage.outbox import marketing_sent_since
 
 
@@ -32,7 +33,7 @@ class RuleExplanation:
     rule_id: str
     description: str
     enabled: bool
-    state: str  # fired, not fired, waits for an event, or fired but held out
+    state: str  # fired, not fired, held back by re-entry, waits for an event, or held out
     event: str | None  # the event type an event rule waits for
     checks: tuple[Check, ...]
     guards: tuple[GuardDecision, ...]
@@ -68,6 +69,7 @@ def explain_customer(
         customer = customer_rows(connection, [customer_id]).get(customer_id)
         since = as_of - ruleset.policy.cap_window
         marketing_sent = marketing_sent_since(connection, [customer_id], since).get(customer_id, 0)
+        history = last_fired(connection, [customer_id])
     if facts is None or customer is None:
         return None
     values = dict(facts)
@@ -100,7 +102,12 @@ def explain_customer(
             if fired and action.name == "send_message"
         )
         state = "fired" if fired else "not fired"
-        if fired and ruleset.holds_out(rule.id, customer_id):
+        last = history.get((rule.id, customer_id))
+        if fired and not rule.admits(last, as_of):
+            # what `admit` does for an evaluation: re-entry holds the match back
+            assert last is not None
+            state, guards = f"held back by re-entry: last fired {last.isoformat()}", ()
+        elif fired and ruleset.holds_out(rule.id, customer_id):
             state, guards = "fired, held out (control group: plans nothing)", ()
         explained.append(
             RuleExplanation(
