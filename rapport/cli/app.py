@@ -19,6 +19,7 @@ from rapport.cli import (
     preview,
     report,
     rules,
+    run,
     serve,
     tasks,
 )
@@ -39,6 +40,7 @@ app.command("explain")(evaluate.explain)
 app.command("evaluate")(evaluate.evaluate)
 app.command("preview")(preview.preview)
 app.command("dispatch")(dispatch.dispatch)
+app.command("run")(run.run)
 app.command("report")(report.report)
 app.command("backtest")(backtest.backtest)
 app.command("demo")(demo.demo)

@@ -42,7 +42,7 @@ def dispatch(
     ruleset = rules_for_run(record=False)
     options = replace(dispatch_settings(config), batch=batch_size, lease=timedelta(seconds=lease))
     moment = as_of_option(as_of) if as_of else None
-    report = asyncio.run(_run(engine, ruleset, config, options, batches, moment))
+    report = asyncio.run(deliver_due(engine, ruleset, config, options, batches, moment))
     table = Table(title=f"Dispatch: {report.claimed} messages claimed")
     table.add_column("outcome")
     table.add_column("messages", justify="right")
@@ -55,7 +55,7 @@ def dispatch(
     console.print(table)
 
 
-async def _run(
+async def deliver_due(
     engine: Engine,
     ruleset: RuleSet,
     config: Settings,

@@ -20,6 +20,7 @@ from rapport.cli.common import (
     rules_for_run,
 )
 from rapport.services.explanation import explain_customer
+from rapport.services.reactions import react_to_events
 from rapport.services.scheduled import RunSummary, evaluate_customers
 from storage.firings import firing_json
 
@@ -93,6 +94,13 @@ def evaluate(
         return
     title = f"Firings as of {moment.isoformat()}" + (" — dry run, nothing written" * dry_run)
     print_run(summary, title, ruleset.revision)
+    if dry_run:  # what the next reaction run would add (see `rapport run`)
+        pending = react_to_events(database(), ruleset, moment, record=False)
+        rules = ", ".join(f"{rule} ×{n}" for rule, n in sorted(pending.firings.items()))
+        console.print(
+            f"event reactions pending: {sum(pending.firings.values())} would fire"
+            + (f" ({rules})" if rules else "")
+        )
 
 
 def print_run(summary: RunSummary, title: str, revision: str) -> None:

@@ -34,10 +34,12 @@ def react_to_events(
     event_ids: Sequence[str] | None = None,
     window: timedelta = WINDOW,
     summary: RunSummary | None = None,
+    record: bool = True,
 ) -> RunSummary:
     """Runs the event rules on `event_ids` (just ingested or raised), or on every event
     not reacted to yet; either way only on events that happened within `window` before
-    `as_of` — one reaction window for the API, the ingest flow and `rapport run`."""
+    `as_of` — one reaction window for the API, the ingest flow and `rapport run`.
+    Without `record` (dry runs) the firings re-entry admits are counted, nothing written."""
     summary = summary if summary is not None else RunSummary()
     types = sorted({r.event for r in ruleset.enabled if r.event is not None})
     with engine.connect() as connection:
@@ -55,7 +57,7 @@ def react_to_events(
             rows.sort(key=lambda row: (row["occurred_at"], row["id"]))
     evaluator = Evaluator(ruleset)
     for start in range(0, len(rows), CHUNK):
-        _react(engine, ruleset, evaluator, rows[start : start + CHUNK], as_of, summary)
+        _react(engine, ruleset, evaluator, rows[start : start + CHUNK], as_of, summary, record)
     return summary
 
 
@@ -66,9 +68,10 @@ def _react(
     rows: list[RowMapping],
     as_of: datetime,
     summary: RunSummary,
+    record: bool,
 ) -> None:
     """One chunk: facts as of now for its customers, each event through the engine,
-    firings recorded and events marked in one transaction."""
+    firings recorded and events marked in one transaction (with `record`)."""
     customers = sorted({row["customer_id"] for row in rows})
     with engine.connect() as connection:
         facts = {
@@ -82,6 +85,10 @@ def _react(
     ]
     summary.customers += len(customers)
     summary.matched += len(firings)
+    if not record:
+        with engine.connect() as reader:
+            summary.count(admit(reader, ruleset, firings) if firings else [])
+        return
     with engine.begin() as writer:
         kept = admit(writer, ruleset, firings) if firings else []
         apply_firings(writer, ruleset, kept, as_of, summary)
