@@ -123,7 +123,7 @@ FACTS: tuple[Fact, ...] = (
             f"days_since_contact_{channel}",
             _I,
             "days",
-            f"Whole days since the last contact by {channel}.",
+            f"Calendar days (customer's timezone) since the last contact by {channel}.",
             nullable=True,
         )
         for channel in CONTACT_CHANNELS
@@ -132,21 +132,21 @@ FACTS: tuple[Fact, ...] = (
         "days_since_online_contact",
         _I,
         "days",
-        "Whole days since the last email, SMS, WeChat or app contact.",
+        "Calendar days since the last email, SMS, WeChat or app contact.",
         nullable=True,
     ),
     Fact(
         "days_since_personal_contact",
         _I,
         "days",
-        "Whole days since the last phone call or visit.",
+        "Calendar days since the last phone call or visit.",
         nullable=True,
     ),
     Fact(
         "days_since_any_contact",
         _I,
         "days",
-        "Whole days since the last contact of any kind.",
+        "Calendar days since the last contact of any kind.",
         nullable=True,
     ),
     *(
@@ -340,7 +340,6 @@ def derive_facts(
     if agg.lifetime_orders >= 2 and agg.first_purchase_at and agg.last_purchase_at:
         span = (agg.last_purchase_at - agg.first_purchase_at) / timedelta(days=1)
         usual_gap = round(span / (agg.lifetime_orders - 1), 2) or None
-    contact_days = {ch: whole_days(as_of, agg.last_contact_at[ch]) for ch in CONTACT_CHANNELS}
     spend_12m = round(agg.spend_12m, 2)
     facts: dict[str, Any] = {
         "customer_id": agg.customer_id,
@@ -375,10 +374,7 @@ def derive_facts(
         "avg_order_value_previous": _mean(agg.spend_previous, agg.purchases_previous),
         "logins_30d": agg.logins_30d,
         "logins_prev_30d": agg.logins_prev_30d,
-        **{f"days_since_contact_{ch}": days for ch, days in contact_days.items()},
-        "days_since_online_contact": _min_days([contact_days[ch] for ch in MESSAGE_CHANNELS]),
-        "days_since_personal_contact": _min_days([contact_days[ch] for ch in PERSONAL_CHANNELS]),
-        "days_since_any_contact": _min_days(list(contact_days.values())),
+        **contact_facts(agg.last_contact_at, today, zone),
         **{f"open_feedback_{level}": agg.open_feedback[level] for level in FEEDBACK_LEVELS},
         "open_complaints": agg.open_complaints,
         "complaints_recent": agg.complaints_recent,
@@ -388,6 +384,25 @@ def derive_facts(
         **calendar_facts(agg.birthday, first_local, today, holiday_on(today, params)),
     }
     return facts
+
+
+def contact_facts(
+    last_contact_at: dict[str, datetime | None], today: date, zone: ZoneInfo
+) -> dict[str, int | None]:
+    """The cadence counters: local calendar days, in the customer's zone, from each
+    channel's latest contact to `today`. Whole elapsed days would call a touch sent at
+    10:00 "6 days old" at next week's 08:00 run, and a weekly cadence would drift to
+    every 8 days (fortnightly to 15, monthly to 31)."""
+    days = {
+        channel: None if at is None else (today - at.astimezone(zone).date()).days
+        for channel, at in last_contact_at.items()
+    }
+    return {
+        **{f"days_since_contact_{channel}": days[channel] for channel in CONTACT_CHANNELS},
+        "days_since_online_contact": _min_days([days[ch] for ch in MESSAGE_CHANNELS]),
+        "days_since_personal_contact": _min_days([days[ch] for ch in PERSONAL_CHANNELS]),
+        "days_since_any_contact": _min_days(list(days.values())),
+    }
 
 
 def overdue_ratio(days_last: int | None, usual_gap: float | None) -> float | None:

@@ -2,7 +2,8 @@
 
 Between two changes of a customer's aggregates (an event, or an event leaving one of
 the windows), `engine.facts.derive_facts` gives other facts at other moments only
-through the clock: the `days_since_*` counters grow by one a day, the purchase-overdue
+through the clock: the `days_since_*` counters grow by one a day (the contact ones
+follow the customer's local date, recomputed with the engine's helper), the purchase-overdue
 ratio and the lifecycle stage follow the counters, and the calendar facts follow the
 customer's local date. Every other fact (`STATIC`) is a function of the aggregates.
 `Drift.move` moves a snapshot forward by whole days with the engine's own helpers, so the
@@ -26,6 +27,7 @@ from engine.facts import (
     CustomerAggregates,
     FactParameters,
     calendar_facts,
+    contact_facts,
     holiday_on,
     lifecycle_stage,
     overdue_ratio,
@@ -34,6 +36,8 @@ from rapport.backtest.timeline import DAY, MICROSECOND
 
 DAY_US = DAY // MICROSECOND
 COUNTERS = tuple(fact.name for fact in FACTS if fact.name.startswith("days_since_"))
+CONTACTS = frozenset(name for name in COUNTERS if "contact" in name)  # local calendar days
+ELAPSED = tuple(name for name in COUNTERS if name not in CONTACTS)  # whole 24 h days
 FOLLOWERS = ("purchase_overdue_ratio", "lifecycle_stage")
 CALENDAR = ("is_birthday", "holiday", "is_first_purchase_anniversary", "years_since_first_purchase")
 MOVING = frozenset((*COUNTERS, *FOLLOWERS, *CALENDAR))
@@ -85,10 +89,13 @@ class Drift:
         """Writes the moving facts of `needed` as of `at` (`moment`) into `into`, a copy of
         the snapshot's facts: what `derive_facts` gives for them then."""
         base, days = snapshot.facts, (at - snapshot.at) // DAY_US
-        for name in COUNTERS:
+        for name in ELAPSED:
             if name in needed:
                 value = base[name]
                 into[name] = None if value is None else value + days
+        if not needed.isdisjoint(CONTACTS):  # calendar days: a 24 h step across a DST
+            today = moment.astimezone(snapshot.zone).date()  # change need not add one
+            into.update(contact_facts(snapshot.aggregates.last_contact_at, today, snapshot.zone))
         if not needed.isdisjoint(FOLLOWERS):
             last, first = base["days_since_last_purchase"], base["days_since_first_purchase"]
             last = None if last is None else last + days

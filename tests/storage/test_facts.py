@@ -13,6 +13,7 @@ from storage.facts import iter_customer_facts
 from tests.factories import NOW, add_customer, add_events
 
 DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
 
 
 def facts_of(engine: Engine, customer_id: str, as_of: datetime = NOW, **params: Any) -> dict:
@@ -309,3 +310,16 @@ def test_streaming_facts_leaves_the_connection_usable_for_writes(engine: Engine)
         ).rowcount
         connection.commit()
     assert updated == 1
+
+
+def test_contact_days_are_calendar_days_in_the_customers_timezone(engine: Engine) -> None:
+    """A touch sent at 10:00 is 7 days old at next week's 08:00 run (local dates in the
+    customer's zone), so a weekly cadence is every 7 days, not 8."""
+    add_customer(engine, "c1", timezone="Asia/Shanghai")
+    sent = datetime(2026, 6, 22, 2, 0, tzinfo=UTC)  # Monday 10:00 in Shanghai
+    add_events(engine, "c1", {"type": "contact", "occurred_at": sent, "channel": "wechat"})
+    next_run = datetime(2026, 6, 29, 0, 0, tzinfo=UTC)  # the next Monday, 08:00 there
+    facts = facts_of(engine, "c1", as_of=next_run)
+    assert facts["days_since_contact_wechat"] == 7
+    assert facts["days_since_online_contact"] == 7
+    assert facts_of(engine, "c1", as_of=next_run - 9 * HOUR)["days_since_online_contact"] == 6

@@ -188,9 +188,10 @@ def test_quiet_hours_defer_and_the_contact_counts_from_when_it_was_sent(
     engine: Engine, tmp_path: Path
 ) -> None:
     """Steps at 00:00 UTC. In Shanghai that is 08:00: `hello` goes out at once, and a
-    whole day later `again` fires every day. In London it is midnight: `hello` waits for
-    08:00 London and the contact dates from then, so on 6 January (16 h later) no whole
-    day has passed and `again` first fires on the 7th, again deferred to 08:00. Without
+    day later `again` fires every day. In London it is midnight: `hello` waits for
+    08:00 London and the contact dates from then; cadence counts calendar days in the
+    customer's zone, so on 6 January (16 h later) it is a day old and `again` fires every
+    day from the 6th, each deferred to 08:00 London: one day apart, as promised. Without
     consent nothing is sent and, never contacted, `again` never fires. With an open
     complaint the marketing message is held; the service note still goes."""
     for name, zone in (("shanghai", SHANGHAI), ("london", "Europe/London")):
@@ -219,7 +220,8 @@ def test_quiet_hours_defer_and_the_contact_counts_from_when_it_was_sent(
         [("hello", name, 5) for name in ("shanghai", "london", "no_consent", "complainer")]
         + [("again", "shanghai", day) for day in (6, 7, 8)]
         + [("again", "complainer", day) for day in (6, 7, 8)]
-        + [("again", "london", 7), ("promo_to_complainers", "complainer", 5)]
+        + [("again", "london", day) for day in (6, 7, 8)]
+        + [("promo_to_complainers", "complainer", 5)]
     )
     sent = {
         key.split(":")[1] + " " + key.split(".")[0]: value
@@ -227,7 +229,7 @@ def test_quiet_hours_defer_and_the_contact_counts_from_when_it_was_sent(
     }
     eight_london = datetime(2026, 1, 5, 8, tzinfo=UTC)  # 08:00 GMT
     assert sent["london hello"] == ("sent", "email", eight_london)
-    assert sent["london again"] == ("sent", "email", eight_london + timedelta(days=2))
+    assert sent["london again"] == ("sent", "email", eight_london + timedelta(days=3))
     assert sent["shanghai hello"] == ("sent", "email", datetime(2026, 1, 5, tzinfo=UTC))
     assert sent["no_consent hello"][0] == "suppressed:no_consent"
     assert sent["complainer promo_to_complainers"][0] == "suppressed:open_complaint"
