@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from engine.model import RuleSet
 from rapport.services.clock import as_of_or_now
 from rapport.services.rules import NoRulesInForce, rules_in_force
+from rapport.services.scheduled import RunSummary
 from rapport.services.settings import Settings, get_settings
 from storage.db import make_engine
 from storage.migrate import check_schema
@@ -84,3 +85,13 @@ def event_option(value: str | None) -> dict[str, Any] | None:
     if not isinstance(parsed, dict):
         raise fail('--event is a JSON object, e.g. \'{"type": "feedback"}\'')
     return parsed
+
+
+def firings_line(summary: RunSummary, dry_run: bool) -> str:
+    """`N fired (rule ×n, …); M message(s), K task(s) planned` (a dry run plans nothing)."""
+    total = sum(summary.firings.values())
+    rules = ", ".join(f"{rule} ×{n}" for rule, n in sorted(summary.firings.items()))
+    text = f"{total} {'would fire' if dry_run else 'fired'}" + (f" ({rules})" if rules else "")
+    if dry_run:
+        return text
+    return f"{text}; {summary.messages} message(s), {summary.tasks} task(s) planned"

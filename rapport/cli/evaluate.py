@@ -17,6 +17,7 @@ from rapport.cli.common import (
     database,
     event_option,
     fail,
+    firings_line,
     rules_for_run,
 )
 from rapport.services.explanation import explain_customer
@@ -96,11 +97,7 @@ def evaluate(
     print_run(summary, title, ruleset.revision)
     if dry_run:  # what the next reaction run would add (see `rapport run`)
         pending = react_to_events(database(), ruleset, moment, record=False)
-        rules = ", ".join(f"{rule} ×{n}" for rule, n in sorted(pending.firings.items()))
-        console.print(
-            f"event reactions pending: {sum(pending.firings.values())} would fire"
-            + (f" ({rules})" if rules else "")
-        )
+        console.print(f"event reactions pending: {firings_line(pending, dry_run=True)}")
 
 
 def print_run(summary: RunSummary, title: str, revision: str) -> None:

@@ -8,11 +8,18 @@ from typing import Annotated
 
 import typer
 
-from rapport.cli.common import AS_OF_HELP, as_of_option, console, database, rules_for_run, settings
+from rapport.cli.common import (
+    AS_OF_HELP,
+    as_of_option,
+    console,
+    database,
+    firings_line,
+    rules_for_run,
+    settings,
+)
 from rapport.cli.dispatch import deliver_due
 from rapport.services.cycle import run_cycle
 from rapport.services.delivery import dispatch_settings
-from rapport.services.scheduled import RunSummary
 
 
 def run(
@@ -41,25 +48,15 @@ def run(
         f"Cycle as of {moment.isoformat()}, rules revision {ruleset.revision[:12]}"
         + (" — dry run, nothing written or sent" if dry_run else "")
     )
-    console.print(f"1. event reactions: {_firings(report.reactions, dry_run)}")
-    escalated = f"; escalations: {_firings(report.escalations, dry_run)}" if not dry_run else ""
+    console.print(f"1. event reactions: {firings_line(report.reactions, dry_run)}")
+    escalated = f"; escalations: {firings_line(report.escalations, dry_run)}" if not dry_run else ""
     console.print(f"2. SLA watch: {report.overdue} overdue task(s){escalated}")
     console.print(
         f"3. scheduled rules over {report.evaluation.customers} customers: "
-        f"{_firings(report.evaluation, dry_run)}"
+        f"{firings_line(report.evaluation, dry_run)}"
     )
     if report.delivery is None:
         console.print("4. dispatch: skipped (dry run)")
     else:
         outcomes = ", ".join(f"{k} {v}" for k, v in report.delivery.outcomes.most_common())
         console.print(f"4. dispatch: {report.delivery.claimed} claimed ({outcomes or 'none'})")
-
-
-def _firings(summary: RunSummary, dry_run: bool) -> str:
-    """`N fired (rule ×n, …); M message(s), K task(s) planned` (a dry run plans nothing)."""
-    total = sum(summary.firings.values())
-    rules = ", ".join(f"{rule} ×{n}" for rule, n in sorted(summary.firings.items()))
-    text = f"{total} {'would fire' if dry_run else 'fired'}" + (f" ({rules})" if rules else "")
-    if dry_run:
-        return text
-    return f"{text}; {summary.messages} message(s), {summary.tasks} task(s) planned"
