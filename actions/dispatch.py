@@ -155,9 +155,14 @@ async def dispatch_once(
         }
         counts = marketing_sent_since(connection, ids, now - ruleset.policy.cap_window)
         events = triggering_events(connection, [m.event_id for m in batch if m.event_id])
-        owned = products_bought(
-            connection, sorted({m.customer_id for m in batch if m.event_id}), now
-        )
+        # Only a message whose event bought a product the affinity table lists shows
+        # suggestions; the owned products are read for those customers alone.
+        suggesting = {
+            m.customer_id
+            for m in batch
+            if m.event_id and ruleset.suggestions_for(events.get(m.event_id, {}).get("product"))
+        }
+        owned = products_bought(connection, sorted(suggesting), now)
         connection.commit()
         # Outcomes are recorded on this one connection, each in a transaction of its
         # own; recording never awaits, so the customers' coroutines cannot interleave.
