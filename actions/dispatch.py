@@ -287,6 +287,7 @@ class _Job:
             ),
             event,
             self.ruleset.suggestions_for(product, self.owned.get(message.customer_id, ())),
+            self._reply_by(event),
         )
         rendered = self.templates.render(message.template, customer.get("locale") or "", context)
         return Envelope(
@@ -299,6 +300,13 @@ class _Job:
             customer_id=message.customer_id,
             locale=rendered.locale,
         )
+
+    def _reply_by(self, event: dict[str, Any] | None) -> datetime | None:
+        """A feedback item's first-response deadline: the one its first task has."""
+        if event is None or event["type"] != "feedback":
+            return None
+        levels = self.ruleset.policy.service_levels
+        return levels.target(event.get("level"), "first_response", event["occurred_at"])
 
     def _fail(self, message: ClaimedMessage, channel: str, error: str) -> bool:
         """Records a permanent failure on `channel`: no sender for it, the provider refused

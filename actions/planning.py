@@ -5,6 +5,12 @@ re-entry scope: the triggering event, the whole customer lifetime (`once`), or t
 numbered re-entry period the firing falls in. Planning the same firings twice, or a
 crash and a retry, produces the same keys, and the unique constraints on
 `outbox_messages.key` and `staff_tasks.key` turn repeats into no-ops.
+
+A task's deadline counts from when its triggering event happened (a feedback item's
+`occurred_at`; for an escalation, the deadline that was missed), or from the firing
+for scheduled rules, on the clock of the feedback level it serves
+(`ServiceLevels.due`): the same planned rows whenever and wherever the firing is
+planned, live or in the backtest.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from engine.evaluate import Firing
 from engine.model import Action, Reentry, Rule
+from engine.service_levels import ServiceLevels
 from storage.planned import (
     OVERDUE_PREFIX,
     Planned,
@@ -39,18 +46,18 @@ def idempotency_key(rule: Rule, firing: Firing, action_index: int) -> str:
     return f"{rule.id}.{action_index}:{firing.customer_id}:{reentry_scope(rule, firing)}"
 
 
-def plan_firing(rule: Rule, firing: Firing) -> list[Planned]:
+def plan_firing(rule: Rule, firing: Firing, levels: ServiceLevels) -> list[Planned]:
     """The messages, tasks and later steps a firing asks for (tags are only recorded,
-    with the firing)."""
+    with the firing); `levels` sets the tasks' deadlines."""
     planned: list[Planned] = []
     for index, action in enumerate(rule.actions):
         key = idempotency_key(rule, firing, index)
         if action.name == "send_message":
             planned.append(_message(key, rule, firing, action))
         elif action.name == "open_task":
-            planned.append(_task(key, rule, firing, action))
+            planned.append(_task(key, rule, firing, action, levels))
         elif action.name == "escalate":
-            planned.append(_escalation(key, rule, firing, action))
+            planned.append(_escalation(key, rule, firing, action, levels))
         elif action.name == "schedule":
             due_at = firing.as_of + action.params["after"]
             planned.append(PlannedStep(key, firing.customer_id, action.params["step"], due_at))
@@ -70,7 +77,18 @@ def _message(key: str, rule: Rule, firing: Firing, action: Action) -> PlannedMes
     )
 
 
-def _escalation(key: str, rule: Rule, firing: Firing, action: Action) -> PlannedTask:
+def deadline(firing: Firing, due_in: timedelta | str, levels: ServiceLevels) -> datetime:
+    """When a task of this firing is due: `due_in` (a duration, or the name of the
+    feedback item's target) after the event happened, on its level's clock."""
+    start = firing.event_at or firing.as_of
+    if isinstance(due_in, str):
+        return levels.target(firing.level, due_in, start)
+    return levels.due(firing.level, start, due_in)
+
+
+def _escalation(
+    key: str, rule: Rule, firing: Firing, action: Action, levels: ServiceLevels
+) -> PlannedTask:
     """The overdue task's item, handed to the next owner with a new deadline. Storing
     it carries the overdue task's kind, ledger flag and acceptance criteria over (see
     `storage.tasks.store_tasks`); only a `task_overdue` event names a task to take over."""
@@ -85,7 +103,7 @@ def _escalation(key: str, rule: Rule, firing: Firing, action: Action) -> Planned
         kind=str(firing.values.get("event.task_kind") or "escalation"),
         owner_role=action.params["to_role"],
         department=None,
-        due_at=firing.as_of + action.params["due_in"],
+        due_at=deadline(firing, action.params["due_in"], levels),
         acceptance_criteria=action.params["reason"],
         ledger=False,
         event_id=firing.event_id,
@@ -93,8 +111,9 @@ def _escalation(key: str, rule: Rule, firing: Firing, action: Action) -> Planned
     )
 
 
-def _task(key: str, rule: Rule, firing: Firing, action: Action) -> PlannedTask:
-    due_in: timedelta = action.params["due_in"]
+def _task(
+    key: str, rule: Rule, firing: Firing, action: Action, levels: ServiceLevels
+) -> PlannedTask:
     return PlannedTask(
         key=key,
         customer_id=firing.customer_id,
@@ -102,7 +121,7 @@ def _task(key: str, rule: Rule, firing: Firing, action: Action) -> PlannedTask:
         kind=action.params["kind"],
         owner_role=action.params["owner_role"],
         department=action.params["department"],
-        due_at=firing.as_of + due_in,
+        due_at=deadline(firing, action.params["due_in"], levels),
         acceptance_criteria=action.params["acceptance_criteria"],
         ledger=bool(action.params["ledger"]),
         event_id=firing.event_id,

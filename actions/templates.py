@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from babel.dates import format_datetime
 from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from ruamel.yaml import YAML
@@ -143,6 +146,8 @@ def sample_context(event: str | None) -> dict[str, Any]:
         "company": {"name": "Rapport", "service_phone": "400-000-0000", "website": "example.com"},
         "unsubscribe_url": "https://example.com/unsubscribe?token=sample",
     }
+    if event == "feedback":
+        context["reply_by"] = "11月30日（星期一）10:00"
     if event is not None:
         context["event"] = {
             field.name: (field.choices[0] if field.choices else _SAMPLES[field.type])
@@ -206,6 +211,7 @@ def message_context(
     unsubscribe_url: str,
     event: dict[str, Any] | None = None,
     suggestions: tuple[str, ...] = (),
+    reply_by: datetime | None = None,
 ) -> dict[str, Any]:
     """The variables of `TEMPLATE_VARIABLES` for one customer (and triggering event)."""
     context: dict[str, Any] = {
@@ -225,4 +231,19 @@ def message_context(
     }
     if event is not None:
         context["event"] = event
+    if reply_by is not None:
+        context["reply_by"] = local_moment(reply_by, customer, context["customer"]["locale"])
     return context
+
+
+MOMENT_PATTERNS = {"en": "EEEE d MMMM, HH:mm", "zh-CN": "M月d日（EEEE）HH:mm"}
+"""How a moment reads in each template language (Babel names the weekday and month)."""
+
+
+def local_moment(moment: datetime, customer: dict[str, Any], locale: str) -> str:
+    """`moment` on the customer's clock, in their language: `Monday 30 November, 10:00`."""
+    language = locale if locale in MOMENT_PATTERNS else DEFAULT_LOCALE
+    zone = ZoneInfo(customer["timezone"])
+    return format_datetime(
+        moment, MOMENT_PATTERNS[language], tzinfo=zone, locale=language.replace("-", "_")
+    )

@@ -15,6 +15,7 @@ from typing import Any
 from engine.compile import compile_rule, expression_count
 from engine.model import AllOf, Comparison, Condition, FactRef, Position, Rule
 from engine.problems import Problem, Severity
+from engine.service_levels import TARGETS
 
 MAX_EXPRESSIONS = 31  # durable_rules' expression sequence per rule holds 31 slots
 
@@ -33,6 +34,7 @@ def check_rules(rules: list[Rule], max_per_trigger: int) -> list[Problem]:
                 )
             )
     problems.extend(_duplicates(rules))
+    problems.extend(_targets_without_item(rules))
     counts: Counter[str] = Counter()
     for rule in rules:
         if not rule.enabled:
@@ -48,6 +50,20 @@ def check_rules(rules: list[Rule], max_per_trigger: int) -> list[Problem]:
                 )
             )
     return problems
+
+
+def _targets_without_item(rules: list[Rule]) -> Iterator[Problem]:
+    """`due_in: first_response` needs a feedback item whose level sets the target."""
+    for rule in rules:
+        for action in rule.actions:
+            due = action.params.get("due_in")
+            if due in TARGETS and rule.event != "feedback":
+                yield _problem(
+                    action.position,
+                    "bad-choice",
+                    f"`due_in: {due}` is a feedback item's target; rule {rule.id!r} is not "
+                    "triggered by feedback: give a duration such as 24h",
+                )
 
 
 def _problem(at: Position, code: str, message: str, severity: Severity = Severity.ERROR) -> Problem:

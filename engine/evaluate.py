@@ -22,6 +22,7 @@ from durable import engine as durable
 
 from engine.compile import EVENT, SNAPSHOT, WARMUP_RULE, compile_rules, message_key
 from engine.model import Action, AllOf, AnyOf, Comparison, Condition, FactRef, Not, RuleSet
+from engine.service_levels import DEFAULT_LEVEL
 
 _HOST: durable.Host | None = None
 _REGISTERED: dict[str, str] = {}  # revision -> ruleset name in the host
@@ -45,6 +46,10 @@ class Firing:
     values: dict[str, Any]
     actions: tuple[Action, ...]
     held_out: bool = False  # a control-group customer: recorded, but plans nothing
+    # The triggering event's time and feedback level: deadlines count from when it
+    # happened, on its level's clock (`engine.service_levels`).
+    event_at: datetime | None = None
+    level: str | None = None
 
 
 class _MatcherHost(durable.Host):  # type: ignore[misc]
@@ -113,16 +118,20 @@ class Evaluator:
     def evaluate_event(
         self, facts: dict[str, Any], event: dict[str, Any], as_of: datetime
     ) -> list[Firing]:
-        """The rules triggered by `event` (with `type`, `id` and its fields) for its customer."""
+        """The rules triggered by `event` (with `type`, `id`, its fields and, when known,
+        `occurred_at`) for its customer."""
         fields = {
             f"event_{key}": value
             for key, value in event.items()
-            if key not in ("id", "type", "customer_id") and value is not None
+            if key not in ("id", "type", "customer_id", "occurred_at") and value is not None
         }
         message = self._message(facts)
         message.update(fields, kind=EVENT, event_type=event["type"])
         values = {**facts, **fields}
-        return self._firings(self._match(message), values, as_of, str(event["id"]))
+        level = event.get("level") or (DEFAULT_LEVEL if event["type"] == "feedback" else None)
+        return self._firings(
+            self._match(message), values, as_of, str(event["id"]), event.get("occurred_at"), level
+        )
 
     def _match(self, message: dict[str, Any]) -> list[str]:
         """The rules `message` matches, read straight from the engine's action queue.
@@ -157,6 +166,8 @@ class Evaluator:
         values: dict[str, Any],
         as_of: datetime,
         event_id: str | None,
+        event_at: datetime | None = None,
+        level: str | None = None,
     ) -> list[Firing]:
         firings = []
         for rule_id in sorted(set(matched), key=self.order.__getitem__):
@@ -170,6 +181,8 @@ class Evaluator:
                     event_id=event_id,
                     values={key: values.get(message_key(key)) for key in self.reads[rule_id]},
                     actions=rule.actions,
+                    event_at=event_at,
+                    level=level,
                 )
             )
         return firings

@@ -1,4 +1,4 @@
-"""How the relationship report measures: the control group, windows, SLAs and costs.
+"""How the relationship report measures: the control group, windows and costs.
 
 Operations set it in the `measures:` section of a file in `rules/` (`rules/measures.yaml`);
 what is left out keeps the default below. The control group is here, next to the
@@ -23,7 +23,6 @@ from ruamel.yaml.comments import CommentedMap
 from engine.durations import parse_duration
 from engine.facts import MESSAGE_CHANNELS
 from engine.policy import subsection
-from engine.vocabulary import FEEDBACK_LEVELS
 from engine.yamlsource import Source
 
 MEASURES_KEYS = (
@@ -31,7 +30,6 @@ MEASURES_KEYS = (
     "active_window",
     "winback_window",
     "clv_horizon_years",
-    "feedback_sla",
     "costs",
 )
 MAX_CONTROL_PERCENT = 50
@@ -57,21 +55,6 @@ class ControlGroup:
         return int.from_bytes(digest[:8], "big") < self.percent / 100 * 2**64
 
 
-@dataclass(frozen=True)
-class FeedbackSla:
-    """A feedback level's targets: first response (the SPEC's table) and resolution."""
-
-    first_response: timedelta
-    resolution: timedelta
-
-
-DEFAULT_SLA: Mapping[str, FeedbackSla] = MappingProxyType(
-    {
-        "general": FeedbackSla(timedelta(hours=1), timedelta(hours=24)),
-        "complex": FeedbackSla(timedelta(hours=24), timedelta(days=7)),
-        "major": FeedbackSla(timedelta(hours=48), timedelta(days=7)),
-    }
-)
 DEFAULT_MESSAGE_COSTS: Mapping[str, float] = MappingProxyType(
     {"email": 0.05, "sms": 0.08, "wechat": 0.03, "app": 0.01}
 )
@@ -98,12 +81,11 @@ class Measures:
     active_window: timedelta = timedelta(days=90)  # active = a purchase within it
     winback_window: timedelta = timedelta(days=30)  # a purchase this soon after a win-back
     clv_horizon_years: int = 3
-    feedback_sla: Mapping[str, FeedbackSla] = field(default_factory=lambda: DEFAULT_SLA)
     message_costs: Mapping[str, float] = field(default_factory=lambda: DEFAULT_MESSAGE_COSTS)
     task_costs: Mapping[str, float] = field(default_factory=lambda: DEFAULT_TASK_COSTS)
 
     def __post_init__(self) -> None:
-        for name in ("feedback_sla", "message_costs", "task_costs"):
+        for name in ("message_costs", "task_costs"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
 
     def __hash__(self) -> int:
@@ -113,7 +95,6 @@ class Measures:
                 self.active_window,
                 self.winback_window,
                 self.clv_horizon_years,
-                tuple(self.feedback_sla.items()),
                 tuple(self.message_costs.items()),
                 tuple(self.task_costs.items()),
             )
@@ -138,7 +119,14 @@ def parse_measures(source: Source, node: Any, at: tuple[int, int]) -> Measures:
     if not isinstance(node, CommentedMap):
         source.error(at, "wrong-type", f"`measures` is a mapping with {', '.join(MEASURES_KEYS)}")
         return Measures()
-    source.unknown_keys(node, MEASURES_KEYS, "measures key")
+    if "feedback_sla" in node:  # it sets live deadlines now, not only what the report counts
+        source.error(
+            Source.key(node, "feedback_sla"),
+            "unknown-key",
+            "`feedback_sla` moved to the `policy:` section (rules/policy.yaml): its targets "
+            "set the tasks' deadlines",
+        )
+    source.unknown_keys(node, (*MEASURES_KEYS, "feedback_sla"), "measures key")
     values: dict[str, Any] = {}
     if "control_group" in node:
         values.update(_control_group(source, node))
@@ -155,8 +143,6 @@ def parse_measures(source: Source, node: Any, at: tuple[int, int]) -> Measures:
         else:
             message = "`clv_horizon_years` is a whole number of years from 1 to 20"
             source.error(Source.value(node, "clv_horizon_years"), "wrong-type", message)
-    if "feedback_sla" in node:
-        values["feedback_sla"] = _feedback_sla(source, node)
     if "costs" in node:
         values.update(_costs(source, node))
     return Measures(**values)
@@ -190,37 +176,6 @@ def _control_group(source: Source, node: CommentedMap) -> dict[str, ControlGroup
             message = "`salt` is text; changing it draws a new control group"
             source.error(Source.value(section, "salt"), "wrong-type", message)
     return {"control": ControlGroup(**values)}
-
-
-def _feedback_sla(source: Source, node: CommentedMap) -> Mapping[str, FeedbackSla]:
-    merged = dict(DEFAULT_SLA)
-    shape = "of level: {first_response: 1h, resolution: 24h}"
-    section = subsection(source, node, "feedback_sla", shape)
-    if section is None:
-        return merged
-    source.unknown_keys(section, FEEDBACK_LEVELS, "feedback level")
-    for level in FEEDBACK_LEVELS:
-        if level not in section:
-            continue
-        targets = subsection(source, section, level, "{first_response: 1h, resolution: 24h}")
-        if targets is None:
-            continue
-        source.unknown_keys(targets, ("first_response", "resolution"), f"{level} target")
-        durations = {}
-        for key in ("first_response", "resolution"):
-            if key not in targets:
-                message = f"`{level}` needs both first_response and resolution; {key} is missing"
-                source.error(Source.of(targets), "missing-key", message)
-                continue
-            try:
-                durations[key] = parse_duration(targets[key])
-            except ValueError as error:
-                source.error(
-                    Source.value(targets, key), "bad-duration", f"`{level}.{key}`: {error}"
-                )
-        if len(durations) == 2:
-            merged[level] = FeedbackSla(**durations)
-    return merged
 
 
 def _costs(source: Source, node: CommentedMap) -> dict[str, Mapping[str, float]]:

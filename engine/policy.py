@@ -10,7 +10,9 @@ whatever is left out keeps the default below, which follows the SPEC:
   customer per 7 days (`service` messages are exempt);
 - marketing is held back while the customer has an open complaint;
 - channel defaults by audience, used when neither the rule nor the customer names
-  channels (see `Policy.defaults_for` for the lookup order).
+  channels (see `Policy.defaults_for` for the lookup order);
+- the feedback service levels and the business calendar their clocks run on
+  (`business_hours`, `feedback_sla`; see `engine/service_levels.py`).
 
 `parse_policy` validates the YAML with positions, like the rest of the loader: every
 problem is reported, and a bad part keeps its default so the rest is still checked.
@@ -30,6 +32,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from engine.durations import parse_duration
 from engine.facts import MESSAGE_CHANNELS
 from engine.problems import did_you_mean
+from engine.service_level_settings import parse_business_hours, parse_feedback_sla
+from engine.service_levels import ServiceLevels
 from engine.yamlsource import Source
 
 AUDIENCES = ("high", "enterprise", "base", "consumer")
@@ -54,6 +58,8 @@ POLICY_KEYS = (
     "frequency_cap",
     "suppress_marketing_on_open_complaint",
     "channel_defaults",
+    "business_hours",
+    "feedback_sla",
 )
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 
@@ -70,6 +76,7 @@ class Policy:
     channel_defaults: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: DEFAULT_CHANNELS
     )
+    service_levels: ServiceLevels = field(default_factory=ServiceLevels)
 
     def __post_init__(self) -> None:
         if self.cap_marketing < 0:
@@ -96,6 +103,7 @@ class Policy:
                 self.cap_window,
                 self.suppress_marketing_on_open_complaint,
                 tuple(self.channel_defaults.items()),
+                self.service_levels,
             )
         )
 
@@ -140,8 +148,7 @@ def parse_policy(source: Source, node: Any, at: tuple[int, int]) -> Policy:
         source.error(
             at,
             "wrong-type",
-            "`policy` is a mapping with quiet_hours, frequency_cap, "
-            "suppress_marketing_on_open_complaint and channel_defaults",
+            f"`policy` is a mapping with {', '.join(POLICY_KEYS)}",
         )
         return Policy()
     source.unknown_keys(node, POLICY_KEYS, "policy key")
@@ -162,15 +169,18 @@ def parse_policy(source: Source, node: Any, at: tuple[int, int]) -> Policy:
             )
     if "channel_defaults" in node:
         values["channel_defaults"] = _channel_defaults(source, node)
+    if "business_hours" in node or "feedback_sla" in node:
+        default = ServiceLevels()
+        calendar = parse_business_hours(source, node) if "business_hours" in node else None
+        targets = parse_feedback_sla(source, node) if "feedback_sla" in node else None
+        values["service_levels"] = ServiceLevels(
+            calendar or default.calendar, targets or default.targets
+        )
     return Policy(**values)
 
 
 def subsection(source: Source, node: CommentedMap, key: str, shape: str) -> CommentedMap | None:
-    value = node[key]
-    if not isinstance(value, CommentedMap):
-        source.error(Source.value(node, key), "wrong-type", f"`{key}` is a mapping {shape}")
-        return None
-    return value
+    return source.section(node, key, shape)
 
 
 def _quiet_hours(source: Source, node: CommentedMap) -> dict[str, time]:

@@ -101,14 +101,6 @@ def _measures_table() -> list[str]:
         ("active_window", format_duration(m.active_window)),
         ("winback_window", format_duration(m.winback_window)),
         ("clv_horizon_years", str(m.clv_horizon_years)),
-        *(
-            (
-                f"feedback_sla.{level}",
-                f"first response {format_duration(sla.first_response)}, "
-                f"resolution {format_duration(sla.resolution)}",
-            )
-            for level, sla in m.feedback_sla.items()
-        ),
         *((f"costs.messages.{name}", f"{cost:g}") for name, cost in m.message_costs.items()),
         *((f"costs.tasks.{name}", f"{cost:g}") for name, cost in m.task_costs.items()),
     ]

@@ -11,6 +11,7 @@ from engine.durations import parse_duration
 from engine.facts import MESSAGE_CHANNELS
 from engine.model import Action, Position
 from engine.problems import did_you_mean
+from engine.service_levels import TARGETS
 from engine.vocabulary import ACTIONS, ParamType
 from engine.yamlsource import Source
 
@@ -72,7 +73,9 @@ def _param_value(
     at: tuple[int, int],
     name: str,
 ) -> Any:
-    if kind is ParamType.DURATION:
+    if kind is ParamType.DEADLINE and value in TARGETS:
+        return str(value)
+    if kind in (ParamType.DURATION, ParamType.DEADLINE):
         try:
             return parse_duration(value)
         except ValueError as error:

@@ -11,6 +11,7 @@ from typing import Any
 
 from engine.facts import FACTS, MESSAGE_CHANNELS, Fact, FactParameters, FactType
 from engine.measure_settings import MAX_CONTROL_PERCENT
+from engine.service_levels import CLOCKS, TARGETS, WEEKDAYS
 from engine.vocabulary import (
     ACTIONS,
     EVENT_TYPES,
@@ -81,6 +82,8 @@ def _subject(fact: Fact) -> dict[str, Any]:
 def _param(kind: ParamType, choices: tuple[str, ...]) -> dict[str, Any]:
     if kind is ParamType.DURATION:
         return {"$ref": "#/$defs/duration"}
+    if kind is ParamType.DEADLINE:
+        return {"anyOf": [{"$ref": "#/$defs/duration"}, {"enum": list(TARGETS)}]}
     if kind is ParamType.BOOLEAN:
         return {"type": "boolean"}
     if kind is ParamType.CHANNELS:
@@ -99,7 +102,6 @@ def _measures_schema() -> dict[str, Any]:
     """The `measures:` section (see engine/measure_settings.py)."""
     cost = {"type": "number", "minimum": 0}
     duration = {"$ref": "#/$defs/duration"}
-    sla = _closed({"first_response": duration, "resolution": duration})
     return _closed(
         {
             "control_group": _closed(
@@ -111,7 +113,6 @@ def _measures_schema() -> dict[str, Any]:
             "active_window": duration,
             "winback_window": duration,
             "clv_horizon_years": {"type": "integer", "minimum": 1, "maximum": 20},
-            "feedback_sla": _closed({level: sla for level in FEEDBACK_LEVELS}),
             "costs": _closed(
                 {
                     "messages": _closed({channel: cost for channel in MESSAGE_CHANNELS}),
@@ -119,7 +120,7 @@ def _measures_schema() -> dict[str, Any]:
                 }
             ),
         }
-    ) | {"description": "How the report measures: control group, windows, SLAs, costs."}
+    ) | {"description": "How the report measures: control group, windows, costs."}
 
 
 def _condition_schema() -> dict[str, Any]:
@@ -250,9 +251,16 @@ def _holidays_schema() -> dict[str, Any]:
 def _policy_schema() -> dict[str, Any]:
     """The `policy:` section (see engine/policy.py)."""
     clock = {"type": "string", "pattern": r"^\d{2}:\d{2}$"}
+    hours = {"type": "string", "pattern": r"^\d{2}:\d{2}-\d{2}:\d{2}$"}
+    dates = {"type": "array", "items": {"type": "string", "format": "date"}}
+    duration = {"$ref": "#/$defs/duration"}
+    sla = _closed(
+        {"first_response": duration, "resolution": duration, "clock": {"enum": list(CLOCKS)}}
+    ) | {"required": list(TARGETS)}
     return {
         "type": "object",
-        "description": "Delivery guards: quiet hours, frequency cap, channel defaults.",
+        "description": "Delivery guards (quiet hours, frequency cap, channel defaults) and "
+        "the feedback service levels with the business hours they count in.",
         "additionalProperties": False,
         "properties": {
             "quiet_hours": _closed({"start": clock, "end": clock}),
@@ -270,6 +278,16 @@ def _policy_schema() -> dict[str, Any]:
                     "items": {"enum": list(MESSAGE_CHANNELS)},
                 },
             },
+            "business_hours": _closed(
+                {
+                    "timezone": {"type": "string"},
+                    "holidays": {"type": ["string", "null"]},
+                    "hours": _closed({day: hours for day in WEEKDAYS}),
+                    "closed": dates,
+                    "open": dates,
+                }
+            ),
+            "feedback_sla": _closed({level: sla for level in FEEDBACK_LEVELS}),
         },
     }
 

@@ -177,6 +177,7 @@ class ParamType(StrEnum):
     STRING = "string"
     TEXT = "text"
     DURATION = "duration"
+    DEADLINE = "deadline"  # a duration, or a feedback target: first_response, resolution
     BOOLEAN = "boolean"
     TEMPLATE = "template"
     CHANNELS = "channels"
@@ -246,7 +247,14 @@ ACTIONS: dict[str, ActionSpec] = {
                 ),
                 _ROLE,
                 Param("department", ParamType.STRING, "Responsible department, if any."),
-                Param("due_in", ParamType.DURATION, "Time allowed from the firing.", required=True),
+                Param(
+                    "due_in",
+                    ParamType.DEADLINE,
+                    "Time allowed from the triggering event (or the firing), on the "
+                    "feedback level's clock; or `first_response` / `resolution`: the "
+                    "feedback item's target (policy.yaml, feedback_sla).",
+                    required=True,
+                ),
                 Param("acceptance_criteria", ParamType.TEXT, "What must be true to close it."),
                 Param(
                     "ledger",
@@ -267,7 +275,13 @@ ACTIONS: dict[str, ActionSpec] = {
                     required=True,
                     choices=OWNER_ROLES,
                 ),
-                Param("due_in", ParamType.DURATION, "Time the next owner has.", required=True),
+                Param(
+                    "due_in",
+                    ParamType.DURATION,
+                    "Time the next owner has from the missed deadline, on the feedback "
+                    "level's clock.",
+                    required=True,
+                ),
                 Param("reason", ParamType.TEXT, "Why, as shown to the next owner."),
             ),
         ),
@@ -305,6 +319,8 @@ TEMPLATE_VARIABLES: dict[str, str] = {
     "facts.<fact>": "Any customer fact by name (nullable facts may be none).",
     "event.<field>": "The triggering event's fields, in templates of event rules only.",
     "suggestions": "Products to suggest after a purchase, from the affinity table.",
+    "reply_by": "In templates of feedback rules: when the customer hears from us at the "
+    "latest (the item's first-response deadline, in their timezone and language).",
     "company.name": "Company name.",
     "company.service_phone": "Customer-service phone number.",
     "company.website": "Company website.",

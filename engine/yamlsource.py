@@ -48,6 +48,14 @@ class Source:
             self.error(Source.key(node, key), "unknown-key", f"unknown {what} {key!r}{hint}")
         return bool(unknown)
 
+    def section(self, node: CommentedMap, key: str, shape: str) -> CommentedMap | None:
+        """`node[key]` if it is a mapping; otherwise reports it (as `shape`) and None."""
+        value = node[key]
+        if not isinstance(value, CommentedMap):
+            self.error(Source.value(node, key), "wrong-type", f"`{key}` is a mapping {shape}")
+            return None
+        return value
+
     @staticmethod
     def of(node: Any, fallback: tuple[int, int] = (1, 1)) -> tuple[int, int]:
         """1-based (line, column) where a mapping or list starts."""

@@ -1,6 +1,7 @@
-"""`watch-sla`: overdue tasks become `task_overdue` events, and the event rules act on
-them (escalations) and on anything else waiting: steps that came due, recent events
-that arrived by file.
+"""`watch-sla`: tasks of feedback items answered since (a contact referring to the item,
+its resolution) are met; other overdue tasks become `task_overdue` events, and the event
+rules act on them (escalations) and on anything else waiting: steps that came due,
+recent events that arrived by file.
 
 Safe to run as often as it is scheduled: an overdue event is raised once per task and
 each event is reacted to once.

@@ -52,15 +52,21 @@ def record_events(connection: Connection, rows: list[dict[str, Any]]) -> list[st
 
 
 def event_fields(row: RowMapping) -> dict[str, Any]:
-    """An event as rules and templates see it: its id, type and customer, and every
-    field of its type (from its column, else its attributes; None when absent)."""
+    """An event as rules and templates see it: its id, type, customer and time, and
+    every field of its type (from its column, else its attributes; None when absent)."""
     kind = EVENT_TYPES.get(row["type"])
     attributes = row["attributes"] or {}
     fields = {
         f.name: row[f.name] if f.name in FIELDS else attributes.get(f.name)
         for f in (kind.fields if kind else ())
     }
-    return {"id": row["id"], "type": row["type"], "customer_id": row["customer_id"], **fields}
+    return {
+        "id": row["id"],
+        "type": row["type"],
+        "customer_id": row["customer_id"],
+        "occurred_at": row["occurred_at"],
+        **fields,
+    }
 
 
 def events_by_id(connection: Connection, ids: list[str]) -> dict[str, RowMapping]:

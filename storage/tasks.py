@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, func, or_, select, update
+from sqlalchemy import Connection, RowMapping, case, func, or_, select, update
 
 from storage.dialect import insert_new_keys
 from storage.events import event_row, record_events
@@ -141,38 +141,92 @@ def close_task(connection: Connection, task_id: int, note: str | None, now: date
     )
 
 
-def raise_overdue_events(connection: Connection, now: datetime) -> list[str]:
-    """A `task_overdue` event for each open task past its due time, once per task;
-    returns the ids of the events raised now.
+ANSWERS = ("contact", "feedback_resolved")
+"""Events that answer a feedback item when their `ref` names it (a logged phone call,
+a reply, the resolution): its tasks' deadlines are met and escalation stops."""
 
-    The event happens at the due time; its id comes from the task's, so the SLA watch
-    may run as often as it likes. Escalation rules act on these events. A task serving
-    a feedback item (directly, or escalated from one) carries the item's `level`.
+
+def raise_overdue_events(connection: Connection, now: datetime) -> list[str]:
+    """The SLA watch. A task serving a feedback item that has been answered by `now`
+    is met: it raises nothing, and unless it is a remediation-ledger item (closed
+    only with an acceptance note) it is closed as answered. Every other open task past
+    its due time raises a `task_overdue` event, once per task; returns the ids of the
+    events raised now.
+
+    The event happens at the due time; its id comes from the task's, so the watch may
+    run as often as it likes. Escalation rules act on these events. A task serving a
+    feedback item (directly, or escalated from one) passes on the item's `level` and,
+    as `ref`, the item itself, so an escalated task is answered the same way.
     """
-    served = (  # the level of the feedback item a task serves, through escalations too
-        select(TASKS, EVENTS.c.level)
-        .outerjoin(EVENTS, EVENTS.c.id == TASKS.c.event_id)
-        .where(TASKS.c.status == "open", TASKS.c.due_at < now)
+    source = EVENTS.alias("source")
+    item = case(
+        (source.c.type == "feedback", source.c.id),
+        (source.c.type == "task_overdue", source.c.ref),
     )
-    late = connection.execute(served).mappings().all()
-    rows = [
-        event_row(
-            f"{OVERDUE_PREFIX}{task['id']}",
-            task["customer_id"],
-            "task_overdue",
-            task["due_at"],
-            now,
-            {
-                "task_kind": task["kind"],
-                "owner_role": task["owner_role"],
-                "task_id": task["id"],
-                "hours_overdue": round((now - task["due_at"]).total_seconds() / 3600, 1),
-            },
-            level=task["level"],
+    query = (
+        select(TASKS, source.c.level, item.label("item"))
+        .outerjoin(source, source.c.id == TASKS.c.event_id)
+        .where(
+            TASKS.c.status == "open",
+            or_(TASKS.c.due_at < now, source.c.type.in_(("feedback", "task_overdue"))),
         )
-        for task in late
-    ]
+    )
+    tasks = connection.execute(query).mappings().all()
+    answers = first_answers(connection, {t["item"] for t in tasks if t["item"]}, now)
+    rows = []
+    for task in tasks:
+        answer = answers.get(task["item"])
+        if answer is not None:
+            if not task["ledger"]:
+                _close_answered(connection, task, answer)
+        elif task["due_at"] < now:
+            rows.append(_overdue_event(task, now))
     return record_events(connection, rows)
+
+
+def first_answers(connection: Connection, items: set[str], now: datetime) -> dict[str, RowMapping]:
+    """The first event (id, type, occurred_at) by `now` answering each feedback item."""
+    if not items:
+        return {}
+    query = (
+        select(EVENTS.c.id, EVENTS.c.type, EVENTS.c.occurred_at, EVENTS.c.ref)
+        .where(EVENTS.c.type.in_(ANSWERS), EVENTS.c.ref.in_(items), EVENTS.c.occurred_at <= now)
+        .order_by(EVENTS.c.occurred_at, EVENTS.c.id)
+    )
+    first: dict[str, RowMapping] = {}
+    for row in connection.execute(query).mappings():
+        first.setdefault(row["ref"], row)
+    return first
+
+
+def _close_answered(connection: Connection, task: RowMapping, answer: RowMapping) -> None:
+    connection.execute(
+        update(TASKS)
+        .where(TASKS.c.id == task["id"], TASKS.c.status == "open")
+        .values(
+            status="closed",
+            closed_at=max(answer["occurred_at"], task["created_at"]),
+            acceptance_note=f"Answered: {answer['type']} {answer['id']}",
+        )
+    )
+
+
+def _overdue_event(task: RowMapping, now: datetime) -> dict[str, Any]:
+    return event_row(
+        f"{OVERDUE_PREFIX}{task['id']}",
+        task["customer_id"],
+        "task_overdue",
+        task["due_at"],
+        now,
+        {
+            "task_kind": task["kind"],
+            "owner_role": task["owner_role"],
+            "task_id": task["id"],
+            "hours_overdue": round((now - task["due_at"]).total_seconds() / 3600, 1),
+        },
+        level=task["level"],
+        ref=task["item"],
+    )
 
 
 def open_tasks_by_owner(

@@ -62,6 +62,7 @@ class Happening:
             "id": self.id,
             "type": self.type,
             "customer_id": customer_id,
+            "occurred_at": self.moment,
             "attributes": self.attributes or {},
         }
 

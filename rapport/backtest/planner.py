@@ -58,7 +58,8 @@ class Planner:
             self._record(firing, at, week, group)
             if firing.held_out:
                 continue
-            for planned in plan_firing(self.rules.by_id[firing.rule_id], firing):
+            rule = self.rules.by_id[firing.rule_id]
+            for planned in plan_firing(rule, firing, self.rules.ruleset.policy.service_levels):
                 if planned.key not in self.keys:
                     self.keys.add(planned.key)
                     self._plan(planned, items.get(firing.event_id or ""), week, group)

@@ -52,7 +52,7 @@ def _table(headers: Row, rows: list[Row], title: str) -> Table:
 def print_summary(report: Report) -> None:
     console.print(headline(report), highlight=False)
     console.print(_table(COMPARISON_HEADERS, comparison_rows(report, counts=False), "Measures"))
-    sla = sla_rows(report.overall.sla, report.measures.feedback_sla, counts=False)
+    sla = sla_rows(report.overall.sla, report.service_levels, counts=False)
     console.print(_table(SLA_HEADERS, sla, "Feedback against its SLA"))
     ledger = report.overall.ledger
     console.print(

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from engine.facts import SEGMENTS, STAGES, TIERS
 from engine.measure_settings import Measures
 from engine.model import RuleSet
+from engine.service_levels import ServiceLevels
 from rapport.report.measures import (
     GroupMeasures,
     Rate,
@@ -57,6 +58,7 @@ class Report:
     revision: str
     currency: str
     measures: Measures  # what the report was measured with
+    service_levels: ServiceLevels  # the feedback targets it measured against
     overall: GroupMeasures
     treated: GroupMeasures
     control: GroupMeasures
@@ -114,6 +116,7 @@ def build_report(
             feedback=rows.feedback_items(connection, start, end),
             ledger=rows.ledger_items(connection, end),
             work=rows.work_done(connection, start, end),
+            service_levels=ruleset.policy.service_levels,
             winbacks=rows.rule_moments(
                 connection,
                 winback_rules,
@@ -146,6 +149,7 @@ def build_report(
         revision=ruleset.revision,
         currency=currency,
         measures=settings,
+        service_levels=ruleset.policy.service_levels,
         overall=of(data.customers),
         treated=of(treated),
         control=of(control),

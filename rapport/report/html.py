@@ -217,9 +217,10 @@ def _feedback(report: Report, settings: Measures) -> Section:
                     y_label="share of items",
                     percent=True,
                 ),
-                "Targets per level are in rules/measures.yaml (feedback_sla).",
+                "Targets per level, and the business hours they count in, are in rules/policy.yaml "
+                "(feedback_sla, business_hours).",
             ),
-            Table(SLA_HEADERS, tuple(sla_rows(report.overall.sla, settings.feedback_sla))),
+            Table(SLA_HEADERS, tuple(sla_rows(report.overall.sla, report.service_levels))),
             Figures(
                 (
                     Figure("Ledger items open", f"{ledger.open:,}", "not yet due"),

@@ -37,7 +37,8 @@ from operator import attrgetter
 from statistics import median
 from typing import Any
 
-from engine.measure_settings import FeedbackSla, Measures
+from engine.measure_settings import Measures
+from engine.service_levels import ServiceLevels
 from storage.report_data import FeedbackItem, LedgerItem, RuleMoment, Sale, Survey, Work
 
 SATISFACTION_WEIGHTS: Mapping[str, int] = {
@@ -141,6 +142,7 @@ class ReportData:
     ledger: list[LedgerItem]
     work: list[Work]
     winbacks: list[RuleMoment]
+    service_levels: ServiceLevels  # the feedback targets and the calendar they count on
     base_rate: float = 0.0  # everyone's yearly retention, for lifetime-value projections
     by_customer: dict[str, dict[str, list[Any]]] = field(init=False)
     bought_at: dict[str, list[datetime]] = field(init=False)  # purchase times, in order
@@ -214,8 +216,8 @@ def measure(
         satisfaction=satisfaction_index(dimensions),
         dimensions=dimensions,
         sla={
-            level: sla_figures([f for f in feedback if f.level == level], target, end)
-            for level, target in settings.feedback_sla.items()
+            level: sla_figures([f for f in feedback if f.level == level], data.service_levels, end)
+            for level in data.service_levels.targets
         },
         ledger=ledger_status(ledger, start, end),
         revenue=sum(s.revenue for s in standing),
@@ -267,10 +269,14 @@ def winback_rate(
     return Rate(won, len(first))
 
 
-def sla_figures(items: Sequence[FeedbackItem], target: FeedbackSla, end: datetime) -> Sla:
-    def within(limit: timedelta, done: Callable[[FeedbackItem], datetime | None]) -> Rate:
-        due = [i for i in items if done(i) is not None or i.at + limit <= end]
-        met = sum(1 for i in due if (at := done(i)) is not None and at - i.at <= limit)
+def sla_figures(items: Sequence[FeedbackItem], levels: ServiceLevels, end: datetime) -> Sla:
+    """Items of one level against its targets, each deadline on the level's clock
+    (`ServiceLevels.target`, as the live tasks' and the backtest's)."""
+
+    def within(which: str, done: Callable[[FeedbackItem], datetime | None]) -> Rate:
+        deadlines = {i.id: levels.target(i.level, which, i.at) for i in items}
+        due = [i for i in items if done(i) is not None or deadlines[i.id] <= end]
+        met = sum(1 for i in due if (at := done(i)) is not None and at <= deadlines[i.id])
         return Rate(met, len(due))
 
     def hours(done: Callable[[FeedbackItem], datetime | None]) -> float | None:
@@ -280,8 +286,8 @@ def sla_figures(items: Sequence[FeedbackItem], target: FeedbackSla, end: datetim
     response, resolution = attrgetter("first_response_at"), attrgetter("resolved_at")
     return Sla(
         items=len(items),
-        response=within(target.first_response, response),
-        resolution=within(target.resolution, resolution),
+        response=within("first_response", response),
+        resolution=within("resolution", resolution),
         median_response_hours=hours(response),
         median_resolution_hours=hours(resolution),
     )

@@ -4,10 +4,11 @@ artifact and the HTML tables, so the three always agree."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from pathlib import Path
 
 from engine.durations import format_duration
-from engine.measure_settings import FeedbackSla
+from engine.service_levels import ServiceLevels
 from rapport.report.build import Report
 from rapport.report.measures import GroupMeasures, Rate, Sla
 
@@ -140,17 +141,21 @@ SLA_HEADERS: Row = (
 )
 
 
-def sla_rows(
-    sla: Mapping[str, Sla], targets: Mapping[str, FeedbackSla], counts: bool = True
-) -> list[Row]:
+def sla_rows(sla: Mapping[str, Sla], levels: ServiceLevels, counts: bool = True) -> list[Row]:
+    """One row per level; a target on the business clock reads `1h business`."""
+
+    def target(level: str, value: timedelta) -> str:
+        clock = levels.clock(level)
+        return f"{format_duration(value)} {'business' if clock == 'business' else '24×7'}"
+
     return [
         (
             level,
             f"{figures.items:,}",
-            format_duration(targets[level].first_response),
+            target(level, levels.targets[level].first_response),
             percent(figures.response, counts),
             hours(figures.median_response_hours),
-            format_duration(targets[level].resolution),
+            target(level, levels.targets[level].resolution),
             percent(figures.resolution, counts),
             hours(figures.median_resolution_hours),
         )
@@ -183,7 +188,7 @@ def report_markdown(report: Report, page: Path) -> str:
         (
             headline(report) + ".",
             markdown_table(COMPARISON_HEADERS, comparison_rows(report)),
-            markdown_table(SLA_HEADERS, sla_rows(report.overall.sla, report.measures.feedback_sla)),
+            markdown_table(SLA_HEADERS, sla_rows(report.overall.sla, report.service_levels)),
             f"Remediation ledger at the end: {ledger.open} open, {ledger.overdue} overdue; "
             f"{ledger.closed_accepted} closed with acceptance in the period.",
             f"The page with the charts: `{page}`",

@@ -92,7 +92,10 @@ def apply_firings(
     A held-out firing (control group) is recorded and plans nothing."""
     record_firings(writer, firings, at)
     planned = [
-        p for f in firings if not f.held_out for p in plan_firing(ruleset.rule(f.rule_id), f)
+        p
+        for f in firings
+        if not f.held_out
+        for p in plan_firing(ruleset.rule(f.rule_id), f, ruleset.policy.service_levels)
     ]
     summary.messages += store_messages(
         writer, [p for p in planned if isinstance(p, PlannedMessage)], at

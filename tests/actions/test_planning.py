@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from actions.planning import idempotency_key, plan_firing
@@ -14,6 +15,7 @@ from tests.paths import ROOT
 RULES = load_rules(ROOT / "rules").ruleset
 assert RULES is not None
 MONDAY = datetime(2026, 6, 29, 9, tzinfo=UTC)
+LEVELS = RULES.policy.service_levels
 
 
 def firing(rule: Rule, at: datetime, event_id: str | None = None) -> Firing:
@@ -43,12 +45,14 @@ def test_event_rules_are_keyed_by_their_event_and_once_rules_by_the_customer() -
 
 def test_planning_is_deterministic_and_tasks_get_their_deadline() -> None:
     rule = RULES.rule("feedback_major_to_management")
-    first = plan_firing(rule, firing(rule, MONDAY, "E9"))
-    assert first == plan_firing(rule, firing(rule, MONDAY, "E9"))
+    major = replace(firing(rule, MONDAY, "E9"), event_at=MONDAY - timedelta(hours=2), level="major")
+    first = plan_firing(rule, major, LEVELS)
+    assert first == plan_firing(rule, major, LEVELS)
     tasks = [p for p in first if isinstance(p, PlannedTask)]
     assert tasks and tasks[0].owner_role == "management" and tasks[0].ledger
-    assert tasks[0].due_at == MONDAY + timedelta(hours=48)
-    messages = [p for p in plan_firing(*_message_rule()) if isinstance(p, PlannedMessage)]
+    # a major item's 48 hours count around the clock, from when it happened
+    assert tasks[0].due_at == MONDAY + timedelta(hours=46)
+    messages = [p for p in plan_firing(*_message_rule(), LEVELS) if isinstance(p, PlannedMessage)]
     assert messages[0].template == "high_weekly_insight"
     assert len({p.key for p in first}) == len(first)
 

@@ -6,9 +6,12 @@ each event as it happens (`react_to_events`), the scheduled rules every morning
 (`evaluate_customers(record=True)`), the dispatcher whenever a message is due
 (`dispatch_once`, a fake provider accepting everything), the SLA watch a minute after
 each deadline (`raise_overdue_events`, then the escalation rules). Staff close tasks as
-the backtest assumes they do: a feedback item's tasks when the history shows it was
-handled, any other task by its deadline. The backtest then runs over the same
-database, which also shows it ignores everything live recorded during the period.
+the backtest assumes they do, any task by its deadline, except a feedback item's: live
+itself finds those answered by a contact referring to the item or its resolution
+(`raise_overdue_events`). The backtest then runs over the same database, which also
+shows it ignores everything live recorded during the period. The feedback items test
+the SLA clocks: business hours over the New Year holiday and China's adjusted working
+Sunday, an inquiry at 23:00 on a Friday, a major item counted around the clock.
 """
 
 from __future__ import annotations
@@ -131,9 +134,11 @@ def build_history(engine: Engine) -> None:
     # c03, dormant with no consent at all: the win-back is suppressed, its task opens.
     add_customer(engine, "c03", created_at=CREATED)
     add_events(engine, "c03", purchase("c03-p1", "2025-03-01T10:00:00+08:00", 500))
-    # c04, mid tier, complains; customer service answers two hours after the 1-hour
-    # deadline, so the item escalates to the business department; marketing is held
-    # while the complaint is open.
+    # c04, mid tier, complains on Saturday 3 January, a New Year holiday; the next
+    # working day is Sunday 4 January (moved for the holiday), so the 1-hour deadline
+    # is 10:00 that Sunday. Customer service answers two hours late, by phone, and
+    # the item escalates to the business department; marketing is held while the
+    # complaint is open.
     add_customer(
         engine,
         "c04",
@@ -158,7 +163,7 @@ def build_history(engine: Engine) -> None:
         purchase("c04-p2", "2025-10-15T10:00:00+08:00", 6_000),
         contact("c04-c1", "2025-12-27T10:00:00+08:00", "wechat"),
         complaint,
-        contact("c04-c2", "2026-01-03T13:00:00+08:00", "phone", ref="fb-c04"),
+        contact("c04-c2", "2026-01-04T12:00:00+08:00", "phone", ref="fb-c04"),
         {
             "id": "c04-r",
             "type": "feedback_resolved",
@@ -193,6 +198,34 @@ def build_history(engine: Engine) -> None:
             "type": "survey",
             "occurred_at": at("2026-01-04T22:30:00+08:00"),
             "score": 3,
+        },
+    )
+    # c08 asks a question at 23:00 on Friday 9 January: it is due at 10:00 on Monday,
+    # and a phone answer at 09:30 that Monday stops the chain (nothing escalates
+    # overnight or over the weekend). A group complaint on Saturday 10 January at
+    # 22:00 is major: management's 48 hours run around the clock, to Monday 22:00,
+    # and nobody answers (management is the last owner: the chain ends there).
+    add_customer(engine, "c08", email="c08@example.cn", consent_email=True, created_at=CREATED)
+    add_events(
+        engine,
+        "c08",
+        purchase("c08-p1", "2025-11-01T10:00:00+08:00", 3_000),
+        {
+            "id": "fb-c08-q",
+            "type": "feedback",
+            "occurred_at": at("2026-01-09T23:00:00+08:00"),
+            "level": "general",
+            "category": "inquiry",
+            "channel": "email",
+        },
+        contact("c08-c1", "2026-01-12T09:30:00+08:00", "phone", ref="fb-c08-q"),
+        {
+            "id": "fb-c08-m",
+            "type": "feedback",
+            "occurred_at": at("2026-01-10T22:00:00+08:00"),
+            "level": "major",
+            "category": "complaint",
+            "channel": "phone",
         },
     )
     # c07 joins during the period: nothing happens to them before.
@@ -241,12 +274,6 @@ class LiveRun:
         times = {row.occurred_at for row in rows if WINDOW_BEGIN <= row.occurred_at < WINDOW_END}
         self.arrivals = sorted(times | set(joiners))
         self.feedback = {row.id for row in rows if row.type == "feedback"}
-        self.handled: dict[str, datetime] = {}
-        for row in rows:
-            if row.ref and row.type in ("contact", "feedback_resolved"):
-                self.handled[row.ref] = min(
-                    row.occurred_at, self.handled.get(row.ref, row.occurred_at)
-                )
 
     def run(self) -> None:
         activate(self.engine, self.ruleset, WINDOW_BEGIN)
@@ -319,22 +346,21 @@ class LiveRun:
         return min(later, default=None)
 
     def close_done_tasks(self, moment: datetime) -> None:
-        """Staff as the backtest assumes them (see `rapport/backtest/staff.py`)."""
+        """Staff as the backtest assumes them (see `rapport/backtest/staff.py`): every
+        task by its deadline, except a feedback item's, which the SLA watch follows."""
         with self.engine.begin() as connection:
             rows = connection.execute(
                 select(TASKS.c.id, TASKS.c.key, TASKS.c.status, TASKS.c.due_at).order_by(TASKS.c.id)
             ).all()
-            items: dict[int, str | None] = {}
+            serving: set[int] = set()  # tasks serving a feedback item
             for task_id, key, status, due_at in rows:
                 source = key.partition(":event:")[2]
-                items[task_id] = (
-                    items.get(int(source.removeprefix("overdue:")))
-                    if source.startswith("overdue:")
-                    else (source if source in self.feedback else None)
-                )
-                item = items[task_id]
-                done = self.handled.get(item) if item is not None else due_at
-                if status == "open" and done is not None and done <= moment:
+                if source in self.feedback or (
+                    source.startswith("overdue:")
+                    and int(source.removeprefix("overdue:")) in serving
+                ):
+                    serving.add(task_id)
+                elif status == "open" and due_at <= moment:
                     close_task(connection, task_id, "done, as the history shows", moment)
 
 
@@ -465,3 +491,51 @@ def test_backtest_records_what_live_evaluation_does_day_by_day(
             .all()
         )
     assert london and all(sent.astimezone(UTC).time() == time(8) for sent in london)
+
+
+def test_live_keeps_the_feedback_clocks_the_backtest_replays(
+    replayed_live: tuple[Engine, RuleSet],
+) -> None:
+    engine, _ = replayed_live
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(TASKS.c.key, TASKS.c.owner_role, TASKS.c.due_at, TASKS.c.status)
+            .where(TASKS.c.customer_id.in_(("c04", "c08")), TASKS.c.rule_id.like("feedback%"))
+            .order_by(TASKS.c.id)
+        ).all()
+        overdue = set(
+            connection.scalars(select(EVENTS.c.ref).where(EVENTS.c.type == "task_overdue"))
+        )
+    tasks = [
+        (OVERDUE_ID.sub("overdue:*", key), role, due, status) for key, role, due, status in rows
+    ]
+    assert tasks == [
+        # the holiday Saturday's complaint is due on the adjusted working Sunday
+        (
+            "feedback_general_to_customer_service.0:c04:event:fb-c04",
+            "customer_service",
+            at("2026-01-04T10:00:00+08:00"),
+            "escalated",
+        ),
+        (
+            "feedback_overdue_to_business.0:c04:event:overdue:*",
+            "business",
+            at("2026-01-05T10:00:00+08:00"),  # one working day after the missed deadline
+            "closed",  # answered by the phone call (at 12:00 on Sunday)
+        ),
+        # Friday 23:00 → Monday 10:00; the 09:30 call answered it
+        (
+            "feedback_general_to_customer_service.0:c08:event:fb-c08-q",
+            "customer_service",
+            at("2026-01-12T10:00:00+08:00"),
+            "closed",
+        ),
+        # major: 48 hours around the clock; unanswered, overdue, and nobody above
+        (
+            "feedback_major_to_management.0:c08:event:fb-c08-m",
+            "management",
+            at("2026-01-12T22:00:00+08:00"),
+            "open",
+        ),
+    ]
+    assert overdue == {"fb-c04", "fb-c08-m"}

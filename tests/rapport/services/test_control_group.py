@@ -108,7 +108,7 @@ def test_held_out_customers_get_no_marketing_but_all_service(
         ("  active_window: 90 days", "rules.yaml:23:18: bad-duration: '90 days' is not a duration"),
         (
             "  feedback_sla: {general: {first_response: 1h}}",
-            "rules.yaml:23:27: missing-key: `general` needs both first_response and resolution",
+            "rules.yaml:23:3: unknown-key: `feedback_sla` moved to the `policy:` section",
         ),
         (
             "  costs: {messages: {emial: 0.1}}",
@@ -146,7 +146,7 @@ def test_measures_left_out_keep_their_defaults(tmp_path: Path) -> None:
     assert ruleset is not None
     assert ruleset.measures.winback_window.days == 14
     assert ruleset.measures.control.percent == 5
-    assert ruleset.measures.feedback_sla["general"].first_response.total_seconds() == 3600
+    assert ruleset.policy.service_levels.targets["general"].first_response.total_seconds() == 3600
 
 
 def test_explain_says_a_held_out_customer_gets_no_marketing(engine: Engine, tmp_path: Path) -> None:

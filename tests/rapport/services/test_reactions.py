@@ -207,7 +207,9 @@ def test_an_escalated_first_response_escalates_again_to_management(engine: Engin
     feedback = {"id": "fb1", "type": "feedback", "occurred_at": NOW - HOUR}
     add_events(engine, "c1", {**feedback, "level": "general", "category": "inquiry"})
     react_to_events(engine, RULESET, NOW, event_ids=["fb1"])
-    first_lapse = NOW + 2 * HOUR
+    with engine.connect() as connection:
+        (first,) = list_tasks(connection, NOW)
+    first_lapse = first.due_at + HOUR
     react_to_events(engine, RULESET, first_lapse, event_ids=overdue_now(engine, first_lapse))
     with engine.connect() as connection:
         (business,) = list_tasks(connection, first_lapse)
