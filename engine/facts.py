@@ -13,6 +13,8 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from engine.care_calendar import CareDay
+
 
 class FactType(StrEnum):
     """Value types a fact can have; operators in rules are chosen per type."""
@@ -192,22 +194,6 @@ FACTS_BY_NAME: dict[str, Fact] = {fact.name: fact for fact in FACTS}
 
 
 @dataclass(frozen=True)
-class Holiday:
-    """A day in the care calendar (`rules/*.yaml`, `holidays:`)."""
-
-    month: int
-    day: int
-    year: int | None  # None: every year
-    name: str
-
-    def falls_on(self, today: date) -> bool:
-        return (self.year in (None, today.year)) and (today.month, today.day) == (
-            self.month,
-            self.day,
-        )
-
-
-@dataclass(frozen=True)
 class FactParameters:
     """The thresholds facts are computed with; operations set them in `rules/`."""
 
@@ -221,7 +207,7 @@ class FactParameters:
     at_risk_drop_ratio: float = 0.5
     # A drop compares like with like: one old purchase is not a frequency to drop from.
     at_risk_drop_min_purchases: int = 2
-    holidays: tuple[Holiday, ...] = ()
+    holidays: tuple[CareDay, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.mid_tier_spend <= self.high_tier_spend:

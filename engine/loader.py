@@ -9,16 +9,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from engine.care_calendar import CareDay, parse_holidays
 from engine.checks import check_rules
 from engine.conditions import INVALID_EVENT, ConditionParser
 from engine.durations import parse_duration
-from engine.facts import FactParameters, Holiday
+from engine.facts import FactParameters
 from engine.measure_settings import Measures, TaskCostKinds, parse_measures, task_cost_kinds
 from engine.model import Position, Reentry, Rule, RuleSet
 from engine.policy import Policy, parse_policy
@@ -117,7 +117,7 @@ class _DirectoryState:
     def __init__(self) -> None:
         self.rules: list[Rule] = []
         self.parameters: dict[str, Any] = {}
-        self.holidays: list[Holiday] = []
+        self.holidays: list[CareDay] = []
         self.affinity: dict[str, tuple[str, ...]] = {}
         self.policy = Policy()
         self.measures = Measures()
@@ -153,7 +153,7 @@ def _load_file(source: Source, document: Any, state: _DirectoryState) -> None:
         elif key == "parameters":
             _load_parameters(source, value, at, state)
         elif key == "holidays":
-            _load_holidays(source, value, at, state)
+            state.holidays = parse_holidays(source, value, at)
         elif key == "affinity":
             _load_affinity(source, value, at, state)
         elif key == "policy":
@@ -323,33 +323,6 @@ def _load_parameters(
         FactParameters(**state.parameters)
     except ValueError as error:
         source.error(at, "contradiction", str(error))
-
-
-def _load_holidays(source: Source, node: Any, at: tuple[int, int], state: _DirectoryState) -> None:
-    if not isinstance(node, CommentedSeq):
-        source.error(at, "wrong-type", "`holidays` is a list of {date: MM-DD, name: NAME}")
-        return
-    for index, item in enumerate(node):
-        item_at = Source.of(item, Source.item(node, index))
-        if not isinstance(item, CommentedMap) or set(item) != {"date", "name"}:
-            source.error(
-                item_at, "wrong-type", "a holiday is {date: MM-DD or YYYY-MM-DD, name: NAME}"
-            )
-            continue
-        text = str(item["date"])
-        try:
-            if re.fullmatch(r"\d{2}-\d{2}", text):
-                day = date.fromisoformat(f"2000-{text}")
-                state.holidays.append(Holiday(day.month, day.day, None, str(item["name"])))
-            else:
-                day = date.fromisoformat(text)
-                state.holidays.append(Holiday(day.month, day.day, day.year, str(item["name"])))
-        except ValueError:
-            source.error(
-                Source.value(item, "date"),
-                "wrong-type",
-                f"{text!r} is not a date such as 01-01 or 2027-02-06",
-            )
 
 
 def _load_affinity(source: Source, node: Any, at: tuple[int, int], state: _DirectoryState) -> None:

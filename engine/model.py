@@ -9,7 +9,8 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
-from engine.facts import FactParameters, Holiday
+from engine.care_calendar import CareDay
+from engine.facts import FactParameters
 from engine.measure_settings import Measures
 from engine.policy import Policy
 
@@ -128,7 +129,7 @@ class RuleSet:
     files: dict[str, str] = field(default_factory=dict)  # file name -> content
 
     @property
-    def holidays(self) -> tuple[Holiday, ...]:
+    def holidays(self) -> tuple[CareDay, ...]:
         """The care calendar (kept with the parameters facts are computed with)."""
         return self.parameters.holidays
 

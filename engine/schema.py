@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
+from engine.care_calendar import DEFAULT_COUNTRY
 from engine.facts import FACTS, MESSAGE_CHANNELS, Fact, FactParameters, FactType
 from engine.measure_settings import MAX_CONTROL_PERCENT
 from engine.service_levels import CLOCKS, TARGETS, WEEKDAYS
@@ -233,17 +234,28 @@ def _parameters_schema() -> dict[str, Any]:
 
 
 def _holidays_schema() -> dict[str, Any]:
-    """The `holidays:` section: dates with or without a year (then every year)."""
+    """The `holidays:` section: dates with or without a year (then every year), or
+    festivals the holiday library dates (see engine/care_calendar.py)."""
+    day = {"type": "string", "pattern": r"^(\d{4}-)?\d{2}-\d{2}$"}
+    festival = {
+        "type": "string",
+        "description": "The holiday library's name, e.g. Mid-Autumn Festival.",
+    }
+    country = {
+        "type": "string",
+        "description": f"ISO 3166 country code; {DEFAULT_COUNTRY} when left out.",
+    }
+    name = {"type": "string"}
     return {
         "type": "array",
         "items": {
-            "type": "object",
-            "required": ["date", "name"],
-            "additionalProperties": False,
-            "properties": {
-                "date": {"type": "string", "pattern": r"^(\d{4}-)?\d{2}-\d{2}$"},
-                "name": {"type": "string"},
-            },
+            "oneOf": [
+                {**_closed({"date": day, "name": name}), "required": ["date", "name"]},
+                {
+                    **_closed({"festival": festival, "country": country, "name": name}),
+                    "required": ["festival", "name"],
+                },
+            ]
         },
     }
 

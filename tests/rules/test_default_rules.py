@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import jsonschema
@@ -10,10 +11,11 @@ import pytest
 
 from actions.templates import template_checker
 from engine.evaluate import Evaluator
+from engine.facts import holiday_on
 from engine.loader import load_rules
 from engine.model import RuleSet
 from engine.reference import reference_markdown, replace_reference
-from engine.ruletests import AS_OF, Case, load_cases, run_case, untested_rules
+from engine.ruletests import AS_OF, BASELINE, Case, load_cases, run_case, untested_rules
 from engine.schema import rule_schema
 from engine.yamlsource import Source, parse, rule_files
 from tests.paths import ROOT
@@ -60,6 +62,16 @@ def test_the_default_rules_cover_the_playbook() -> None:
     ledger = [a for r in RULESET.enabled for a in r.actions if a.params.get("ledger")]
     assert ledger and all(a.params["acceptance_criteria"] for a in ledger)
     assert RULESET.holidays and RULESET.affinity
+
+
+def test_the_lunar_festivals_are_greeted_in_years_nobody_typed_in() -> None:
+    """The care calendar names the lunar festivals, and the holiday library dates them:
+    2028's Mid-Autumn Festival (3 October) gets its greeting with no 2028 entry."""
+    as_of = datetime(2028, 10, 3, 1, tzinfo=UTC)  # 09:00 in Shanghai
+    holiday = holiday_on(date(2028, 10, 3), RULESET.parameters)
+    fired = EVALUATOR.evaluate({**BASELINE, "holiday": holiday}, as_of)
+    assert holiday == "Mid-Autumn Festival"
+    assert "holiday_greeting" in {firing.rule_id for firing in fired}
 
 
 def test_every_template_the_default_rules_use_renders_in_both_languages() -> None:
