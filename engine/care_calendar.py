@@ -19,6 +19,7 @@ import holidays
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from engine.problems import did_you_mean
+from engine.service_levels import known_countries
 from engine.yamlsource import Source
 
 DEFAULT_COUNTRY = "CN"
@@ -139,7 +140,7 @@ def _fixed_day(source: Source, item: CommentedMap) -> list[CareDay]:
 
 def _festival(source: Source, item: CommentedMap) -> list[CareDay]:
     country = str(item.get("country", DEFAULT_COUNTRY))
-    countries = holidays.list_supported_countries()
+    countries = known_countries()
     if country not in countries:
         source.error(
             Source.value(item, "country"),
