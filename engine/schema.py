@@ -11,6 +11,7 @@ from typing import Any
 
 from engine.facts import FACTS, MESSAGE_CHANNELS, Fact, FactParameters, FactType
 from engine.measure_settings import MAX_CONTROL_PERCENT
+from engine.policy import CAPPABLE
 from engine.vocabulary import (
     ACTIONS,
     EVENT_TYPES,
@@ -252,7 +253,8 @@ def _policy_schema() -> dict[str, Any]:
     clock = {"type": "string", "pattern": r"^\d{2}:\d{2}$"}
     return {
         "type": "object",
-        "description": "Delivery guards: quiet hours, frequency cap, channel defaults.",
+        "description": "Delivery guards: quiet hours, frequency cap, complaint hold, "
+        "channel defaults.",
         "additionalProperties": False,
         "properties": {
             "quiet_hours": _closed({"start": clock, "end": clock}),
@@ -260,9 +262,11 @@ def _policy_schema() -> dict[str, Any]:
                 {
                     "marketing": {"type": "integer", "minimum": 0},
                     "window": {"$ref": "#/$defs/duration"},
+                    "counts": {"type": "array", "items": {"enum": list(CAPPABLE)}},
                 }
             ),
             "suppress_marketing_on_open_complaint": {"type": "boolean"},
+            "complaint_hold": _closed({"limit": {"$ref": "#/$defs/duration"}}),
             "channel_defaults": {
                 "type": "object",
                 "additionalProperties": {

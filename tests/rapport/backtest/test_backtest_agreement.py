@@ -89,7 +89,8 @@ LATE_JOINER = ("c07", at("2026-01-05T12:00:00+08:00"))
 def build_history(engine: Engine) -> None:
     """Seven customers, each there for a reason (see the comments); one joins late."""
     # c01, high tier (115k in the tier year) with an account manager: the welcome, the
-    # weekly online touch and the New Year greeting meet the frequency cap (2 a week);
+    # win-back and the weekly online touch meet the frequency cap (2 a week; the New
+    # Year greeting is care, which the cap does not count);
     # no call for 30 days opens a task. Two autumn purchases and none since are a
     # frequency drop (at risk), so the win-back joins them.
     add_customer(
@@ -109,7 +110,7 @@ def build_history(engine: Engine) -> None:
         purchase("c01-p2", "2025-09-15T10:00:00+08:00", 55_000),
         purchase("c01-p3", "2025-09-29T10:00:00+08:00", 500),
         contact("c01-c1", "2025-12-05T10:00:00+08:00", "phone"),
-        contact("c01-c2", "2025-12-24T10:00:00+08:00", "email"),
+        contact("c01-c2", "2025-12-20T10:00:00+08:00", "email"),
     )
     # c02, mid tier in London: 08:00 in Shanghai is midnight there, so every message is
     # deferred to the end of the quiet hours and decided again then.
@@ -132,8 +133,8 @@ def build_history(engine: Engine) -> None:
     add_customer(engine, "c03", created_at=CREATED)
     add_events(engine, "c03", purchase("c03-p1", "2025-03-01T10:00:00+08:00", 500))
     # c04, mid tier, complains; customer service answers two hours after the 1-hour
-    # deadline, so the item escalates to the business department; marketing is held
-    # while the complaint is open.
+    # deadline, so the item escalates to the business department; the win-back waits
+    # while the complaint is open and goes out when it is resolved.
     add_customer(
         engine,
         "c04",
@@ -164,6 +165,24 @@ def build_history(engine: Engine) -> None:
             "type": "feedback_resolved",
             "occurred_at": at("2026-01-06T09:00:00+08:00"),
             "ref": "fb-c04",
+        },
+    )
+    # c05 complains and the complaint stays open: the win-back waits for its resolution
+    # for the complaint hold's 14 days, then is suppressed with that reason; that gives
+    # the rule's re-entry back, so it fires again the next morning and waits again.
+    add_customer(engine, "c05", email="c05@example.cn", consent_email=True, created_at=CREATED)
+    add_events(
+        engine,
+        "c05",
+        purchase("c05-p1", "2025-07-01T10:00:00+08:00", 4_000),
+        purchase("c05-p2", "2025-12-01T10:00:00+08:00", 3_000),
+        {
+            "id": "fb-c05",
+            "type": "feedback",
+            "occurred_at": at("2026-01-02T12:00:00+08:00"),
+            "level": "general",
+            "category": "complaint",
+            "channel": "email",
         },
     )
     # c28, a prospect in the control group: the first-purchase offer is held out; the
@@ -444,12 +463,19 @@ def test_backtest_records_what_live_evaluation_does_day_by_day(
         "at_risk_remediation_check",
         "prospect_first_purchase_offer",
     } <= rules_fired
-    assert {
-        "sent",
-        "suppressed:frequency_cap",
-        "suppressed:no_consent",
-        "suppressed:open_complaint",
-    } <= outcomes
+    assert {"sent", "deferred", "suppressed:frequency_cap", "suppressed:no_consent"} <= outcomes
+    # c04's win-back waited for the complaint's resolution and went out then; the
+    # remediation check asked a week after it went out
+    resolved = at("2026-01-06T09:00:00+08:00")
+    assert live[1]["at_risk_winback.0:c04:every:7776000s:105"] == ("sent", "wechat", resolved)
+    check = "at_risk_remediation_check.0:c04:event:step:at_risk_winback.2:c04:every:7776000s:105"
+    assert live[1][check] == ("sent", "wechat", resolved + timedelta(days=7))
+    # c05's complaint stayed open: the win-back never went out, so no remediation check;
+    # suppressed at the hold's limit, it spent no re-entry and fired again
+    winbacks = [row[2] for row in live[0] if row[:2] == ("at_risk_winback", "c05")]
+    assert winbacks == [at("2026-01-03T08:00:00+08:00"), at("2026-01-18T08:00:00+08:00")]
+    assert live[1]["at_risk_winback.0:c05:every:7776000s:105"][0] == "deferred"
+    assert not [key for key in live[1] if key.startswith("at_risk_remediation_check.0:c05")]
     assert any(row[4] for row in live[0])  # a held-out firing
     assert not [row for row in live[0] if row[1] == "c07" and row[2] < LATE_JOINER[1]]
     with (
