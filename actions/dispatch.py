@@ -25,25 +25,28 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from actions.channels.base import Envelope, Sender, TemporaryFailure, Ticket, Turnstile
-from actions.guards import Recipient, decide
+from actions.guards import HOLDS, OPEN_COMPLAINT, Recipient, decide
+from actions.planning import steps_after_sending
 from actions.privacy import mask
 from actions.templates import Templates, message_context
 from actions.unsubscribe import unsubscribe_url
 from engine.facts import MESSAGE_CHANNELS
 from engine.model import RuleSet
 from storage.customers import customer_rows
-from storage.events import event_fields, events_by_id, products_bought
+from storage.events import event_fields, events_by_id, products_bought, store_steps
 from storage.facts import iter_customer_facts
 from storage.outbox import (
     ClaimedMessage,
+    capped_sent_since,
     claim_due,
     mark_failed,
     mark_sent,
     mark_suppressed,
-    marketing_sent_since,
     postpone,
     record_contact,
+    wake_held,
 )
+from storage.planned import PlannedStep
 
 
 @dataclass(frozen=True)
@@ -137,8 +140,11 @@ async def dispatch_once(
     now: datetime,
     settings: DispatchSettings,
 ) -> DispatchReport:
-    """One batch: claim, then settle every claimed message."""
+    """One batch: wake what a resolved complaint held, claim, then settle every claimed
+    message."""
     report = DispatchReport()
+    with engine.begin() as connection:
+        wake_held(connection, OPEN_COMPLAINT, now)
     batch = claim_due(engine, settings.worker, now, settings.lease, settings.batch)
     report.claimed = len(batch)
     if not batch:
@@ -153,7 +159,8 @@ async def dispatch_once(
             f["customer_id"]: f
             for f in iter_customer_facts(connection, now, ruleset.parameters, ids)
         }
-        counts = marketing_sent_since(connection, ids, now - ruleset.policy.cap_window)
+        policy = ruleset.policy
+        counts = capped_sent_since(connection, ids, now - policy.cap_window, policy.cap_counts)
         events = triggering_events(connection, [m.event_id for m in batch if m.event_id])
         # Only a message whose event bought a product the affinity table lists shows
         # suggestions; the owned products are read for those customers alone.
@@ -194,12 +201,13 @@ class _Job:
         messages: list[ClaimedMessage],
         customer: dict[str, Any],
         facts: dict[str, Any],
-        marketing_sent: int,
+        capped_sent: int,
     ) -> None:
         recipient = recipient_for(customer, facts)
+        counted = self.ruleset.policy.cap_counts
         for message in messages:
-            sent = await self.message(message, customer, facts, recipient, marketing_sent)
-            marketing_sent += sent and message.purpose != "service"
+            sent = await self.message(message, customer, facts, recipient, capped_sent)
+            capped_sent += sent and message.purpose in counted
 
     async def message(
         self,
@@ -207,17 +215,29 @@ class _Job:
         customer: dict[str, Any],
         facts: dict[str, Any],
         recipient: Recipient,
-        marketing_sent: int,
+        capped_sent: int,
     ) -> bool:
         worker, now = self.settings.worker, self.now
-        decision = decide(message, recipient, self.ruleset.policy, now, marketing_sent)
+        policy = self.ruleset.policy
+        decision = decide(message, recipient, policy, now, capped_sent, message.held_since)
         self.report.reasons[decision.code] += 1
         if decision.outcome == "suppress":
-            return self._settle("suppressed", mark_suppressed, message.id, worker, decision.reason)
+            by_hold = decision.code in HOLDS  # gives the rule's re-entry back
+            return self._settle(
+                "suppressed", mark_suppressed, message.id, worker, decision.reason, by_hold
+            )
         if decision.outcome == "defer":
             assert decision.send_at is not None
+            since = message.held_since or now if decision.code == OPEN_COMPLAINT else None
             return self._settle(
-                "deferred", postpone, message.id, worker, decision.send_at, decision.reason
+                "deferred",
+                postpone,
+                message.id,
+                worker,
+                decision.send_at,
+                decision.reason,
+                None,
+                since,
             )
         channel = decision.channel
         assert channel is not None
@@ -264,9 +284,19 @@ class _Job:
         with self.connection.begin():
             if mark_sent(self.connection, message.id, worker, channel, delivery.reply, now):
                 record_contact(self.connection, message, channel, now)
+                store_steps(self.connection, self._follow_ups(message), now)
         self.report.outcomes["sent"] += 1
         self.report.channels[channel] += 1
         return True
+
+    def _follow_ups(self, message: ClaimedMessage) -> list[PlannedStep]:
+        """The steps its rule counts from this message's delivery (`from: message`);
+        none when the rules in force no longer have the rule."""
+        try:
+            rule = self.ruleset.rule(message.rule_id)
+        except KeyError:
+            return []
+        return steps_after_sending(rule, message.key, message.customer_id, self.now)
 
     def _envelope(
         self,

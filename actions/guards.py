@@ -7,13 +7,19 @@ sent in the cap window) and records the returned `Decision` — including its `r
 
 The guards, in the order they are applied:
 
-1. **open complaint** (`open_complaint`) — marketing is suppressed while the customer
-   has an open complaint (`Policy.suppress_marketing_on_open_complaint`). Service
-   messages, such as replies to that very complaint, still go out.
+1. **open complaint** (`open_complaint`) — marketing (every purpose but `service`)
+   waits while the customer has an open complaint
+   (`Policy.suppress_marketing_on_open_complaint`): it is deferred to the end of the
+   complaint hold (`Policy.complaint_hold_limit` after it was first held, `held_since`)
+   and the dispatcher wakes it as soon as the complaint is resolved. Still open at the
+   limit: suppressed, and the reason says the limit passed. Service messages, such as
+   replies to that very complaint, still go out.
 2. **frequency cap** (`frequency_cap`) — a global cap across all rules: once the
-   customer got `Policy.cap_marketing` marketing messages within `Policy.cap_window`
-   before `now`, further marketing is suppressed. Service messages are exempt and do
-   not count. The caller counts messages *sent* (or claimed for sending) in the window.
+   customer got `Policy.cap_marketing` messages of the purposes the cap counts
+   (`Policy.cap_counts`, by default marketing) within `Policy.cap_window` before
+   `now`, further messages of those purposes are suppressed. Other purposes (care
+   greetings, unless counted; service, always) are exempt and do not count. The
+   caller counts messages *sent* (or claimed for sending) in the window.
 3. **consent and channel** (`no_consent`) — the first usable channel of: the rule's
    `channels` if it names any (they replace every other preference); otherwise the
    customer's stated preference followed by the policy defaults for their tier and
@@ -62,6 +68,10 @@ FREQUENCY_CAP = "frequency_cap"
 NO_CONSENT = "no_consent"
 QUIET_HOURS = "quiet_hours"
 REASON_CODES = (OK, OPEN_COMPLAINT, FREQUENCY_CAP, NO_CONSENT, QUIET_HOURS)
+HOLDS = (OPEN_COMPLAINT, FREQUENCY_CAP)
+"""The guards that hold a message back for a while, not for good: a message they
+suppress gives its rule's re-entry back (`storage.firings.give_back`), so the rule may
+fire again. No consent is not a hold: trying again each day would change nothing."""
 
 _SAMPLE = timedelta(hours=1)  # no timezone changes its offset twice within an hour
 _HORIZON = timedelta(hours=48)  # quiet hours last < 24 h; DST shifts add at most a few
@@ -111,9 +121,9 @@ class Recipient:
 class Decision:
     """What to do with one planned message, and why.
 
-    `send`: `channel` and `send_at` (= now) are set. `defer`: `channel` is the one
-    chosen now and `send_at` the time to decide again. `suppress`: neither, the
-    message is not sent; `reason` says which guard stopped it.
+    `send`: `channel` and `send_at` (= now) are set. `defer`: `send_at` is the time to
+    decide again, and `channel` the one chosen now (None while a complaint holds it).
+    `suppress`: neither, the message is not sent; `reason` says which guard stopped it.
 
     `send_at` is always in UTC (the reason shows the customer's local time): Python
     does arithmetic on two datetimes of the same zone by wall clock, and an ambiguous
@@ -147,19 +157,24 @@ def decide(
     recipient: Recipient,
     policy: Policy,
     now: datetime,
-    marketing_sent_in_window: int,
+    capped_sent_in_window: int,
+    held_since: datetime | None = None,
 ) -> Decision:
-    """Send, defer or suppress `message` at `now` (aware); see the module docstring."""
+    """Send, defer or suppress `message` at `now` (aware); see the module docstring.
+
+    `capped_sent_in_window`: messages of the purposes the cap counts sent in its window;
+    `held_since`: when an open complaint first held this message, if one did."""
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
-    marketing = message.purpose != "service"  # anything not declared service is capped
-    if marketing and policy.suppress_marketing_on_open_complaint and recipient.open_complaints > 0:
-        return _suppress(OPEN_COMPLAINT, "marketing held while a complaint is open")
-    if marketing and marketing_sent_in_window >= policy.cap_marketing:
+    now = now.astimezone(UTC)
+    held = message.purpose != "service"  # anything not declared service waits
+    if held and policy.suppress_marketing_on_open_complaint and recipient.open_complaints > 0:
+        return _complaint_hold(recipient, policy, now, held_since or now)
+    if message.purpose in policy.cap_counts and capped_sent_in_window >= policy.cap_marketing:
         return _suppress(
             FREQUENCY_CAP,
-            f"{marketing_sent_in_window} marketing message"
-            f"{'' if marketing_sent_in_window == 1 else 's'} in the last "
+            f"{capped_sent_in_window} {'/'.join(policy.cap_counts)} message"
+            f"{'' if capped_sent_in_window == 1 else 's'} in the last "
             f"{_human(policy.cap_window)} (cap {policy.cap_marketing})",
         )
     channels = candidate_channels(message, recipient, policy)
@@ -174,7 +189,6 @@ def decide(
     else:
         source = f"the default for {recipient.tier} tier, {recipient.segment}"
     zone = recipient.zone
-    now = now.astimezone(UTC)
     allowed = first_allowed_time(now, zone, policy)
     if allowed > now:
         local = allowed.astimezone(zone)
@@ -186,6 +200,29 @@ def decide(
             f"(quiet {policy.quiet_start:%H:%M}–{policy.quiet_end:%H:%M})",
         )
     return Decision("send", channel, now, f"{OK}: by {channel} ({source})")
+
+
+def _complaint_hold(
+    recipient: Recipient, policy: Policy, now: datetime, since: datetime
+) -> Decision:
+    """Wait for the complaint's resolution until the hold's limit; suppressed after it."""
+    until = since + policy.complaint_hold_limit
+    limit = f"the complaint hold's limit of {_human(policy.complaint_hold_limit)}"
+    if now >= until:
+        held = since.astimezone(recipient.zone)
+        return _suppress(
+            OPEN_COMPLAINT,
+            f"the complaint is still open after {limit} (held since "
+            f"{held:%Y-%m-%d %H:%M} {recipient.timezone}); not sent",
+        )
+    local = until.astimezone(recipient.zone)
+    return Decision(
+        "defer",
+        None,
+        until,
+        f"{OPEN_COMPLAINT}: marketing held while a complaint is open, waiting for the "
+        f"resolution until {local:%Y-%m-%d %H:%M} {recipient.timezone} at most ({limit})",
+    )
 
 
 def candidate_channels(message: Plannable, recipient: Recipient, policy: Policy) -> tuple[str, ...]:

@@ -48,7 +48,8 @@ def idempotency_key(rule: Rule, firing: Firing, action_index: int) -> str:
 
 def plan_firing(rule: Rule, firing: Firing, levels: ServiceLevels) -> list[Planned]:
     """The messages, tasks and later steps a firing asks for (tags are only recorded,
-    with the firing); `levels` sets the tasks' deadlines."""
+    with the firing); `levels` sets the tasks' deadlines. A step `from: message` is
+    left to `steps_after_sending`."""
     planned: list[Planned] = []
     for index, action in enumerate(rule.actions):
         key = idempotency_key(rule, firing, index)
@@ -58,10 +59,33 @@ def plan_firing(rule: Rule, firing: Firing, levels: ServiceLevels) -> list[Plann
             planned.append(_task(key, rule, firing, action, levels))
         elif action.name == "escalate":
             planned.append(_escalation(key, rule, firing, action, levels))
-        elif action.name == "schedule":
+        elif action.name == "schedule" and action.params["from"] == "firing":
             due_at = firing.as_of + action.params["after"]
             planned.append(PlannedStep(key, firing.customer_id, action.params["step"], due_at))
     return planned
+
+
+def steps_after_sending(
+    rule: Rule, message_key: str, customer_id: str, sent_at: datetime
+) -> list[PlannedStep]:
+    """The steps `from: message` of `rule`, due after its message `message_key` went
+    out at `sent_at`: only for the rule's first send_message, keyed like the firing's
+    other actions (the message's key with the step's action index)."""
+    sends = [i for i, action in enumerate(rule.actions) if action.name == "send_message"]
+    prefix = f"{rule.id}.{sends[0]}:" if sends else None
+    if prefix is None or not message_key.startswith(prefix):
+        return []
+    rest = message_key.removeprefix(prefix)
+    return [
+        PlannedStep(
+            f"{rule.id}.{index}:{rest}",
+            customer_id,
+            action.params["step"],
+            sent_at + action.params["after"],
+        )
+        for index, action in enumerate(rule.actions)
+        if action.name == "schedule" and action.params["from"] == "message"
+    ]
 
 
 def _message(key: str, rule: Rule, firing: Firing, action: Action) -> PlannedMessage:

@@ -6,9 +6,12 @@ whatever is left out keeps the default below, which follows the SPEC:
 - quiet hours 21:00–08:00 in the customer's own timezone: a message due inside them
   is deferred to their end, never dropped. A start equal to the end means no quiet
   hours at all;
-- a global frequency cap across all rules: at most 2 `marketing` messages per
-  customer per 7 days (`service` messages are exempt);
-- marketing is held back while the customer has an open complaint;
+- a global frequency cap across all rules: at most 2 messages per customer per 7 days
+  of the purposes it `counts` (`marketing`; `care` greetings and `service` messages
+  are exempt unless counted; `service` never is);
+- marketing (every purpose but `service`) is held back while the customer has an open
+  complaint: it waits for the resolution, at most `complaint_hold.limit` (14 days),
+  and is then suppressed with that reason;
 - channel defaults by audience, used when neither the rule nor the customer names
   channels (see `Policy.defaults_for` for the lookup order);
 - the feedback service levels and the business calendar their clocks run on
@@ -34,6 +37,7 @@ from engine.facts import MESSAGE_CHANNELS
 from engine.problems import did_you_mean
 from engine.service_level_settings import parse_business_hours, parse_feedback_sla
 from engine.service_levels import ServiceLevels
+from engine.vocabulary import PURPOSES
 from engine.yamlsource import Source
 
 AUDIENCES = ("high", "enterprise", "base", "consumer")
@@ -57,10 +61,12 @@ POLICY_KEYS = (
     "quiet_hours",
     "frequency_cap",
     "suppress_marketing_on_open_complaint",
+    "complaint_hold",
     "channel_defaults",
     "business_hours",
     "feedback_sla",
 )
+CAPPABLE = tuple(purpose for purpose in PURPOSES if purpose != "service")
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 
 
@@ -72,7 +78,9 @@ class Policy:
     quiet_end: time = time(8, 0)
     cap_marketing: int = 2
     cap_window: timedelta = timedelta(days=7)
+    cap_counts: tuple[str, ...] = ("marketing",)
     suppress_marketing_on_open_complaint: bool = True
+    complaint_hold_limit: timedelta = timedelta(days=14)
     channel_defaults: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: DEFAULT_CHANNELS
     )
@@ -83,6 +91,10 @@ class Policy:
             raise ValueError("cap_marketing is a number ≥ 0")
         if self.cap_window <= timedelta(0):
             raise ValueError("cap_window is a positive duration")
+        if not set(self.cap_counts) <= set(CAPPABLE):
+            raise ValueError(f"cap_counts lists purposes of {', '.join(CAPPABLE)}")
+        if self.complaint_hold_limit < timedelta(0):
+            raise ValueError("complaint_hold_limit is a duration ≥ 0")
         if any(t.tzinfo is not None for t in (self.quiet_start, self.quiet_end)):
             raise ValueError("quiet hours are wall-clock times without a timezone")
         defaults = {str(k): tuple(v) for k, v in self.channel_defaults.items()}
@@ -101,7 +113,9 @@ class Policy:
                 self.quiet_end,
                 self.cap_marketing,
                 self.cap_window,
+                self.cap_counts,
                 self.suppress_marketing_on_open_complaint,
+                self.complaint_hold_limit,
                 tuple(self.channel_defaults.items()),
                 self.service_levels,
             )
@@ -167,6 +181,8 @@ def parse_policy(source: Source, node: Any, at: tuple[int, int]) -> Policy:
                 "wrong-type",
                 "`suppress_marketing_on_open_complaint` is true or false",
             )
+    if "complaint_hold" in node:
+        values.update(_complaint_hold(source, node))
     if "channel_defaults" in node:
         values["channel_defaults"] = _channel_defaults(source, node)
     if "business_hours" in node or "feedback_sla" in node:
@@ -200,10 +216,12 @@ def _quiet_hours(source: Source, node: CommentedMap) -> dict[str, time]:
 
 
 def _frequency_cap(source: Source, node: CommentedMap) -> dict[str, Any]:
-    section = subsection(source, node, "frequency_cap", "{marketing: 2, window: 7d}")
+    section = subsection(
+        source, node, "frequency_cap", "{marketing: 2, window: 7d, counts: [marketing]}"
+    )
     if section is None:
         return {}
-    source.unknown_keys(section, ("marketing", "window"), "frequency_cap key")
+    source.unknown_keys(section, ("marketing", "window", "counts"), "frequency_cap key")
     values: dict[str, Any] = {}
     if "marketing" in section:
         count = section["marketing"]
@@ -220,7 +238,44 @@ def _frequency_cap(source: Source, node: CommentedMap) -> dict[str, Any]:
             values["cap_window"] = parse_duration(section["window"])
         except ValueError as error:
             source.error(Source.value(section, "window"), "bad-duration", str(error))
+    if "counts" in section:
+        values.update(_cap_counts(source, section))
     return values
+
+
+def _cap_counts(source: Source, section: CommentedMap) -> dict[str, tuple[str, ...]]:
+    """The purposes the cap counts (and stops): a list of marketing and care."""
+    counts = section["counts"]
+    if not isinstance(counts, CommentedSeq):
+        source.error(
+            Source.value(section, "counts"), "wrong-type", "`counts` is a list such as [marketing]"
+        )
+        return {}
+    good = True
+    for index, purpose in enumerate(counts):
+        if purpose not in CAPPABLE:
+            hint = " (service messages are never capped)" if purpose == "service" else ""
+            source.error(
+                Source.item(counts, index),
+                "bad-choice",
+                f"{purpose!r} is not a purpose the cap counts ({', '.join(CAPPABLE)}){hint}",
+            )
+            good = False
+    return {"cap_counts": tuple(dict.fromkeys(str(p) for p in counts))} if good else {}
+
+
+def _complaint_hold(source: Source, node: CommentedMap) -> dict[str, timedelta]:
+    section = subsection(source, node, "complaint_hold", "{limit: 14d}")
+    if section is None:
+        return {}
+    source.unknown_keys(section, ("limit",), "complaint_hold key")
+    if "limit" not in section:
+        return {}
+    try:
+        return {"complaint_hold_limit": parse_duration(section["limit"])}
+    except ValueError as error:
+        source.error(Source.value(section, "limit"), "bad-duration", str(error))
+        return {}
 
 
 def _channel_defaults(source: Source, node: CommentedMap) -> Mapping[str, tuple[str, ...]]:

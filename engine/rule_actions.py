@@ -34,6 +34,11 @@ def read_actions(source: Source, node: CommentedMap) -> tuple[Action, ...]:
         action = _action(source, str(name), params, Source.key(item, name))
         if action is not None:
             actions.append(action)
+    if not any(action.name == "send_message" for action in actions):
+        for action in actions:
+            if action.name == "schedule" and action.params["from"] == "message":
+                at = (action.position.line, action.position.column)
+                source.error(at, "bad-choice", "`from: message` needs a send_message in the rule")
     return tuple(actions)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from engine.care_calendar import DEFAULT_COUNTRY
 from engine.facts import FACTS, MESSAGE_CHANNELS, Fact, FactParameters, FactType
 from engine.measure_settings import MAX_CONTROL_PERCENT
+from engine.policy import CAPPABLE
 from engine.service_levels import CLOCKS, TARGETS, WEEKDAYS
 from engine.vocabulary import (
     ACTIONS,
@@ -271,8 +272,8 @@ def _policy_schema() -> dict[str, Any]:
     ) | {"required": list(TARGETS)}
     return {
         "type": "object",
-        "description": "Delivery guards (quiet hours, frequency cap, channel defaults) and "
-        "the feedback service levels with the business hours they count in.",
+        "description": "Delivery guards (quiet hours, frequency cap, complaint hold, channel "
+        "defaults) and the feedback service levels with the business hours they count in.",
         "additionalProperties": False,
         "properties": {
             "quiet_hours": _closed({"start": clock, "end": clock}),
@@ -280,9 +281,11 @@ def _policy_schema() -> dict[str, Any]:
                 {
                     "marketing": {"type": "integer", "minimum": 0},
                     "window": {"$ref": "#/$defs/duration"},
+                    "counts": {"type": "array", "items": {"enum": list(CAPPABLE)}},
                 }
             ),
             "suppress_marketing_on_open_complaint": {"type": "boolean"},
+            "complaint_hold": _closed({"limit": {"$ref": "#/$defs/duration"}}),
             "channel_defaults": {
                 "type": "object",
                 "additionalProperties": {

@@ -204,6 +204,15 @@ class ActionSpec:
         return next((param for param in self.params if param.name == name), None)
 
 
+# What a message is for. The policy's frequency cap counts `frequency_cap.counts` (by
+# default marketing alone); an open complaint holds everything but service.
+PURPOSES: dict[str, str] = {
+    "marketing": "offers, picks and win-backs: capped, held while a complaint is open",
+    "care": "greetings with no sales pitch (birthday, holiday, anniversary): held while "
+    "a complaint is open, capped only when the policy's frequency_cap counts them",
+    "service": "replies, reminders, checks: never capped or held",
+}
+
 _ROLE = Param("owner_role", ParamType.CHOICE, "Who must do it.", required=True, choices=OWNER_ROLES)
 
 ACTIONS: dict[str, ActionSpec] = {
@@ -229,9 +238,11 @@ ACTIONS: dict[str, ActionSpec] = {
                 Param(
                     "purpose",
                     ParamType.CHOICE,
-                    "marketing counts against the frequency cap; service does not.",
+                    "What the message is for: "
+                    + "; ".join(f"{name}: {text}" for name, text in PURPOSES.items())
+                    + ".",
                     default="marketing",
-                    choices=("marketing", "service"),
+                    choices=tuple(PURPOSES),
                 ),
             ),
         ),
@@ -300,7 +311,20 @@ ACTIONS: dict[str, ActionSpec] = {
                     "The step's name, matched by step_due rules.",
                     required=True,
                 ),
-                Param("after", ParamType.DURATION, "Delay from the firing.", required=True),
+                Param(
+                    "after",
+                    ParamType.DURATION,
+                    "Delay from the firing, or from the message with `from: message`.",
+                    required=True,
+                ),
+                Param(
+                    "from",
+                    ParamType.CHOICE,
+                    "What the delay counts from: firing, or message — when the rule's first "
+                    "send_message went out (no step if it never does, e.g. a hold suppressed it).",
+                    default="firing",
+                    choices=("firing", "message"),
+                ),
             ),
         ),
     )

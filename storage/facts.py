@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Subquery, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, Subquery, and_, case, func, or_, select
 
 from engine.facts import (
     CONTACT_CHANNELS,
@@ -111,18 +111,22 @@ def _nps_answer(events: Any) -> ColumnElement[bool]:
     )
 
 
+def _resolved(as_of: datetime) -> Select[Any]:
+    """The ids of feedback items a `feedback_resolved` event refers to by `as_of`."""
+    resolution = EVENTS.alias()
+    return select(resolution.c.ref).where(
+        resolution.c.type == "feedback_resolved",
+        resolution.c.ref.is_not(None),
+        resolution.c.occurred_at <= as_of,
+    )
+
+
 def _open_feedback(as_of: datetime, ids: Sequence[str] | None) -> Subquery:
     """Feedback items with no `feedback_resolved` event referring to them by `as_of`.
 
     `NOT IN` over the set of resolved ids, not a correlated `NOT EXISTS`: both databases
     hash or index the set once, whatever their statistics say.
     """
-    resolution = EVENTS.alias()
-    resolved = select(resolution.c.ref).where(
-        resolution.c.type == "feedback_resolved",
-        resolution.c.ref.is_not(None),
-        resolution.c.occurred_at <= as_of,
-    )
     query = (
         select(
             EVENTS.c.customer_id,
@@ -130,13 +134,30 @@ def _open_feedback(as_of: datetime, ids: Sequence[str] | None) -> Subquery:
             _count(EVENTS.c.category == "complaint").label("open_complaints"),
         )
         .where(
-            EVENTS.c.type == "feedback", EVENTS.c.occurred_at <= as_of, EVENTS.c.id.not_in(resolved)
+            EVENTS.c.type == "feedback",
+            EVENTS.c.occurred_at <= as_of,
+            EVENTS.c.id.not_in(_resolved(as_of)),
         )
         .group_by(EVENTS.c.customer_id)
     )
     if ids is not None:
         query = query.where(EVENTS.c.customer_id.in_(ids))
     return query.subquery("open_fb")
+
+
+def with_open_complaints(
+    connection: Connection, as_of: datetime, customer_ids: Sequence[str]
+) -> set[str]:
+    """Which of these customers have an open complaint as of `as_of`: exactly the
+    customers whose `open_complaints` fact is above 0 then."""
+    query = select(EVENTS.c.customer_id).where(
+        EVENTS.c.customer_id.in_(list(customer_ids)),
+        EVENTS.c.type == "feedback",
+        EVENTS.c.category == "complaint",
+        EVENTS.c.occurred_at <= as_of,
+        EVENTS.c.id.not_in(_resolved(as_of)),
+    )
+    return set(connection.scalars(query.distinct()))
 
 
 def iter_customer_facts(

@@ -1,4 +1,8 @@
-"""Rule firings: the audit of what matched whom, and the history re-entry reads."""
+"""Rule firings: the audit of what matched whom, and the history re-entry reads.
+
+Re-entry counts what went out: a firing whose every planned message a hold suppressed
+(the frequency cap, or the complaint hold's limit) is marked `suppressed` by the
+dispatcher and does not count, so its rule may fire again (see `storage.outbox`)."""
 
 from __future__ import annotations
 
@@ -7,23 +11,24 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, exists, func, select, update
 
 from engine.durations import format_duration
 from engine.evaluate import Firing
 from engine.model import RuleSet
 from storage.dialect import insert_ignoring_conflicts
-from storage.tables import FIRINGS
+from storage.tables import FIRINGS, MESSAGES
 
 
 def last_fired(
     connection: Connection, customer_ids: Iterable[str], before: datetime | None = None
 ) -> dict[tuple[str, str], datetime]:
-    """When each rule last fired for each of these customers (before `before`, if given:
-    a backtest starts from the history live had reached then)."""
+    """When each rule last fired for each of these customers, leaving out firings a hold
+    suppressed (before `before`, if given: a backtest starts from the history live had
+    reached then)."""
     query = (
         select(FIRINGS.c.rule_id, FIRINGS.c.customer_id, func.max(FIRINGS.c.as_of))
-        .where(FIRINGS.c.customer_id.in_(list(customer_ids)))
+        .where(FIRINGS.c.customer_id.in_(list(customer_ids)), FIRINGS.c.suppressed.is_(False))
         .group_by(FIRINGS.c.rule_id, FIRINGS.c.customer_id)
     )
     if before is not None:
@@ -48,10 +53,20 @@ def admitted(
     ]
 
 
-def record_firings(connection: Connection, firings: list[Firing], created_at: datetime) -> None:
-    """Stores firings; one already stored (same rule, customer, time, event) is skipped."""
+FiringIdentity = tuple[str, str, datetime, str]  # rule, customer, as of, event ("" if none)
+
+
+def identity(firing: Firing) -> FiringIdentity:
+    return firing.rule_id, firing.customer_id, firing.as_of, firing.event_id or ""
+
+
+def record_firings(
+    connection: Connection, firings: list[Firing], created_at: datetime
+) -> dict[FiringIdentity, int]:
+    """Stores firings; one already stored (same rule, customer, time, event) is skipped.
+    Returns the ids of those stored now, by `identity`."""
     if not firings:
-        return
+        return {}
     rows = [
         {
             "revision": f.revision,
@@ -67,8 +82,26 @@ def record_firings(connection: Connection, firings: list[Firing], created_at: da
     ]
     statement = insert_ignoring_conflicts(
         connection, FIRINGS, ["revision", "rule_id", "customer_id", "as_of", "event_id"]
+    ).returning(
+        FIRINGS.c.id, FIRINGS.c.rule_id, FIRINGS.c.customer_id, FIRINGS.c.as_of, FIRINGS.c.event_id
     )
-    connection.execute(statement, rows)
+    return {
+        (row.rule_id, row.customer_id, row.as_of, row.event_id): row.id
+        for row in connection.execute(statement, rows)
+    }
+
+
+def give_back(connection: Connection, firing_id: int | None) -> None:
+    """A hold suppressed a message of this firing: once every message it planned is
+    suppressed, the firing stops counting for re-entry."""
+    if firing_id is None:
+        return
+    outstanding = exists().where(
+        MESSAGES.c.firing_id == firing_id, MESSAGES.c.status != "suppressed"
+    )
+    connection.execute(
+        update(FIRINGS).where(FIRINGS.c.id == firing_id, ~outstanding).values(suppressed=True)
+    )
 
 
 def firing_json(firing: Firing) -> dict[str, Any]:

@@ -96,15 +96,16 @@ def feedback_responses(
     return [(ref, kind, at) for ref, kind, at in connection.execute(query)]
 
 
-def marketing_deliveries(
+def capped_deliveries(
     connection: Connection, ids: Sequence[str], after: datetime, before: datetime
-) -> list[tuple[str, datetime]]:
-    """Marketing messages delivered to these customers in (after, before): (customer, when)."""
-    query = select(MESSAGES.c.customer_id, MESSAGES.c.sent_at).where(
+) -> list[tuple[str, datetime, str]]:
+    """Messages a frequency cap may count (every purpose but service) delivered to these
+    customers in (after, before): (customer, when, purpose)."""
+    query = select(MESSAGES.c.customer_id, MESSAGES.c.sent_at, MESSAGES.c.purpose).where(
         MESSAGES.c.customer_id.in_(list(ids)),
         MESSAGES.c.status == "sent",
-        MESSAGES.c.purpose == "marketing",
+        MESSAGES.c.purpose != "service",
         MESSAGES.c.sent_at < before,
         MESSAGES.c.sent_at > after,
     )
-    return [(customer, at) for customer, at in connection.execute(query)]
+    return [(customer, at, purpose) for customer, at, purpose in connection.execute(query)]

@@ -92,6 +92,7 @@ class RuleFiring(SQLModel, table=True):
     event_id: str = Field(default="", max_length=100)
     values: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     held_out: bool = False  # the control group kept the customer out of this marketing rule
+    suppressed: bool = False  # a hold stopped all it planned: it does not count for re-entry
     created_at: datetime
 
 
@@ -119,6 +120,7 @@ class OutboxMessage(SQLModel, table=True):
     lease_until: datetime | None = None
     last_error: str | None = None
     sent_at: datetime | None = None
+    held_since: datetime | None = None  # when an open complaint first held it (the hold's limit)
     created_at: datetime
 
 

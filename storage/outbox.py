@@ -1,7 +1,9 @@
 """The outbox: planned messages, claimed in batches by dispatchers, and their outcomes.
 
 A row moves `pending → sending → sent | failed | suppressed`; a temporary failure or
-a quiet-hours deferral puts it back to `pending` with a later `due_at`. Claiming is
+a guard's deferral (quiet hours, an open complaint) puts it back to `pending` with a
+later `due_at`; a message an open complaint holds is due again as soon as the
+complaint is resolved (`wake_held`). Claiming is
 safe with several dispatchers at once: PostgreSQL skips rows another dispatcher has
 locked, SQLite serialises writers. A row whose dispatcher died is claimed again once
 its lease expires. Every transition after the claim names the claiming dispatcher,
@@ -10,6 +12,7 @@ so a dispatcher whose lease was taken over cannot overwrite the new owner's outc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,6 +24,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
     or_,
     select,
     update,
@@ -28,8 +32,10 @@ from sqlalchemy import (
 
 from storage.dialect import insert_new_keys
 from storage.events import event_row
+from storage.facts import with_open_complaints
+from storage.firings import give_back
 from storage.planned import PlannedMessage
-from storage.tables import EVENTS, MESSAGES
+from storage.tables import EVENTS, FIRINGS, MESSAGES
 
 CONTACT_PREFIX = "rapport:"  # the ids of the contact events deliveries record
 
@@ -45,12 +51,16 @@ class ClaimedMessage:
     purpose: str
     event_id: str | None
     attempts: int
+    held_since: datetime | None
 
 
 def store_messages(
     connection: Connection, planned: list[PlannedMessage], created_at: datetime
 ) -> int:
-    """Adds planned messages; a key already in the outbox is skipped. Returns how many new."""
+    """Adds planned messages; a key already in the outbox is skipped, unless a hold
+    suppressed it and gave its firing's re-entry back: the rule fired again, so that
+    message is planned again (`replan`). Returns how many are new or planned again."""
+    replanned = replan(connection, planned, created_at)
     rows = [
         {
             "key": p.key,
@@ -60,6 +70,7 @@ def store_messages(
             "template": p.template,
             "purpose": p.purpose,
             "event_id": p.event_id,
+            "firing_id": p.firing_id,
             "status": "pending",
             "due_at": p.due_at,
             "attempts": 0,
@@ -67,7 +78,38 @@ def store_messages(
         }
         for p in planned
     ]
-    return insert_new_keys(connection, MESSAGES, rows)
+    return replanned + insert_new_keys(connection, MESSAGES, rows)
+
+
+_REPLAN = (
+    update(MESSAGES)
+    .where(
+        MESSAGES.c.key == bindparam("planned_key"),
+        MESSAGES.c.status == "suppressed",
+        MESSAGES.c.firing_id.in_(select(FIRINGS.c.id).where(FIRINGS.c.suppressed)),
+    )
+    .values(
+        status="pending",
+        due_at=bindparam("due"),
+        firing_id=bindparam("firing"),
+        held_since=None,
+        reason=literal("planned again, after ") + MESSAGES.c.reason,
+        created_at=bindparam("at"),
+    )
+)
+
+
+def replan(connection: Connection, planned: list[PlannedMessage], created_at: datetime) -> int:
+    """Puts messages a hold suppressed back to pending when their rule fired again (the
+    key is the same: the same message for the same re-entry period). The reason keeps
+    the earlier suppression until the guards decide again."""
+    if not planned:
+        return 0
+    parameters = [
+        {"planned_key": p.key, "due": p.due_at, "firing": p.firing_id, "at": created_at}
+        for p in planned
+    ]
+    return connection.execute(_REPLAN, parameters).rowcount
 
 
 def claim_due(
@@ -103,6 +145,7 @@ def claim_due(
                 MESSAGES.c.purpose,
                 MESSAGES.c.event_id,
                 MESSAGES.c.attempts,
+                MESSAGES.c.held_since,
             )
         ).all()
     return sorted(
@@ -117,6 +160,7 @@ def claim_due(
                 row.purpose,
                 row.event_id,
                 row.attempts,
+                row.held_since,
             )
             for row in claimed
         ),
@@ -193,8 +237,16 @@ def mark_failed(
     )
 
 
-def mark_suppressed(connection: Connection, message_id: int, worker: str, reason: str) -> bool:
-    return _settle(connection, message_id, worker, status="suppressed", reason=reason)
+def mark_suppressed(
+    connection: Connection, message_id: int, worker: str, reason: str, held: bool = False
+) -> bool:
+    """Suppressed for `reason`; `held`: by a hold, which gives re-entry back once the
+    firing has nothing else outstanding (`storage.firings.give_back`)."""
+    settled = _settle(connection, message_id, worker, status="suppressed", reason=reason)
+    if settled and held:
+        firing = select(MESSAGES.c.firing_id).where(MESSAGES.c.id == message_id)
+        give_back(connection, connection.scalar(firing))
+    return settled
 
 
 def postpone(
@@ -204,8 +256,11 @@ def postpone(
     until: datetime,
     reason: str,
     error: str | None = None,
+    held_since: datetime | None = None,
 ) -> bool:
-    """Back to pending, due at `until`: a quiet-hours deferral or a retry after backoff."""
+    """Back to pending, due at `until`: a guard's deferral or a retry after backoff
+    (`held_since`: when an open complaint first held it, kept once set)."""
+    held = {"held_since": held_since} if held_since is not None else {}
     return _settle(
         connection,
         message_id,
@@ -214,7 +269,30 @@ def postpone(
         due_at=until,
         reason=reason,
         last_error=error,
+        **held,
     )
+
+
+def wake_held(connection: Connection, code: str, now: datetime) -> int:
+    """Messages held for an open complaint (pending, not due yet, their reason starting
+    with `code`) whose customer has no open complaint any more are due `now`, so the
+    dispatcher decides them again at once. Returns how many.
+
+    Open complaints are counted as the `open_complaints` fact counts them, so a woken
+    message is never held again by the same complaint."""
+    held = and_(
+        MESSAGES.c.status == "pending",
+        MESSAGES.c.due_at > now,
+        MESSAGES.c.reason.startswith(f"{code}:", autoescape=True),
+    )
+    customers = list(connection.scalars(select(MESSAGES.c.customer_id).where(held).distinct()))
+    if not customers:
+        return 0
+    resolved = set(customers) - with_open_complaints(connection, now, customers)
+    if not resolved:
+        return 0
+    woken = update(MESSAGES).where(held, MESSAGES.c.customer_id.in_(sorted(resolved)))
+    return connection.execute(woken.values(due_at=now)).rowcount
 
 
 def record_contact(
@@ -238,16 +316,17 @@ def record_contact(
     connection.execute(_CONTACT, row)
 
 
-def marketing_sent_since(
-    connection: Connection, customer_ids: list[str], since: datetime
+def capped_sent_since(
+    connection: Connection, customer_ids: list[str], since: datetime, purposes: Sequence[str]
 ) -> dict[str, int]:
-    """Marketing messages delivered to each customer since `since` (the frequency cap)."""
+    """Messages of the purposes the frequency cap counts delivered to each customer
+    since `since`."""
     query = (
         select(MESSAGES.c.customer_id, func.count())
         .where(
             MESSAGES.c.customer_id.in_(customer_ids),
             MESSAGES.c.status == "sent",
-            MESSAGES.c.purpose == "marketing",
+            MESSAGES.c.purpose.in_(list(purposes)),
             MESSAGES.c.sent_at > since,
         )
         .group_by(MESSAGES.c.customer_id)

@@ -22,6 +22,7 @@ class PlannedMessage:
     purpose: str
     due_at: datetime
     event_id: str | None
+    firing_id: int | None = None  # the stored firing that planned it, once recorded
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,10 @@ from storage.firings import last_fired
 from storage.history import (
     ADDRESSES,
     HISTORY_FIELDS,
+    capped_deliveries,
     customer_events,
     customer_profiles,
     feedback_responses,
-    marketing_deliveries,
 )
 
 
@@ -106,10 +106,11 @@ class CustomerRecord:
 @dataclass
 class Seeds:
     """Live state at the replay's beginning: when each rule last fired for each customer
-    (re-entry) and when marketing was delivered within the cap window (the cap)."""
+    (re-entry) and when messages a cap may count were delivered within the cap window,
+    with their purpose (each revision's cap counts its own purposes)."""
 
     last_fired: dict[str, dict[str, datetime]] = field(default_factory=dict)  # customer -> rule
-    marketing_sent: dict[str, list[int]] = field(default_factory=dict)
+    capped_sent: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
 
 
 def load_customers(connection: Connection, ids: Sequence[str], begin: int) -> list[CustomerRecord]:
@@ -171,15 +172,15 @@ def feedback_handling(
 def load_seeds(
     connection: Connection, ids: Sequence[str], begin: datetime, cap_window_us: int
 ) -> Seeds:
-    """Live re-entry history and recent marketing deliveries before `begin`."""
+    """Live re-entry history and recent deliveries a cap may count before `begin`."""
     seeds = Seeds()
     found: dict[str, dict[str, datetime]] = defaultdict(dict)
     for (rule, customer), at in last_fired(connection, ids, before=begin).items():
         found[customer][rule] = at
     seeds.last_fired = dict(found)
-    marketing: dict[str, list[int]] = defaultdict(list)
+    capped: dict[str, list[tuple[int, str]]] = defaultdict(list)
     cap_start = from_us(to_us(begin) - cap_window_us)
-    for customer, at in marketing_deliveries(connection, ids, cap_start, begin):
-        marketing[customer].append(to_us(at))
-    seeds.marketing_sent = {key: sorted(value) for key, value in marketing.items()}
+    for customer, at, purpose in capped_deliveries(connection, ids, cap_start, begin):
+        capped[customer].append((to_us(at), purpose))
+    seeds.capped_sent = {key: sorted(value) for key, value in capped.items()}
     return seeds

@@ -6,8 +6,8 @@ aggregates built in Python, see `aggregates.py`), matching by the compiled engin
 `storage.firings.admitted`, planning and idempotency keys by `actions.planning`, the
 guards by `actions.guards.decide` with `actions.dispatch.recipient_for`. Only what live
 keeps in tables is kept here, in memory, for this one customer: when each rule last
-fired and the keys planned (`planner.py`), open tasks (`staff.py`), marketing delivered
-within the cap window (`mailroom.py`).
+fired and the keys planned (`planner.py`), open tasks (`staff.py`), deliveries the cap counts
+within its window and the messages a complaint holds (`mailroom.py`).
 
 The moments, in time order, and at one instant in this order:
 
@@ -17,7 +17,8 @@ The moments, in time order, and at one instant in this order:
 2. *evaluation* — at each step, the scheduled rules, facts as of the step;
 3. *dispatch* (`mailroom.py`) — every message the moment it is due: sent (then it is a
    `contact` event of the history, which later facts see), deferred to the end of the
-   quiet hours (and decided again then), or suppressed.
+   quiet hours or while a complaint holds it (and decided again then, or when the
+   complaint is resolved), or suppressed.
 
 Customers never affect each other (every fact, guard and task is one customer's), so a
 replay per customer gives what a replay of everyone step by step would.
@@ -60,7 +61,7 @@ class Replay:
         history_end: int,
         tally: Tally,
         last_fired: dict[str, datetime] | None = None,
-        marketing_sent: list[int] | None = None,
+        capped_sent: list[int] | None = None,
     ) -> None:
         resolved, handled = handling
         self.rules, self.window, self.tally = rules, window, tally
@@ -85,7 +86,7 @@ class Replay:
             self.facts,
             self.agenda,
             record.profile.row(),
-            list(marketing_sent or ()),
+            list(capped_sent or ()),
         )
         self.planner = Planner(
             rules,
@@ -132,7 +133,10 @@ class Replay:
     # -------------------------------------------------------------------- reactions
     def _react(self, at: int, items: list[Any]) -> None:
         """Event rules on everything that happened or came due at `at`, in (time, id)
-        order, all with the facts as of `at`, admitted as one batch (as live does)."""
+        order, all with the facts as of `at`, admitted as one batch (as live does). A
+        resolved complaint first wakes the messages it held."""
+        if any(isinstance(item, Happening) and item.type == "feedback_resolved" for item in items):
+            self.mailroom.wake(at)
         events = [pair for item in items if (pair := self._happened(at, item)) is not None]
         events = [pair for pair in events if pair[0].type in self.rules.reacts_to]
         if not events:

@@ -69,7 +69,8 @@ class Chunks:
             tally = Tally(len(window.weeks_us), journal=Journal() if self.plan.journal else None)
             for record in records:
                 customer = record.profile.id
-                sent = seeds.marketing_sent.get(customer, [])
+                sent = seeds.capped_sent.get(customer, [])
+                counted = rules.ruleset.policy.cap_counts
                 Replay(
                     rules,
                     window,
@@ -78,7 +79,7 @@ class Chunks:
                     self.plan.history_end,
                     tally,
                     seeds.last_fired.get(customer),
-                    [at for at in sent if at > begin - rules.cap_window_us],
+                    [at for at, why in sent if at > begin - rules.cap_window_us and why in counted],
                 ).run()
             tallies.append(tally)
         return tallies

@@ -16,7 +16,7 @@ from engine.trace import Check, explain_rule
 from storage.customers import customer_rows
 from storage.facts import facts_of
 from storage.firings import last_fired
-from storage.outbox import marketing_sent_since
+from storage.outbox import capped_sent_since
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,10 @@ def explain_customer(
     with engine.connect() as connection:
         facts = facts_of(connection, as_of, ruleset.parameters, customer_id)
         customer = customer_rows(connection, [customer_id]).get(customer_id)
-        since = as_of - ruleset.policy.cap_window
-        marketing_sent = marketing_sent_since(connection, [customer_id], since).get(customer_id, 0)
+        policy = ruleset.policy
+        since = as_of - policy.cap_window
+        capped = capped_sent_since(connection, [customer_id], since, policy.cap_counts)
+        capped_sent = capped.get(customer_id, 0)
         history = last_fired(connection, [customer_id])
     if facts is None or customer is None:
         return None
@@ -96,7 +98,7 @@ def explain_customer(
         guards = tuple(
             GuardDecision(
                 action.params["template"],
-                *_decision(action.params, recipient, ruleset, as_of, marketing_sent),
+                *_decision(action.params, recipient, ruleset, as_of, capped_sent),
             )
             for action in rule.actions
             if fired and action.name == "send_message"

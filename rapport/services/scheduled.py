@@ -6,7 +6,7 @@ Plain functions, so the CLI, the Prefect flows and the tests share them.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import islice
 
@@ -17,7 +17,7 @@ from engine.evaluate import Evaluator, Firing
 from engine.model import RuleSet
 from storage.events import store_steps
 from storage.facts import iter_customer_facts
-from storage.firings import admitted, last_fired, record_firings
+from storage.firings import admitted, identity, last_fired, record_firings
 from storage.outbox import store_messages
 from storage.planned import PlannedMessage, PlannedStep, PlannedTask
 from storage.tasks import store_tasks
@@ -89,16 +89,21 @@ def apply_firings(
 ) -> None:
     """Records admitted firings and what they plan: outbox messages, staff tasks
     (escalations take over their overdue task) and later steps (`step_due` events).
-    A held-out firing (control group) is recorded and plans nothing."""
-    record_firings(writer, firings, at)
+    A held-out firing (control group) is recorded and plans nothing. Messages remember
+    their firing, which re-entry stops counting if a hold suppresses them all."""
+    ids = record_firings(writer, firings, at)
     planned = [
         p
         for f in firings
         if not f.held_out
         for p in plan_firing(ruleset.rule(f.rule_id), f, ruleset.policy.service_levels)
     ]
-    summary.messages += store_messages(
-        writer, [p for p in planned if isinstance(p, PlannedMessage)], at
-    )
+    firing_of = {(f.rule_id, f.customer_id, f.event_id): ids.get(identity(f)) for f in firings}
+    messages = [
+        replace(p, firing_id=firing_of[(p.rule_id, p.customer_id, p.event_id)])
+        for p in planned
+        if isinstance(p, PlannedMessage)
+    ]
+    summary.messages += store_messages(writer, messages, at)
     summary.tasks += store_tasks(writer, [p for p in planned if isinstance(p, PlannedTask)], at)
     store_steps(writer, [p for p in planned if isinstance(p, PlannedStep)], at)

@@ -81,8 +81,9 @@ def run(
     policy: Policy = POLICY,
     now: datetime = DAYTIME,
     sent: int = 0,
+    held_since: datetime | None = None,
 ) -> Decision:
-    return decide(msg or message(), who or recipient(), policy, now, sent)
+    return decide(msg or message(), who or recipient(), policy, now, sent, held_since)
 
 
 def sent(decision: Decision, channel: str) -> bool:
@@ -92,12 +93,41 @@ def sent(decision: Decision, channel: str) -> bool:
 # ------------------------------------------------------------------ open complaint
 
 
-def test_marketing_is_suppressed_while_a_complaint_is_open() -> None:
+def test_marketing_waits_while_a_complaint_is_open() -> None:
     decision = run(who=recipient(open_complaints=1))
     assert decision == Decision(
-        "suppress", None, None, "open_complaint: marketing held while a complaint is open"
+        "defer",
+        None,
+        DAYTIME.astimezone(UTC) + timedelta(days=14),
+        "open_complaint: marketing held while a complaint is open, waiting for the "
+        "resolution until 2026-03-24 10:00 Asia/Shanghai at most (the complaint hold's "
+        "limit of 14 days)",
     )
     assert decision.code == "open_complaint"
+
+
+def test_the_hold_counts_from_when_it_began_and_ends_in_suppression() -> None:
+    held = DAYTIME - timedelta(days=10)
+    assert run(who=recipient(open_complaints=1), held_since=held).send_at == DAYTIME.astimezone(
+        UTC
+    ) + timedelta(days=4)
+    decision = run(who=recipient(open_complaints=1), held_since=held - timedelta(days=4))
+    assert (decision.outcome, decision.reason) == (
+        "suppress",
+        "open_complaint: the complaint is still open after the complaint hold's limit of "
+        "14 days (held since 2026-02-24 10:00 Asia/Shanghai); not sent",
+    )
+
+
+def test_the_hold_limit_comes_from_the_policy() -> None:
+    policy = Policy(complaint_hold_limit=timedelta(hours=12))
+    decision = run(who=recipient(open_complaints=1), policy=policy)
+    assert decision.send_at == DAYTIME.astimezone(UTC) + timedelta(hours=12)
+    assert "limit of 12 hours" in decision.reason
+
+
+def test_care_greetings_wait_for_a_complaint_too() -> None:
+    assert run(message(purpose="care"), recipient(open_complaints=1)).outcome == "defer"
 
 
 def test_service_messages_go_out_during_an_open_complaint() -> None:
@@ -132,6 +162,14 @@ def test_the_cap_stops_marketing_at_two_in_seven_days(count: int) -> None:
 
 def test_service_messages_are_exempt_from_the_cap() -> None:
     assert sent(run(message(purpose="service"), sent=50), "wechat")
+
+
+def test_care_greetings_are_capped_only_when_the_cap_counts_them() -> None:
+    assert sent(run(message(purpose="care"), sent=5), "wechat")
+    counting = Policy(cap_counts=("marketing", "care"))
+    assert run(message(purpose="care"), policy=counting, sent=2).reason == (
+        "frequency_cap: 2 marketing/care messages in the last 7 days (cap 2)"
+    )
 
 
 def test_the_cap_and_its_window_come_from_the_policy() -> None:
@@ -532,6 +570,10 @@ def test_policy_rejects_impossible_values() -> None:
         Policy(cap_marketing=-1)
     with pytest.raises(ValueError, match="cap_window"):
         Policy(cap_window=timedelta(0))
+    with pytest.raises(ValueError, match="cap_counts"):
+        Policy(cap_counts=("service",))
+    with pytest.raises(ValueError, match="complaint_hold_limit"):
+        Policy(complaint_hold_limit=timedelta(hours=-1))
     with pytest.raises(ValueError, match="channel_defaults needs"):
         Policy(channel_defaults={"high": ("email",)})
     with pytest.raises(ValueError, match="message channels"):
@@ -580,8 +622,9 @@ def test_a_full_policy_is_read() -> None:
     policy, problems, _ = load(
         "policy:\n"
         "  quiet_hours: {start: '22:30', end: 07:00}\n"
-        "  frequency_cap: {marketing: 3, window: 2w}\n"
+        "  frequency_cap: {marketing: 3, window: 2w, counts: [marketing, care]}\n"
         "  suppress_marketing_on_open_complaint: false\n"
+        "  complaint_hold: {limit: 3d}\n"
         "  channel_defaults:\n"
         "    high: [email]\n"
         "    consumer: [app, wechat]\n"
@@ -592,7 +635,9 @@ def test_a_full_policy_is_read() -> None:
         quiet_end=time(7, 0),
         cap_marketing=3,
         cap_window=timedelta(weeks=2),
+        cap_counts=("marketing", "care"),
         suppress_marketing_on_open_complaint=False,
+        complaint_hold_limit=timedelta(days=3),
         channel_defaults={**DEFAULT_CHANNELS, "high": ("email",), "consumer": ("app", "wechat")},
     )
 
@@ -663,6 +708,11 @@ def test_every_problem_is_reported_with_its_position_and_bad_parts_keep_defaults
         ("policy:\n  channel_defaults: [email]\n", (2, 21, "wrong-type")),
         ("policy:\n  channel_defaults: {high: email}\n", (2, 28, "wrong-type")),
         ("policy:\n  quiet_hours: {start: 21}\n", (2, 24, "wrong-type")),
+        ("policy:\n  frequency_cap: {counts: marketing}\n", (2, 27, "wrong-type")),
+        ("policy:\n  frequency_cap: {counts: [marketing, service]}\n", (2, 39, "bad-choice")),
+        ("policy:\n  complaint_hold: 14d\n", (2, 19, "wrong-type")),
+        ("policy:\n  complaint_hold: {limit: 2 weeks}\n", (2, 27, "bad-duration")),
+        ("policy:\n  complaint_hold: {until: 14d}\n", (2, 20, "unknown-key")),
     ],
 )
 def test_one_problem_at_its_position(text: str, expected: tuple[int, int, str]) -> None:

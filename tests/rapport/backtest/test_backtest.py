@@ -193,7 +193,8 @@ def test_quiet_hours_defer_and_the_contact_counts_from_when_it_was_sent(
     customer's zone, so on 6 January (16 h later) it is a day old and `again` fires every
     day from the 6th, each deferred to 08:00 London: one day apart, as promised. Without
     consent nothing is sent and, never contacted, `again` never fires. With an open
-    complaint the marketing message is held; the service note still goes."""
+    complaint the marketing message waits (still held when the window ends); the service
+    note still goes."""
     for name, zone in (("shanghai", SHANGHAI), ("london", "Europe/London")):
         customer(engine, name, email=f"{name}@example.com", consent_email=True, timezone=zone)
     customer(engine, "no_consent", email="nc@example.com")
@@ -232,7 +233,8 @@ def test_quiet_hours_defer_and_the_contact_counts_from_when_it_was_sent(
     assert sent["london again"] == ("sent", "email", eight_london + timedelta(days=3))
     assert sent["shanghai hello"] == ("sent", "email", datetime(2026, 1, 5, tzinfo=UTC))
     assert sent["no_consent hello"][0] == "suppressed:no_consent"
-    assert sent["complainer promo_to_complainers"][0] == "suppressed:open_complaint"
+    held_until = datetime(2026, 1, 5, tzinfo=UTC) + timedelta(days=14)  # the hold's limit
+    assert sent["complainer promo_to_complainers"] == ("deferred", None, held_until)
     assert sent["complainer hello"][0] == "sent"
 
 
@@ -451,8 +453,9 @@ def test_the_replay_starts_where_live_left_off_and_counts_nothing_of_the_warm_up
 ) -> None:
     """Live fired `weekly` for `a` on 3 March and sent `b` a marketing message on 4
     March: the replay (warm-up from 5 March, counting from 8 March) knows both. `a` is
-    due again on the 10th; `b` fires on the 5th but the cap holds it, fires again on the
-    12th, sent. A customer created on the 9th is first seen on the 10th; `c`, with no
+    due again on the 10th; `b` fires on the 5th but the cap holds it, which spends no
+    re-entry: it fires every morning, its week's message planned again, until the cap
+    lets it out on the 11th. A customer created on the 9th is first seen on the 10th; `c`, with no
     live history, fires on the 5th, in the warm-up: not counted."""
     for name in "abc":
         customer(engine, name, email=f"{name}@example.cn", consent_email=True)
@@ -510,11 +513,12 @@ def test_the_replay_starts_where_live_left_off_and_counts_nothing_of_the_warm_up
 
     journal = journal_of(replayed)
     fired = sorted((who, when.astimezone(UTC).day) for _, who, when, _, _ in journal.firings)
-    assert fired == [("a", 10), ("b", 5), ("b", 12), ("c", 5), ("c", 12), ("late", 10)]
+    held = [("b", day) for day in range(5, 12)]
+    assert fired == [("a", 10), *held, ("c", 5), ("c", 12), ("late", 10)]
     outcomes = {
         key.split(":")[1] + f" {when.day}": outcome
         for key, (outcome, _, when) in journal.messages.items()
     }
-    assert outcomes["b 5"] == "suppressed:frequency_cap" and outcomes["b 12"] == "sent"
-    assert replayed.tallies[0].firings["weekly"] == [4]  # a 10, b 12, c 12, late 10
+    assert outcomes["b 8"] == "suppressed:frequency_cap" and outcomes["b 11"] == "sent"
+    assert replayed.tallies[0].firings["weekly"] == [7]  # a 10, b 8 to 11, c 12, late 10
     assert replayed.tallies[0].customers == 4

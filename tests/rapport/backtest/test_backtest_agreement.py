@@ -92,7 +92,8 @@ LATE_JOINER = ("c07", at("2026-01-05T12:00:00+08:00"))
 def build_history(engine: Engine) -> None:
     """Seven customers, each there for a reason (see the comments); one joins late."""
     # c01, high tier (115k in the tier year) with an account manager: the welcome, the
-    # weekly online touch and the New Year greeting meet the frequency cap (2 a week);
+    # win-back and the weekly online touch meet the frequency cap (2 a week; the New
+    # Year greeting is care, which the cap does not count);
     # no call for 30 days opens a task. Two autumn purchases and none since are a
     # frequency drop (at risk), so the win-back joins them.
     add_customer(
@@ -112,7 +113,7 @@ def build_history(engine: Engine) -> None:
         purchase("c01-p2", "2025-09-15T10:00:00+08:00", 55_000),
         purchase("c01-p3", "2025-09-29T10:00:00+08:00", 500),
         contact("c01-c1", "2025-12-05T10:00:00+08:00", "phone"),
-        contact("c01-c2", "2025-12-24T10:00:00+08:00", "email"),
+        contact("c01-c2", "2025-12-20T10:00:00+08:00", "email"),
     )
     # c02, mid tier in London: 08:00 in Shanghai is midnight there, so every message is
     # deferred to the end of the quiet hours and decided again then.
@@ -137,8 +138,8 @@ def build_history(engine: Engine) -> None:
     # c04, mid tier, complains on Saturday 3 January, a New Year holiday; the next
     # working day is Sunday 4 January (moved for the holiday), so the 1-hour deadline
     # is 10:00 that Sunday. Customer service answers two hours late, by phone, and
-    # the item escalates to the business department; marketing is held while the
-    # complaint is open.
+    # the item escalates to the business department; the win-back waits while the
+    # complaint is open and goes out when it is resolved.
     add_customer(
         engine,
         "c04",
@@ -169,6 +170,24 @@ def build_history(engine: Engine) -> None:
             "type": "feedback_resolved",
             "occurred_at": at("2026-01-06T09:00:00+08:00"),
             "ref": "fb-c04",
+        },
+    )
+    # c05 complains and the complaint stays open: the win-back waits for its resolution
+    # for the complaint hold's 14 days, then is suppressed with that reason; that gives
+    # the rule's re-entry back, so it fires again the next morning and waits again.
+    add_customer(engine, "c05", email="c05@example.cn", consent_email=True, created_at=CREATED)
+    add_events(
+        engine,
+        "c05",
+        purchase("c05-p1", "2025-07-01T10:00:00+08:00", 4_000),
+        purchase("c05-p2", "2025-12-01T10:00:00+08:00", 3_000),
+        {
+            "id": "fb-c05",
+            "type": "feedback",
+            "occurred_at": at("2026-01-02T12:00:00+08:00"),
+            "level": "general",
+            "category": "complaint",
+            "channel": "email",
         },
     )
     # c28, a prospect in the control group: the first-purchase offer is held out; the
@@ -470,12 +489,19 @@ def test_backtest_records_what_live_evaluation_does_day_by_day(
         "at_risk_remediation_check",
         "prospect_first_purchase_offer",
     } <= rules_fired
-    assert {
-        "sent",
-        "suppressed:frequency_cap",
-        "suppressed:no_consent",
-        "suppressed:open_complaint",
-    } <= outcomes
+    assert {"sent", "deferred", "suppressed:frequency_cap", "suppressed:no_consent"} <= outcomes
+    # c04's win-back waited for the complaint's resolution and went out then; the
+    # remediation check asked a week after it went out
+    resolved = at("2026-01-06T09:00:00+08:00")
+    assert live[1]["at_risk_winback.0:c04:every:7776000s:105"] == ("sent", "wechat", resolved)
+    check = "at_risk_remediation_check.0:c04:event:step:at_risk_winback.2:c04:every:7776000s:105"
+    assert live[1][check] == ("sent", "wechat", resolved + timedelta(days=7))
+    # c05's complaint stayed open: the win-back never went out, so no remediation check;
+    # suppressed at the hold's limit, it spent no re-entry and fired again
+    winbacks = [row[2] for row in live[0] if row[:2] == ("at_risk_winback", "c05")]
+    assert winbacks == [at("2026-01-03T08:00:00+08:00"), at("2026-01-18T08:00:00+08:00")]
+    assert live[1]["at_risk_winback.0:c05:every:7776000s:105"][0] == "deferred"
+    assert not [key for key in live[1] if key.startswith("at_risk_remediation_check.0:c05")]
     assert any(row[4] for row in live[0])  # a held-out firing
     assert not [row for row in live[0] if row[1] == "c07" and row[2] < LATE_JOINER[1]]
     with (
@@ -504,7 +530,11 @@ def test_live_keeps_the_feedback_clocks_the_backtest_replays(
             .order_by(TASKS.c.id)
         ).all()
         overdue = set(
-            connection.scalars(select(EVENTS.c.ref).where(EVENTS.c.type == "task_overdue"))
+            connection.scalars(
+                select(EVENTS.c.ref).where(
+                    EVENTS.c.type == "task_overdue", EVENTS.c.customer_id.in_(("c04", "c08"))
+                )
+            )
         )
     tasks = [
         (OVERDUE_ID.sub("overdue:*", key), role, due, status) for key, role, due, status in rows
