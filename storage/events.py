@@ -14,6 +14,11 @@ from storage.dialect import insert_ignoring_conflicts
 from storage.planned import PlannedStep
 from storage.tables import EVENTS
 
+ANSWERS = ("contact", "feedback_resolved")
+"""Events that answer a feedback item when their `ref` names it (a logged phone call,
+a reply, the resolution): its tasks' deadlines are met and escalation stops, live
+(`storage.tasks.raise_overdue_events`) and in the backtest (`feedback_responses`)."""
+
 FIELDS = ("amount", "quantity", "product", "channel", "level", "category", "score", "ref", "text")
 
 

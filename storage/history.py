@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Connection, and_, func, not_, or_, select
 from sqlalchemy.engine import RowMapping
 
-from storage.events import FIELDS
+from storage.events import ANSWERS, FIELDS
 from storage.facts import PROFILE_COLUMNS
 from storage.outbox import CONTACT_PREFIX
 from storage.tables import CUSTOMERS, EVENTS, MESSAGES
@@ -89,7 +89,7 @@ def feedback_responses(
         select(EVENTS.c.ref, EVENTS.c.type, func.min(EVENTS.c.occurred_at))
         .where(
             EVENTS.c.ref.in_(items.scalar_subquery()),
-            EVENTS.c.type.in_(("contact", "feedback_resolved")),
+            EVENTS.c.type.in_(ANSWERS),
         )
         .group_by(EVENTS.c.ref, EVENTS.c.type)
     )

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, case, func, or_, select, update
 
 from storage.dialect import insert_new_keys
-from storage.events import event_row, record_events
+from storage.events import ANSWERS, event_row, record_events
 from storage.planned import OVERDUE_PREFIX, PlannedTask
 from storage.tables import CUSTOMERS, EVENTS, TASKS
 
@@ -139,11 +139,6 @@ def close_task(connection: Connection, task_id: int, note: str | None, now: date
         .where(TASKS.c.id == task_id, TASKS.c.status == "open")
         .values(status="closed", closed_at=now, acceptance_note=(note or "").strip() or None)
     )
-
-
-ANSWERS = ("contact", "feedback_resolved")
-"""Events that answer a feedback item when their `ref` names it (a logged phone call,
-a reply, the resolution): its tasks' deadlines are met and escalation stops."""
 
 
 def raise_overdue_events(connection: Connection, now: datetime) -> list[str]:
