@@ -59,11 +59,13 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """Prefect's test harness (a fresh API on a temporary database), started once for
-    the session (it takes about 10 s); no heartbeat thread, so sync flows end at once."""
+    the session (about 10 s alone, nearly a minute on a loaded 2-core machine); no
+    heartbeat thread, so sync flows end at once."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    no_heartbeat = temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+    with prefect_test_harness(server_startup_timeout=180), no_heartbeat:
         yield
 
 

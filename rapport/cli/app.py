@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import typer
 
@@ -46,6 +47,7 @@ app.command("backtest")(backtest.backtest)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("ui")(serve.ui)
+app.command("deploy")(serve.deploy)
 app.command("api")(api.api)
 app.command("api-key")(api.api_key)
 app.command("openapi")(api.openapi)
@@ -57,4 +59,8 @@ def main() -> None:
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.addFilter(MaskingFilter())
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    # Flows without PREFECT_API_URL (the demo, `serve --embedded`) start Prefect's
+    # temporary server, which waits 20 s for it by default; Prefect 3.9's took 54 s on
+    # this 2-core machine under load, and a late start fails the whole run.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     app()

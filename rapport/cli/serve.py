@@ -1,9 +1,13 @@
-"""`rapport serve` and `rapport ui`: the schedules of `prefect.yaml`, running."""
+"""`rapport serve`, `rapport deploy` and `rapport ui`: the schedules of `prefect.yaml`,
+running in this process, deployed to a work pool, and watched."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -48,17 +52,58 @@ def serve(
     prefect_serve(*served_deployments(schedules))
 
 
+def deploy(
+    pool: Annotated[str, typer.Option(help="The process work pool the workers serve.")] = (
+        "rapport-process"
+    ),
+) -> None:
+    """Deploy every entry of prefect.yaml to the Prefect server (PREFECT_API_URL) for a
+    process work pool, its schedules in RAPPORT_TIMEZONE; creates the pool if missing.
+    Start workers with `prefect worker start --pool rapport-process`."""
+    from flows.schedules import PROJECT_FILE
+
+    prefect = prefect_command()
+    config = settings()
+    if not os.environ.get("PREFECT_API_URL"):
+        raise fail("rapport deploy needs PREFECT_API_URL, the Prefect server to deploy to")
+    env = {**os.environ, "RAPPORT_TIMEZONE": config.timezone}
+    found = subprocess.run(
+        [prefect, "work-pool", "inspect", pool], env=env, capture_output=True, check=False
+    )
+    if found.returncode != 0:
+        created = subprocess.run(
+            [prefect, "work-pool", "create", pool, "--type", "process"], env=env, check=False
+        )
+        if created.returncode != 0:
+            raise fail(f"could not create the work pool {pool!r}")
+    os.chdir(PROJECT_FILE.parent)  # prefect deploy reads ./prefect.yaml
+    os.execve(prefect, [prefect, "--no-prompt", "deploy", "--all"], env)
+
+
 def ui(
     port: Annotated[int, typer.Option(help="Port of the Prefect server and UI.")] = 4200,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
 ) -> None:
     """Start a Prefect server with its UI (http://127.0.0.1:4200 by default)."""
-    prefect = shutil.which("prefect")
-    if prefect is None:
-        raise fail("the prefect command is not installed; run `make setup`")
+    prefect = prefect_command()
+    api = f"http://{host}:{port}/api"
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The UI asks the server for its API address: this one, not an exported
+    # PREFECT_API_URL of another port.
+    os.environ["PREFECT_UI_API_URL"] = api
+    os.environ["PREFECT_API_URL"] = api
     console.print(
         f"Prefect UI: http://{host}:{port}  —  in another shell: "
-        f"export PREFECT_API_URL=http://{host}:{port}/api; rapport serve"
+        f"export PREFECT_API_URL={api}; rapport serve"
     )
     os.execv(prefect, [prefect, "server", "start", "--host", host, "--port", str(port)])
+
+
+def prefect_command() -> str:
+    """Prefect's command line from Rapport's own environment (`.venv/bin/rapport` works
+    without the venv on PATH), else from PATH."""
+    beside = Path(sys.executable).with_name("prefect")
+    found = str(beside) if beside.exists() else shutil.which("prefect")
+    if found is None:
+        raise fail("the prefect command is not installed; run `make setup`")
+    return found

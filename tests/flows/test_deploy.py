@@ -1,0 +1,188 @@
+"""`prefect deploy` as the README says, end to end: a real Prefect server on loopback,
+the process work pool, every deployment of prefect.yaml deployed, triggered and run to
+completion by a process worker, and the command line's list commands working.
+
+This is what the pins in constraints.txt are proven by: with Prefect 3.8.8 and
+fastapi 0.154 the server answered 422 to the command line's own requests, and
+`prefect deploy --all` stopped after its first deployment.
+
+Slow but bounded: a few minutes, most of it the server's start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from flows.schedules import read_schedules
+from tests.paths import ROOT
+
+BIN = Path(sys.executable).parent
+PREFECT = str(BIN / "prefect")
+RAPPORT = str(BIN / "rapport")
+POOL = "rapport-process"
+STARTUP = 180.0  # seconds; the server has taken 11 s alone and 55 s on a loaded machine
+RUNS = 300.0
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until(check: Any, deadline: float, what: str) -> Any:
+    """Polls `check` until it returns something truthy: a server or worker doing its
+    work, not a clock the test waits for."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if result := check():
+            return result
+        time.sleep(1)
+    raise AssertionError(f"{what}: not within {deadline:.0f} s")
+
+
+@pytest.fixture
+def environment(tmp_path: Path) -> dict[str, str]:
+    port = free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PREFECT_", "RAPPORT_"))
+    }
+    env.update(
+        PREFECT_HOME=str(tmp_path / "prefect"),
+        PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_API_HOST="127.0.0.1",
+        PREFECT_SERVER_API_PORT=str(port),
+        RAPPORT_DATABASE_URL=f"sqlite:///{tmp_path / 'rapport.db'}",
+        RAPPORT_OUTBOX_DIR=str(tmp_path / "outbox"),
+        RAPPORT_REPORTS_DIR=str(tmp_path / "reports"),
+        RAPPORT_SECRET_KEY="deploy-test-" + "k" * 32,
+        RAPPORT_PUBLIC_URL="https://rapport.example.com",
+        COLUMNS="200",  # the command line's tables, uncut
+    )
+    return env
+
+
+def run(env: dict[str, str], *command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False
+    )
+
+
+@pytest.fixture
+def server(environment: dict[str, str]) -> Iterator[dict[str, str]]:
+    """A Prefect server of its own (SQLite in a temporary PREFECT_HOME)."""
+    process = subprocess.Popen(
+        [PREFECT, "server", "start"],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    api = environment["PREFECT_API_URL"]
+
+    def healthy() -> bool:
+        assert process.poll() is None, "the Prefect server exited"
+        try:
+            return httpx.get(f"{api}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(healthy, STARTUP, "the Prefect server answering /health")
+        yield environment
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def flow_runs(api: str) -> list[dict[str, Any]]:
+    response = httpx.post(f"{api}/flow_runs/filter", json={"limit": 200}, timeout=10)
+    response.raise_for_status()
+    return list(response.json())
+
+
+def deployments(api: str) -> list[dict[str, Any]]:
+    response = httpx.post(f"{api}/deployments/filter", json={"limit": 200}, timeout=10)
+    response.raise_for_status()
+    return list(response.json())
+
+
+def test_deploy_run_and_list_every_deployment_on_a_real_server(server: dict[str, str]) -> None:
+    env, api = server, server["PREFECT_API_URL"]
+    assert run(env, RAPPORT, "db", "upgrade").returncode == 0
+
+    pool = run(env, PREFECT, "work-pool", "create", POOL, "--type", "process")
+    assert pool.returncode == 0, pool.stdout + pool.stderr
+    # A bare `prefect deploy` without RAPPORT_TIMEZONE stops before creating anything.
+    bare = run(env, PREFECT, "--no-prompt", "deploy", "--all")
+    assert bare.returncode != 0
+    assert "RAPPORT_TIMEZONE is '', not a timezone" in bare.stdout + bare.stderr
+    assert deployments(api) == []
+
+    # `rapport deploy` (which would create the pool) deploys everything in Asia/Shanghai.
+    deployed = run(env, RAPPORT, "deploy")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    expected = {f"{s.flow().name}/{s.name}" for s in read_schedules("Asia/Shanghai")}
+    found = deployments(api)
+    flows = {
+        f["id"]: f["name"] for f in httpx.post(f"{api}/flows/filter", json={}, timeout=10).json()
+    }
+    assert {f"{flows[d['flow_id']]}/{d['name']}" for d in found} == expected
+    zones = {s["schedule"]["timezone"] for d in found for s in d["schedules"]}
+    assert zones == {"Asia/Shanghai"}
+    assert {d["work_pool_name"] for d in found} == {POOL}
+
+    worker = subprocess.Popen(
+        [PREFECT, "worker", "start", "--pool", POOL],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        triggered = {}
+        for name in sorted(expected):
+            started = run(env, PREFECT, "deployment", "run", name)
+            assert started.returncode == 0, started.stdout + started.stderr
+            triggered[name] = started.stdout
+        ids = {d["id"] for d in found}
+
+        def all_finished() -> list[dict[str, Any]] | None:
+            manual = [
+                r for r in flow_runs(api) if r["deployment_id"] in ids and not r["auto_scheduled"]
+            ]
+            if len(manual) == len(expected) and all(
+                r["state_type"] in ("COMPLETED", "FAILED", "CRASHED") for r in manual
+            ):
+                return manual
+            return None
+
+        finished = wait_until(all_finished, RUNS, "every triggered run finishing")
+        states = {r["name"]: r["state_type"] for r in finished}
+        assert set(states.values()) == {"COMPLETED"}, json.dumps(states)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+
+    for command in (("deployment", "ls"), ("flow-run", "ls"), ("work-pool", "ls")):
+        listed = run(env, PREFECT, *command)
+        assert listed.returncode == 0, f"prefect {' '.join(command)}: {listed.stderr[-500:]}"
+    assert POOL in run(env, PREFECT, "work-pool", "ls").stdout
