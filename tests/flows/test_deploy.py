@@ -6,6 +6,9 @@ This is what the pins in constraints.txt are proven by: with Prefect 3.8.8 and
 fastapi 0.154 the server answered 422 to the command line's own requests, and
 `prefect deploy --all` stopped after its first deployment.
 
+The server is started with `rapport ui`, so its README use is checked on the way: it
+finds Prefect's command beside itself and its UI talks to its own port.
+
 Slow but bounded: a few minutes, most of it the server's start-up.
 """
 
@@ -87,10 +90,18 @@ def run(env: dict[str, str], *command: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def server(environment: dict[str, str]) -> Iterator[dict[str, str]]:
-    """A Prefect server of its own (SQLite in a temporary PREFECT_HOME)."""
+    """A Prefect server of its own (SQLite in a temporary PREFECT_HOME), started as the
+    README says, `.venv/bin/rapport ui --port N`: without the venv on PATH, and with
+    another server's PREFECT_API_URL exported, which the UI must not follow."""
+    port = environment["PREFECT_SERVER_API_PORT"]
+    ui_env = {
+        **environment,
+        "PATH": "/usr/bin:/bin",
+        "PREFECT_API_URL": "http://127.0.0.1:4200/api",
+    }
     process = subprocess.Popen(
-        [PREFECT, "server", "start"],
-        env=environment,
+        [RAPPORT, "ui", "--port", port],
+        env=ui_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -106,6 +117,8 @@ def server(environment: dict[str, str]) -> Iterator[dict[str, str]]:
 
     try:
         wait_until(healthy, STARTUP, "the Prefect server answering /health")
+        ui_settings = httpx.get(f"http://127.0.0.1:{port}/ui-settings", timeout=10).json()
+        assert ui_settings["api_url"] == environment["PREFECT_API_URL"]
         yield environment
     finally:
         os.killpg(process.pid, signal.SIGTERM)
