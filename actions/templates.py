@@ -4,7 +4,9 @@ Operations write one YAML file per template and language under `templates/messag
 (`thank_you_guide.zh-CN.yaml`) with a `subject`, a `text` and optionally an `html`
 part. Rendering uses Jinja2's immutable sandbox with `StrictUndefined`, so a template
 cannot reach Python internals and a misspelt variable fails at `rapport rules check`
-against a sample context built from the vocabulary, not at send time.
+against a sample context built from the vocabulary, not at send time. Files are read
+with the bounds of rule files and rendered within those of `actions/template_limits.py`;
+a render error names the template file and line.
 """
 
 from __future__ import annotations
@@ -19,22 +21,29 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 from jinja2 import StrictUndefined, Template, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
+from actions.template_limits import (
+    BoundedEnvironment,
+    TemplateLimit,
+    compile_bounded,
+    render_bounded,
+    template_line,
+)
 from engine.facts import FACTS, FactType
 from engine.model import Rule
 from engine.problems import Problem, did_you_mean
 from engine.ruletests import BASELINE
 from engine.vocabulary import EVENT_TYPES
+from engine.yamlsource import Source, parse
 
 LOCALES = ("zh-CN", "en")
 DEFAULT_LOCALE = "zh-CN"
 PARTS = ("subject", "text", "html")
 
-_TEXT = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
-_HTML = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+_TEXT = BoundedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
+_HTML = BoundedEnvironment(undefined=StrictUndefined, autoescape=True)
 
 
 @dataclass(frozen=True)
@@ -50,38 +59,61 @@ class TemplateNotFound(LookupError):
     """No file for a template in any language."""
 
 
+class TemplateRenderError(TemplateError):
+    """A part of a template file that did not compile or render, with its file line;
+    `cause` is Jinja's error (a `TemplateLimit` when a bound of rendering was hit)."""
+
+    def __init__(self, path: Path, line: int, part: str, cause: TemplateError) -> None:
+        super().__init__(f"{path}:{line}: {part}: {cause.message or type(cause).__name__}")
+        self.path, self.line, self.part, self.cause = path, line, part, cause
+
+
 @dataclass(frozen=True)
 class TemplateFile:
     name: str
     locale: str
     path: Path
     parts: dict[str, str]
+    lines: dict[str, int]  # the file line of each part's first template line
 
 
-def load_template_files(directory: Path) -> tuple[dict[tuple[str, str], TemplateFile], list[str]]:
+def load_template_files(
+    directory: Path,
+) -> tuple[dict[tuple[str, str], TemplateFile], list[Problem]]:
     """Every `<name>.<locale>.yaml` under `directory`, and what is wrong with the others."""
     found: dict[tuple[str, str], TemplateFile] = {}
-    errors: list[str] = []
+    errors: list[Problem] = []
     for path in sorted(directory.glob("*.yaml")) if directory.is_dir() else []:
         name, _, locale = path.name.removesuffix(".yaml").partition(".")
         if locale not in LOCALES:
-            errors.append(f"{path}: name it <template>.<locale>.yaml, locale one of {LOCALES}")
+            message = f"name it <template>.<locale>.yaml, locale one of {LOCALES}"
+            errors.append(Problem(str(path), 1, 1, "template-error", message))
             continue
-        try:
-            document = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
-        except (YAMLError, UnicodeDecodeError) as error:
-            errors.append(f"{path}: not readable YAML ({str(error).splitlines()[0]})")
+        source = Source(str(path))
+        document = parse(source, path.read_bytes())
+        errors.extend(source.problems)
+        if document is None:
             continue
         if (
-            not isinstance(document, dict)
+            not isinstance(document, CommentedMap)
             or not {"subject", "text"} <= set(document)
             or not set(document) <= set(PARTS)
             or not all(isinstance(v, str) for v in document.values())
         ):
-            errors.append(f"{path}: needs text values for subject and text, html optional")
+            message = "needs text values for subject and text, html optional"
+            errors.append(Problem(str(path), *Source.of(document), "template-error", message))
             continue
-        found[(name, locale)] = TemplateFile(name, locale, path, document)
+        parts = {str(key): str(value) for key, value in document.items()}
+        lines = {key: _first_line(document, key) for key in parts}
+        found[(name, locale)] = TemplateFile(name, locale, path, parts, lines)
     return found, errors
+
+
+def _first_line(document: CommentedMap, key: str) -> int:
+    """The file line of a part's first template line: a block scalar starts below its key."""
+    line, _ = Source.value(document, key)
+    block = isinstance(document[key], LiteralScalarString | FoldedScalarString)
+    return line + 1 if block else line
 
 
 class Templates:
@@ -104,19 +136,26 @@ class Templates:
 @lru_cache(maxsize=1024)
 def _compiled(source: str, html: bool) -> Template:
     """Templates compile once per process (compiling is most of a render's cost)."""
-    return (_HTML if html else _TEXT).from_string(source)
+    return compile_bounded(_HTML if html else _TEXT, source)
+
+
+def _render_part(file: TemplateFile, part: str, context: dict[str, Any]) -> str:
+    """One part rendered; any error becomes a `TemplateRenderError` at its file line."""
+    try:
+        return render_bounded(_compiled(file.parts[part], part == "html"), context)
+    except TemplateError as error:
+        line = file.lines[part] + (template_line(error) or 1) - 1
+        raise TemplateRenderError(file.path, line, part, error) from error
 
 
 def _render(file: TemplateFile, context: dict[str, Any]) -> RenderedMessage:
-    subject = _compiled(file.parts["subject"], False).render(context).strip()
-    text = _compiled(file.parts["text"], False).render(context)
-    html = file.parts.get("html")
+    subject = _render_part(file, "subject", context).strip()
     return RenderedMessage(
         file.name,
         file.locale,
         " ".join(subject.split()),  # a subject is one line, whatever the template did
-        text,
-        _compiled(html, True).render(context) if html is not None else None,
+        _render_part(file, "text", context),
+        _render_part(file, "html", context) if "html" in file.parts else None,
     )
 
 
@@ -162,16 +201,19 @@ def template_checker(directory: Path) -> Callable[[list[Rule]], list[Problem]]:
     templates = Templates(directory)
 
     def check(rules: list[Rule]) -> list[Problem]:
-        problems = [
-            Problem(str(directory), 1, 1, "template-error", error) for error in templates.errors
-        ]
+        problems = list(templates.errors)
+        broken = {Path(problem.path).name for problem in templates.errors}  # said already
         for rule in rules:
             for action in rule.actions:
                 name = action.params.get("template")
                 if name is None:
                     continue
                 at = action.position
-                missing = [loc for loc in LOCALES if (name, loc) not in templates.files]
+                missing = [
+                    loc
+                    for loc in LOCALES
+                    if (name, loc) not in templates.files and f"{name}.{loc}.yaml" not in broken
+                ]
                 if missing:
                     hint = did_you_mean(name, templates.names)
                     problems.append(
@@ -189,19 +231,18 @@ def template_checker(directory: Path) -> Callable[[list[Rule]], list[Problem]]:
                         continue
                     try:
                         _render(file, sample_context(rule.event))
-                    except TemplateError as error:
-                        problems.append(
-                            Problem(
-                                at.path,
-                                at.line,
-                                at.column,
-                                "template-error",
-                                f"{file.path}: {error}",
-                            )
-                        )
+                    except TemplateRenderError as error:
+                        problems.append(render_problem(error, rule))
         return problems
 
     return check
+
+
+def render_problem(error: TemplateRenderError, rule: Rule) -> Problem:
+    """A render error as a problem at the template file's line."""
+    code = "template-limit" if isinstance(error.cause, TemplateLimit) else "template-error"
+    message = f"{error.part}: {error.cause.message} (sent by rule {rule.id!r})"
+    return Problem(str(error.path), error.line, 1, code, message)
 
 
 def message_context(

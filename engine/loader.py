@@ -1,7 +1,9 @@
 """Loading a rules directory into a `RuleSet`, collecting every problem on the way.
 
 Nothing half-applies: a directory with any error yields no ruleset at all, so the
-caller keeps the last good revision in force.
+caller keeps the last good revision in force. A file that still runs Python out of
+stack, memory or number range past the bounds of `engine/yamlsource.py` is a
+`resource-limit` problem of that file (of that rule, when one rule did it).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from engine.facts import FactParameters
 from engine.measure_settings import Measures, TaskCostKinds, parse_measures, task_cost_kinds
 from engine.model import Position, Reentry, Rule, RuleSet
 from engine.policy import Policy, parse_policy
-from engine.problems import Problem, Severity, did_you_mean
+from engine.problems import EXHAUSTED, Problem, Severity, did_you_mean, ran_out_of
 from engine.rule_actions import read_actions
 from engine.vocabulary import EVENT_TYPES, RULE_ID_PATTERN, TAG_PATTERN
 from engine.yamlsource import Source, content_hash, parse, rule_files
@@ -42,6 +44,7 @@ RULE_KEYS = (
 )
 SECTIONS = ("description", "rules", "parameters", "holidays", "affinity", "policy", "measures")
 MAX_RULES_PER_TRIGGER = 60
+MAX_WHOLE_PARAMETER = 36_500  # days (100 years): windows become timedeltas and dates
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,12 @@ def load_rules(
     state = _DirectoryState()
     for path, content in raw.items():
         source = Source(str(path))
-        document = parse(source, content)
-        if document is not None:
-            _load_file(source, document, state)
+        try:
+            document = parse(source, content)
+            if document is not None:
+                _load_file(source, document, state)
+        except EXHAUSTED as error:
+            source.error((1, 1), "resource-limit", exhausted(error))
         state.problems.extend(source.problems)
     if template_check is not None:
         state.problems.extend(template_check(state.rules))
@@ -92,6 +98,11 @@ def load_rules(
         files={path.name: content.decode("utf-8") for path, content in raw.items()},
     )
     return LoadResult(ruleset, problems)
+
+
+def exhausted(error: BaseException) -> str:
+    """The message of a `resource-limit` problem."""
+    return f"reading it ran out of {ran_out_of(error)}; simplify it"
 
 
 def _unknown_task_kinds(costs: TaskCostKinds, rules: list[Rule]) -> list[Problem]:
@@ -170,7 +181,12 @@ def _load_rules(source: Source, node: Any, at: tuple[int, int], state: _Director
         source.error(at, "wrong-type", "`rules` is a list of rules")
         return
     for index, item in enumerate(node):
-        rule = _load_rule(source, item, Source.of(item, Source.item(node, index)))
+        rule_at = Source.of(item, Source.item(node, index))
+        try:
+            rule = _load_rule(source, item, rule_at)
+        except EXHAUSTED as error:
+            source.error(rule_at, "resource-limit", exhausted(error))
+            continue
         if rule is None:
             continue
         if rule.id in state.ids:
@@ -317,6 +333,13 @@ def _load_parameters(
             whole = known[key].type in (int, "int")
             if whole and not isinstance(value, int):
                 source.error(Source.value(node, key), "wrong-type", f"{key!r} is a whole number")
+                continue
+            if whole and value > MAX_WHOLE_PARAMETER:
+                source.error(
+                    Source.value(node, key),
+                    "number-too-large",
+                    f"{key!r} is at most {MAX_WHOLE_PARAMETER:,} (days: a hundred years)",
+                )
                 continue
             state.parameters[str(key)] = int(value) if whole else float(value)
     try:

@@ -23,6 +23,20 @@ CODES: dict[str, tuple[str, str]] = {
     "not-utf8": ("parse", "The file is not UTF-8 text."),
     "yaml-syntax": ("parse", "The file is not valid YAML."),
     "empty-file": ("parse", "The file holds nothing."),
+    "yaml-too-deep": ("parse", "Values nested more than 32 levels deep (aliases included)."),
+    "yaml-too-many-values": (
+        "parse",
+        "More than 20,000 values, each alias counting as the values it repeats "
+        "(a “billion laughs” file), or an alias inside the value it names.",
+    ),
+    "number-too-large": (
+        "parse",
+        "An integer beyond ±2^53, or a window of days beyond 36,500: more than the engine holds.",
+    ),
+    "resource-limit": (
+        "parse",
+        "Reading the file ran out of stack, memory or number range; simplify it.",
+    ),
     # validate: the YAML does not fit the rule language
     "wrong-type": ("validate", "A value has the wrong type (e.g. text where a number belongs)."),
     "unknown-key": ("validate", "A key the rule language does not have."),
@@ -50,6 +64,11 @@ CODES: dict[str, tuple[str, str]] = {
         "validate",
         "A template that does not render: syntax, an undefined variable, a sandbox refusal.",
     ),
+    "template-limit": (
+        "validate",
+        "A template went past a bound of rendering: 0.5 s of CPU time, 256 KiB of output or of "
+        "any value it makes, range() of 10,000, nesting the Python stack cannot hold.",
+    ),
     "too-many-rules": ("validate", "More than 60 enabled rules share one trigger."),
     # check: the rule is valid but cannot do what it says
     "contradiction": ("check", "Conditions that can never all be true: the rule never fires."),
@@ -74,6 +93,17 @@ class Problem:
     def __str__(self) -> str:
         suffix = " (warning)" if self.severity is Severity.WARNING else ""
         return f"{self.path}:{self.line}:{self.column}: {self.code}: {self.message}{suffix}"
+
+
+EXHAUSTED = (RecursionError, MemoryError, OverflowError)
+"""What Python raises when a file asks for more than it has: a `resource-limit` or
+`template-limit` problem, never a crash."""
+
+
+def ran_out_of(error: BaseException) -> str:
+    """What an `EXHAUSTED` error ran out of, in words: `stack (RecursionError)`."""
+    names: dict[type[BaseException], str] = {RecursionError: "stack", MemoryError: "memory"}
+    return f"{names.get(type(error), 'number range')} ({type(error).__name__})"
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:

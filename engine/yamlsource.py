@@ -1,4 +1,13 @@
-"""Reading rule files: safe YAML with line and column kept on every mapping and list."""
+"""Reading rule files: safe YAML with line and column kept on every mapping and list.
+
+A hostile file is refused with a position before it can cost more than reading it:
+past 1 MiB, past `MAX_DEPTH` levels of nesting (ruamel's own `max_depth`; deeper
+documents overflow the stack of the composer, the constructor or the loader's walks),
+past `MAX_VALUES` values once every alias is counted as the values it repeats (a
+"billion laughs" file is a few lines that name 10^9 values for every walk after the
+parser), an alias inside the value it names (a loop no walk ends), or an integer the
+engine cannot hold exactly.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +18,143 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.composer import Composer, MaxDepthExceededError
 from ruamel.yaml.constructor import RoundTripConstructor
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.error import MarkedYAMLError, StreamMark, YAMLError
+from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
+from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.scanner import RoundTripScanner
 
 from engine.problems import Problem, did_you_mean
 
 MAX_FILE_BYTES = 1024 * 1024
+MAX_DEPTH = 32  # levels of nesting; the rules shipped use 9
+MAX_VALUES = 20_000  # aliases counted as what they repeat; the largest shipped file has 458
+# (ruamel reads 10,000-15,000 values a second: this bound is also a bound of 2 s)
+MAX_INTEGER = 2**53  # the integers a JSON number (the engine's messages) holds exactly
+
+
+class LimitError(MarkedYAMLError):
+    """A document past one of the bounds above; `code` is its problem code."""
+
+    def __init__(self, code: str, problem: str, mark: StreamMark) -> None:
+        super().__init__(problem=problem, problem_mark=mark)
+        self.code = code
+
+
+class _Scanner(RoundTripScanner):
+    """Stops at the bracket that nests past `MAX_DEPTH`: the scanner looks ahead over
+    every open bracket for a possible key, so 20,000 of them took it 4 s (quadratic)
+    before the composer's own depth bound was reached."""
+
+    def fetch_flow_collection_start(self, TokenClass: Any, to_push: str) -> None:
+        if self.flow_level >= MAX_DEPTH:
+            message = f"brackets are nested more than {MAX_DEPTH} levels deep"
+            raise LimitError("yaml-too-deep", message, self.reader.get_mark())
+        super().fetch_flow_collection_start(TokenClass, to_push)
+
+
+class _Composer(Composer):
+    """Counts every value as it is composed and every alias as the values it repeats,
+    and refuses an alias inside the value it names or reaching past `MAX_DEPTH`."""
+
+    def __init__(self, loader: Any = None) -> None:
+        super().__init__(loader)
+        self._values = 0
+        self._open: list[str] = []  # anchors of the values being composed
+        self._expanded: dict[int, tuple[int, int]] = {}  # id(node) -> (values, height)
+        self._alias_at: StreamMark | None = None
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.parser.peek_event()
+        if isinstance(event, AliasEvent):
+            self._alias_at = event.start_mark
+            return super().compose_node(parent, index)
+        self._count(1, event.start_mark)
+        self._open.append(event.anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._open.pop()
+
+    def return_alias(self, a: Any) -> Any:
+        at = self._alias_at
+        assert at is not None
+        if any(a is self.anchors.get(anchor) for anchor in self._open):
+            raise LimitError(
+                "yaml-too-many-values",
+                "this alias sits inside the value it names, which would repeat without end",
+                at,
+            )
+        values, height = self._measure(a)
+        if self.depth + height > MAX_DEPTH:
+            raise LimitError(
+                "yaml-too-deep",
+                f"this alias nests its value {self.depth + height} levels deep, "
+                f"more than {MAX_DEPTH} levels",
+                at,
+            )
+        self._count(values, at, f"alias *{a.anchor}" if a.anchor else "an alias")
+        return a
+
+    def _count(self, values: int, at: StreamMark, what: str = "this value") -> None:
+        self._values += values
+        if self._values > MAX_VALUES:
+            raise LimitError(
+                "yaml-too-many-values",
+                f"{what} brings the file past {MAX_VALUES:,} values "
+                "(an alias counts as every value it repeats)",
+                at,
+            )
+
+    def _measure(self, node: Node) -> tuple[int, int]:
+        """The values `node` stands for with its aliases expanded, and its height."""
+        known = self._expanded.get(id(node))
+        if known is not None:
+            return known
+        children: list[Node] = []
+        if isinstance(node, SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, MappingNode):
+            children = [part for pair in node.value for part in pair]
+        measured = [self._measure(child) for child in children]
+        result = (
+            1 + sum(values for values, _ in measured),
+            1 + max((height for _, height in measured), default=0),
+        )
+        self._expanded[id(node)] = result
+        return result
 
 
 class _Constructor(RoundTripConstructor):
-    """Round-trip loading, but dates stay text: the loader validates them with a position."""
+    """Round-trip loading, but dates stay text (the loader validates them with a
+    position) and integers stay within what the engine holds."""
+
+    def construct_bounded_int(self, node: Any) -> Any:
+        try:
+            value = self.construct_yaml_int(node)
+        except ValueError:  # more digits than Python converts (4,300)
+            value = None
+        if value is None or abs(value) > MAX_INTEGER:
+            raise LimitError(
+                "number-too-large",
+                f"integers in rule files are within ±{MAX_INTEGER:,} (2^53)",
+                node.start_mark,
+            )
+        return value
 
 
 _Constructor.add_constructor("tag:yaml.org,2002:timestamp", RoundTripConstructor.construct_yaml_str)
+_Constructor.add_constructor("tag:yaml.org,2002:int", _Constructor.construct_bounded_int)
 
 
 def _yaml() -> YAML:
     yaml = YAML(typ="rt", pure=True)
     yaml.Constructor = _Constructor
+    yaml.Scanner = _Scanner
+    yaml.Composer = _Composer
+    yaml.max_depth = MAX_DEPTH
     return yaml
 
 
@@ -113,6 +241,15 @@ def parse(source: Source, raw: bytes) -> Any:
         text = text[1:]
     try:
         document = _yaml().load(text)
+    except LimitError as error:
+        mark = error.problem_mark
+        source.error((mark.line + 1, mark.column + 1), error.code, str(error.problem))
+        return None
+    except MaxDepthExceededError as error:
+        mark = error.problem_mark
+        message = f"values are nested more than {MAX_DEPTH} levels deep"
+        source.error((mark.line + 1, mark.column + 1), "yaml-too-deep", message)
+        return None
     except MarkedYAMLError as error:
         # An unclosed [ or { is worth pointing at where it opened, not where parsing gave up.
         unclosed = error.context is not None and "flow" in error.context
@@ -120,6 +257,11 @@ def parse(source: Source, raw: bytes) -> Any:
         at = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         detail = f"{error.context} here is not closed" if unclosed else error.problem
         source.error(at, "yaml-syntax", str(detail or error.context))
+        return None
+    except ReaderError as error:  # a control character: where it is, not where YAML began
+        before = text[: error.position]
+        at = (before.count("\n") + 1, len(before) - before.rfind("\n"))
+        source.error(at, "yaml-syntax", str(error).splitlines()[0])
         return None
     except YAMLError as error:
         source.error((1, 1), "yaml-syntax", str(error).splitlines()[0])

@@ -79,3 +79,23 @@ def test_badly_named_or_shaped_files_are_reported(tmp_path: Path) -> None:
     write(tmp_path, "u.en.yaml", 'subject: "x"\n')
     templates = Templates(tmp_path)
     assert len(templates.errors) == 2 and templates.names == set()
+
+
+def test_a_render_error_names_the_template_file_and_line(tmp_path: Path) -> None:
+    """What dispatch records for a message: a TemplateError, at the file's own line."""
+    write(tmp_path, "loops.en.yaml", "subject: Hi\ntext: |\n  Hello\n  {{ range(10**9)|length }}\n")
+    with pytest.raises(TemplateError) as raised:
+        Templates(tmp_path).render("loops", "en", context())
+    assert str(raised.value).startswith(f"{tmp_path / 'loops.en.yaml'}:4: text: range()")
+
+
+def test_bounded_templates_still_render_loops_filters_and_escaping(tmp_path: Path) -> None:
+    body = (
+        "{% for p in suggestions %}{{ loop.index }}. {{ p|upper|center(12) }}{% endfor %}"
+        "{{ ['a', 'b']|join(', ') }} {{ '%05d'|format(42) }} {{ 'x' * 3 }} {{ 2 ** 10 }}"
+    )
+    write(tmp_path, "fine.en.yaml", f'subject: "<b>"\ntext: "{body}"\nhtml: "{body}<b>"\n')
+    data = {**context(), "suggestions": ["grinder", "kettle"]}
+    rendered = Templates(tmp_path).render("fine", "en", data)
+    assert rendered.text == "1.   GRINDER   2.    KETTLE   a, b 00042 xxx 1024"
+    assert rendered.html is not None and rendered.html.endswith("1024<b>")

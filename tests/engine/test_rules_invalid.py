@@ -52,7 +52,7 @@ class Case:
     expect: Expectation
 
 
-def _expectation(content: bytes) -> Expectation | None:
+def expectation(content: bytes) -> Expectation | None:
     """The `# expect:` line at the top of a committed file, if it has one."""
     match = EXPECT.match(content.split(b"\n", 1)[0].rstrip(b"\r"))
     if match is None:
@@ -65,7 +65,7 @@ def _committed_case(path: Path) -> Case:
     """One committed file, or one sub-folder with exactly one file carrying the expectation."""
     paths = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
     files = {p.name: p.read_bytes() for p in paths}
-    carriers = {name: e for name, content in files.items() if (e := _expectation(content))}
+    carriers = {name: e for name, content in files.items() if (e := expectation(content))}
     if len(carriers) != 1:
         raise ValueError(f"{path}: {len(carriers)} files with `# expect: CODE LINE`, need 1")
     ((carrier, expect),) = carriers.items()

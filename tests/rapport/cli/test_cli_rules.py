@@ -158,3 +158,36 @@ def test_explain_shows_what_the_guards_would_do(rules_dir: Path, tmp_path: Path)
     assert "guards for hello: defer — quiet_hours: deferred to 2026-07-01 08:00 UTC" in night.output
     no_consent = runner.invoke(app, ["explain", "C2", "--as-of", "2026-06-30T12:00:00Z"])
     assert "guards for hello: suppress — no_consent" in no_consent.output
+
+
+@pytest.mark.parametrize("hostile", ["nested_not_any_120.yaml", "alias_inside_itself_mapping.yaml"])
+def test_a_hostile_file_is_reported_and_evaluate_and_dispatch_keep_the_good_revision(
+    rules_dir: Path, monkeypatch: pytest.MonkeyPatch, hostile: str
+) -> None:
+    """`rules check` names the file and line; the commands that run keep the last
+    good revision in force, and it stays the active one."""
+    monkeypatch.setenv("RAPPORT_SECRET_KEY", "a-test-secret-that-is-not-the-default")
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    engine = make_engine(get_settings().database_url)
+    add_customer(engine, "C1")
+    first = runner.invoke(app, ["evaluate", "--as-of", "2026-06-01T00:00:00Z"])
+    assert first.exit_code == 0, first.output
+    with engine.connect() as connection:
+        good = connection.scalar(select(RulesetRevision.hash).where(RulesetRevision.active))
+    corpus = Path(__file__).resolve().parents[2] / "rules_hostile" / "rules" / hostile
+    shutil.copy(corpus, rules_dir / hostile)
+    expected_line = corpus.read_text().split()[3]  # `# expect: CODE LINE`
+
+    check = runner.invoke(app, ["rules", "check"])
+    assert check.exit_code == 1
+    assert f"{rules_dir / hostile}:{expected_line}:" in check.output
+    assert "1 problem(s)" in check.output
+    evaluated = runner.invoke(app, ["evaluate", "--as-of", "2026-06-30T00:00:00Z"])
+    assert evaluated.exit_code == 0, evaluated.output
+    dispatched = runner.invoke(app, ["dispatch", "--as-of", "2026-06-30T00:00:00Z"])
+    assert dispatched.exit_code == 0, dispatched.output
+    with engine.connect() as connection:
+        revisions = connection.execute(select(RulesetRevision.hash, RulesetRevision.active)).all()
+        fired = set(connection.scalars(select(RuleFiring.revision)).all())
+    assert revisions == [(good, True)]
+    assert fired == {good}
