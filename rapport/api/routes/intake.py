@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException
 from pydantic import BaseModel, Field
 
 from actions.privacy import mask
+from rapport.api.errors import problems
 from rapport.api.inputs import JsonObject, encodable
 from rapport.api.security import require_role
 from rapport.api.state import Config, Database, Reactions
@@ -21,7 +22,11 @@ from storage.imports import RowError, import_customer_list, import_event_list
 
 MAX_BATCH = 1_000  # events or customers per request
 
-router = APIRouter(tags=["intake"], dependencies=[Depends(require_role("ingest"))])
+router = APIRouter(
+    tags=["intake"],
+    dependencies=[Depends(require_role("ingest"))],
+    responses=problems(400, 401, 403, 413, c413="Over RAPPORT_API_MAX_BODY_BYTES or 1,000 items."),
+)
 
 
 class Rejection(BaseModel):
