@@ -26,10 +26,14 @@ from storage.imports import ImportReport, import_event_list, import_events
 def import_batch(
     context: FlowContext, path: str | None, events: list[dict[str, Any]] | None
 ) -> ImportReport:
-    imported_at = datetime.now(UTC)
+    imported_at, horizon = datetime.now(UTC), context.settings.future_horizon()
     if path is not None:
-        return import_events(context.engine, Path(path), imported_at=imported_at)
-    return import_event_list(context.engine, events or [], imported_at=imported_at)
+        return import_events(
+            context.engine, Path(path), imported_at=imported_at, future_horizon=horizon
+        )
+    return import_event_list(
+        context.engine, events or [], imported_at=imported_at, future_horizon=horizon
+    )
 
 
 @flow(name="ingest-events")

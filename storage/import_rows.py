@@ -2,12 +2,16 @@
 
 CSV and JSON Lines are streamed line by line (a 1,000,000-event file is never held in
 memory); each row comes with the line it starts on so errors read `FILE:LINE: reason`.
+
+A row names the fields it gives: an empty CSV cell or a JSON `null` is given as None
+(clear it), a column or key the row lacks is not given at all (keep what is stored).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -15,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -25,12 +30,17 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from engine.facts import CONTACT_CHANNELS, FEEDBACK_LEVELS, SEGMENTS
 
 Identifier = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@-]+$")
 MAX_INTEGER = 2**31 - 1  # what an INTEGER column holds on PostgreSQL
 MAX_AMOUNT = 1e12  # larger is a typo, and sums of such amounts would overflow
+# The most characters one field may hold: the csv module's own default limit, applied to
+# JSON rows and request bodies too. Longer is a broken export (an unclosed quote swallows
+# the rest of the file into one field), never a value a rule or a message could use.
+MAX_FIELD_CHARS = 131_072
 
 
 def _plausible(moment: datetime) -> datetime:
@@ -61,10 +71,49 @@ def strings_in(value: Any) -> Iterator[str]:
             pending.extend(item)
 
 
-def refuse_nul(values: Any) -> Any:
-    """NUL (0x00) in any text: refused, as no database column can hold it."""
-    if any("\x00" in text for text in strings_in(values)):
-        raise ValueError("text must not contain the NUL character (0x00)")
+def unstorable(fields: dict[str, Any]) -> str | None:
+    """Why a row's values cannot be stored, naming the field (`extra.deep.1`), or None:
+    NUL (0x00) in text, which no database column holds; a field over MAX_FIELD_CHARS;
+    NaN or ±Infinity, which JSON cannot spell (PostgreSQL refuses the whole batch)."""
+    pending: list[tuple[str, Any]] = [(str(key), value) for key, value in fields.items()]
+    while pending:
+        where, item = pending.pop(0)
+        if isinstance(item, str):
+            if "\x00" in item or "\x00" in where:
+                return f"{where}: text must not contain the NUL character (0x00)"
+            if len(item) > MAX_FIELD_CHARS:
+                return f"{where}: {len(item):,} characters, at most {MAX_FIELD_CHARS:,}"
+        elif isinstance(item, float) and not math.isfinite(item):
+            spelled = "NaN" if math.isnan(item) else ("Infinity" if item > 0 else "-Infinity")
+            return f"{where}: {spelled} is not a number that can be stored"
+        elif isinstance(item, dict):
+            pending.extend((f"{where}.{key}", value) for key, value in item.items())
+        elif isinstance(item, list):
+            pending.extend((f"{where}.{index}", value) for index, value in enumerate(item))
+    return None
+
+
+def _one_address(value: str | None) -> str | None:
+    """One deliverable-looking address by RFC 5321/5322 syntax (email-validator, no DNS):
+    no display name, no list, no quoted local part; internationalised addresses pass.
+    Kept in email-validator's normalised form (the domain in lower case)."""
+    if value is None:
+        return None
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as error:
+        raise PydanticCustomError("email", str(error)) from None
+
+
+def _default_when_null(model: type[BaseModel], values: Any) -> Any:
+    """A given None for a field that cannot be empty (segment, locale, a consent) means
+    its default: clearing a consent withdraws it."""
+    if isinstance(values, dict):
+        for name, field in model.model_fields.items():
+            if values.get(name, "") is None and not field.is_required():
+                default = field.get_default()
+                if default is not None:
+                    values = {**values, name: default}
     return values
 
 
@@ -75,7 +124,7 @@ class CustomerRow(BaseModel):
 
     id: str = Identifier
     name: str | None = Field(default=None, max_length=200)
-    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    email: Annotated[str | None, AfterValidator(_one_address)] = Field(default=None, max_length=254)
     phone: str | None = Field(default=None, max_length=40)
     wechat: str | None = Field(default=None, max_length=100)
     segment: Literal[SEGMENTS] = "consumer"  # type: ignore[valid-type]
@@ -89,7 +138,17 @@ class CustomerRow(BaseModel):
     consent_app: bool = False
     created_at: Moment | None = None
 
-    _no_nul = model_validator(mode="before")(refuse_nul)
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_for_null(cls, values: Any) -> Any:
+        return _default_when_null(cls, values)
+
+    def given(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The columns and the attributes this row gives (None: clear), without the
+        defaults of what it does not mention."""
+        extra = self.model_extra or {}
+        columns = self.model_dump(include=self.model_fields_set - set(extra))
+        return columns, dict(extra)
 
     @field_validator("timezone")
     @classmethod
@@ -132,8 +191,6 @@ class EventRow(BaseModel):
     ref: str | None = Field(default=None, max_length=100)
     text: str | None = Field(default=None, max_length=5_000)
 
-    _no_nul = model_validator(mode="before")(refuse_nul)
-
     def missing_fields(self) -> list[str]:
         """Fields this event's type requires but the row left empty."""
         return [name for name in REQUIRED_BY_TYPE.get(self.type, ()) if getattr(self, name) is None]
@@ -146,6 +203,14 @@ class RawRow:
     line: int
     fields: dict[str, Any] | None
     problem: str | None = None
+
+
+def blank_as_null(fields: dict[str, Any]) -> dict[str, Any]:
+    """A row's fields with blank text (an empty CSV cell, `""`) given as None."""
+    return {
+        name: None if isinstance(value, str) and not value.strip() else value
+        for name, value in fields.items()
+    }
 
 
 def describe(error: ValidationError) -> str:
@@ -187,6 +252,10 @@ def _not_utf8(text: str) -> bool:
 
 
 def _csv_rows(path: Path, on_bytes: Callable[[int], None] | None) -> Iterator[RawRow]:
+    """Rows of a CSV file. A field over MAX_FIELD_CHARS rejects its row; reading goes on
+    at the next line (an unclosed quote that swallowed the lines after it shows up as
+    the rows that follow being rejected, each with its line, not as lost rows)."""
+    csv.field_size_limit(MAX_FIELD_CHARS)  # the csv default, whatever else set it to
     reader = csv.reader(_lines(path, on_bytes))
     header = next(reader, None)
     if header is None:
@@ -195,7 +264,18 @@ def _csv_rows(path: Path, on_bytes: Callable[[int], None] | None) -> Iterator[Ra
     if len(set(header)) != len(header):
         raise ValueError(f"{path}:1: duplicate column names in the header")
     start = reader.line_num + 1
-    for record in reader:
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            line, start = start, reader.line_num + 1
+            if "field limit" in str(error):
+                yield RawRow(line, None, f"a field is longer than {MAX_FIELD_CHARS:,} characters")
+            else:
+                yield RawRow(line, None, f"unreadable CSV: {error}")
+            continue
         line, start = start, reader.line_num + 1
         if not record or all(not cell.strip() for cell in record):
             continue
@@ -204,10 +284,7 @@ def _csv_rows(path: Path, on_bytes: Callable[[int], None] | None) -> Iterator[Ra
         elif _not_utf8("".join(record)):
             yield RawRow(line, None, "not valid UTF-8")
         else:
-            fields = {
-                name: value for name, value in zip(header, record, strict=True) if value.strip()
-            }
-            yield RawRow(line, fields)
+            yield RawRow(line, blank_as_null(dict(zip(header, record, strict=True))))
 
 
 def _jsonl_rows(path: Path, on_bytes: Callable[[int], None] | None) -> Iterator[RawRow]:
@@ -225,4 +302,4 @@ def _jsonl_rows(path: Path, on_bytes: Callable[[int], None] | None) -> Iterator[
         if not isinstance(value, dict):
             yield RawRow(line, None, "expected a JSON object")
             continue
-        yield RawRow(line, {key: item for key, item in value.items() if item not in (None, "")})
+        yield RawRow(line, blank_as_null(value))

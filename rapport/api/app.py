@@ -15,10 +15,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Engine
 
-from rapport.api.errors import invalid_request
+from rapport.api.errors import EXCEPTION_HANDLERS
 from rapport.api.limits import BodyLimit
 from rapport.api.routes import ROUTERS
 from rapport.api.state import share
@@ -39,7 +38,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
         version="1",
         description="Events and customers in; facts, explanations and staff tasks out.",
         lifespan=lifespan,
-        exception_handlers={RequestValidationError: invalid_request},
+        exception_handlers=EXCEPTION_HANDLERS,
     )
     share(app, settings, engine)
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import HTTPException
 
+from rapport.api.errors import unprocessable
 from storage.import_rows import strings_in
 
 JsonObject = dict[str, Any]
@@ -24,4 +25,4 @@ def encodable(value: Any) -> None:
         try:
             string.encode("utf-8")
         except UnicodeEncodeError:
-            raise HTTPException(422, "the body holds a lone surrogate (\\udXXX)") from None
+            raise unprocessable("the body holds a lone surrogate (\\udXXX)", "body") from None

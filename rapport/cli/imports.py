@@ -65,11 +65,16 @@ def customers(path: FileArgument) -> None:
 @app.command("events")
 def events(path: FileArgument) -> None:
     """Insert events; an event id already imported is skipped, never duplicated."""
-    engine, now = database(), datetime.now(UTC)
+    engine, now, horizon = database(), datetime.now(UTC), settings().future_horizon()
     _run(
         "events",
         path,
         lambda on_bytes: import_events(
-            engine, path, imported_at=now, on_error=_report_row, on_bytes=on_bytes
+            engine,
+            path,
+            imported_at=now,
+            future_horizon=horizon,
+            on_error=_report_row,
+            on_bytes=on_bytes,
         ),
     )

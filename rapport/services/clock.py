@@ -18,7 +18,7 @@ def parse_moment(text: str, default_zone: str) -> datetime:
     1 July itself.
     """
     try:
-        moment = datetime.fromisoformat(text.strip())
+        moment = datetime.fromisoformat(text.strip().upper())  # RFC 3339 allows t and z
     except ValueError:
         shown = text if len(text) <= 40 else text[:40] + "…"  # an answer, not an echo
         raise ValueError(

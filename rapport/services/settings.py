@@ -6,6 +6,7 @@ Every setting has a default that works on one machine with no setup (SQLite unde
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -33,6 +34,14 @@ class Settings(BaseSettings):
         description="IANA timezone for customers without one and for schedules.",
     )
     currency: str = Field(default="CNY", description="Currency of amounts in imports.")
+    import_future_hours: int = Field(
+        default=24, ge=0, description="Events dated further after their import are rejected."
+    )
+
+    def future_horizon(self) -> timedelta:
+        """How far after its import an event may have happened."""
+        return timedelta(hours=self.import_future_hours)
+
     company_name: str = Field(default="Rapport", description="Company name in messages.")
     company_phone: str = Field(default="400-000-0000", description="Service phone in messages.")
     company_website: str = Field(default="https://example.com", description="Website in messages.")

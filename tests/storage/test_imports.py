@@ -130,14 +130,15 @@ def test_events_bad_rows_reported_by_line_good_rows_land(engine: Engine, tmp_pat
         engine, events_file(tmp_path), imported_at=IMPORTED_AT, on_error=errors.append
     )
     reasons = {error.line: error.reason for error in errors}
-    assert sorted(reasons) == [3, 4, 5, 6, 7, 10]
+    assert sorted(reasons) == [3, 4, 5, 6, 7, 8, 10]
     assert reasons[3].startswith("invalid JSON")
     assert reasons[4] == "a purchase event needs amount"
     assert reasons[5] == "unknown customer 'C9'"
     assert reasons[6].startswith("occurred_at: Input should have timezone info")
     assert reasons[7].startswith("score: Input should be less than or equal to 10")
+    assert reasons[8] == "duplicate id 'e1': line 1 has it too; line 1 is kept"
     assert reasons[10] == "not valid UTF-8"
-    assert (report.read, report.inserted, report.duplicates, report.rejected) == (10, 3, 1, 6)
+    assert (report.read, report.inserted, report.duplicates, report.rejected) == (10, 3, 0, 7)
     with engine.connect() as connection:
         e1 = connection.execute(select(EVENTS).where(Event.id == "e1")).one()
     assert e1.attributes == {"coupon": "SUMMER"}
@@ -153,7 +154,7 @@ def test_importing_the_same_events_twice_changes_nothing(engine: Engine, tmp_pat
     with engine.connect() as connection:
         after = connection.execute(select(EVENTS).order_by(Event.id)).all()
     assert first.inserted == 3 and second.inserted == 0
-    assert second.duplicates == 4
+    assert second.duplicates == 3  # e1, e2, e7; e1's repeat on line 8 is rejected again
     assert before == after
 
 
@@ -187,3 +188,38 @@ def test_events_csv(engine: Engine, tmp_path: Path) -> None:
 def test_unsupported_file_type_is_refused(engine: Engine, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unsupported file type"):
         import_events(engine, write(tmp_path / "events.xlsx", "x"), imported_at=IMPORTED_AT)
+
+
+def customer(engine: Engine, customer_id: str) -> dict[str, object]:
+    with engine.connect() as connection:
+        row = connection.execute(select(CUSTOMERS).where(Customer.id == customer_id)).mappings()
+        return dict(row.one())
+
+
+def test_an_update_keeps_what_the_row_does_not_mention(engine: Engine, tmp_path: Path) -> None:
+    load_customers(engine, tmp_path)
+    path = write(tmp_path / "city.jsonl", '{"id": "C1", "city": "上海", "tier_note": "vip"}\n')
+    report = import_customers(engine, path, default_timezone="UTC")
+    assert (report.inserted, report.updated) == (0, 1)
+    fang = customer(engine, "C1")
+    assert (fang["name"], fang["email"], fang["timezone"]) == (
+        "王芳",
+        "fang@example.cn",
+        "Asia/Shanghai",
+    )
+    assert (fang["consent_email"], fang["segment"]) == (True, "consumer")
+    assert fang["attributes"] == {"city": "上海", "tier_note": "vip"}
+
+
+def test_an_explicit_null_clears_and_an_empty_cell_clears(engine: Engine, tmp_path: Path) -> None:
+    load_customers(engine, tmp_path)
+    nulls = '{"id": "C1", "email": null, "consent_email": null, "city": null}\n'
+    import_customers(engine, write(tmp_path / "null.jsonl", nulls), default_timezone="UTC")
+    fang = customer(engine, "C1")
+    assert (fang["email"], fang["consent_email"], fang["attributes"]) == (None, False, {})
+    assert fang["name"] == "王芳"  # not mentioned: kept
+    cells = "id,name,timezone,segment\nC2,,,\n"
+    import_customers(engine, write(tmp_path / "cells.csv", cells), default_timezone="UTC")
+    emma = customer(engine, "C2")
+    assert (emma["name"], emma["timezone"], emma["segment"]) == (None, "UTC", "consumer")
+    assert emma["email"] == "emma@example.com"  # no such column: kept

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
+from rapport.api.errors import problems, unprocessable
 from rapport.api.inputs import JsonObject, known_text
 from rapport.api.security import require_role
 from rapport.api.state import Config, Database, Rules
@@ -17,17 +18,32 @@ from storage.facts import facts_of
 
 # `as_of` well inside what datetime can hold: storing it converts it to UTC, and facts
 # look days and years away from it; either would overflow near year 1 or 9999.
-AS_OF_RANGE = (datetime(1000, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC))
-# Text, read by the commands' own parser, so `as_of` means what `--as-of` means.
+AS_OF_YEARS = range(1000, 9000)
+_IN_YEARS = "^[1-8][0-9]{3}-"  # the years of AS_OF_YEARS, as the document says it
+# Text, read by the commands' own parser, so `as_of` means what `--as-of` means. The
+# document lists the two forms a client can rely on (RFC 3339 time, date); the parser
+# also takes a time without offset, read in RAPPORT_TIMEZONE, as `--as-of` does.
 AsOf = Annotated[
     str | None,
     Query(
-        description="ISO 8601 time (default: now); a date, or a time without offset, is "
-        "read in RAPPORT_TIMEZONE, e.g. 2026-07-01 or 2026-07-01T09:00+08:00."
+        description="ISO 8601 time (default: now), years 1000 to 8999; a date, or a time "
+        "without offset, is read in RAPPORT_TIMEZONE, e.g. 2026-07-01 or "
+        "2026-07-01T09:00+08:00.",
+        json_schema_extra={
+            "anyOf": [
+                {"type": "string", "format": "date-time", "pattern": _IN_YEARS},
+                {"type": "string", "format": "date", "pattern": _IN_YEARS},
+                {"type": "null"},
+            ]
+        },
     ),
 ]
 
-router = APIRouter(tags=["customers"], dependencies=[Depends(require_role("staff"))])
+router = APIRouter(
+    tags=["customers"],
+    dependencies=[Depends(require_role("staff"))],
+    responses=problems(401, 403, 404),
+)
 
 
 @router.get("/customers/{customer_id}/facts")
@@ -72,7 +88,7 @@ def _moment(as_of: str | None, zone: str) -> datetime:
     try:
         moment = as_of_or_now(as_of, zone)
     except ValueError as error:
-        raise HTTPException(422, f"as_of: {error}") from None
-    if not AS_OF_RANGE[0] <= moment <= AS_OF_RANGE[1]:
-        raise HTTPException(422, "as_of must lie between the years 1000 and 9000")
+        raise unprocessable(str(error), "query", "as_of") from None
+    if moment.year not in AS_OF_YEARS:
+        raise unprocessable("as_of must lie in the years 1000 to 8999", "query", "as_of")
     return moment

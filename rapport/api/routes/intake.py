@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException
 from pydantic import BaseModel, Field
 
 from actions.privacy import mask
+from rapport.api.errors import problems
 from rapport.api.inputs import JsonObject, encodable
 from rapport.api.security import require_role
 from rapport.api.state import Config, Database, Reactions
@@ -21,7 +22,11 @@ from storage.imports import RowError, import_customer_list, import_event_list
 
 MAX_BATCH = 1_000  # events or customers per request
 
-router = APIRouter(tags=["intake"], dependencies=[Depends(require_role("ingest"))])
+router = APIRouter(
+    tags=["intake"],
+    dependencies=[Depends(require_role("ingest"))],
+    responses=problems(400, 401, 403, 413, c413="Over RAPPORT_API_MAX_BODY_BYTES or 1,000 items."),
+)
 
 
 class Rejection(BaseModel):
@@ -52,30 +57,34 @@ class CustomersAccepted(BaseModel):
 
 @router.post("/events")
 def post_events(
+    settings: Config,
     engine: Database,
     reactor: Reactions,
     payload: Annotated[JsonObject | list[JsonObject], Body()],
 ) -> EventsAccepted:
     """Store one event or a batch, with the fields and checks of the file import;
-    an id already stored is reported as a duplicate and changes nothing."""
+    an id already stored is reported as a duplicate and changes nothing, an id twice
+    in the batch is rejected the second time (the first is kept)."""
     encodable(payload)
     events = payload if isinstance(payload, list) else [payload]
     if len(events) > MAX_BATCH:
         raise HTTPException(413, f"at most {MAX_BATCH} events per request")
     errors: dict[int, str] = {}
     report = import_event_list(
-        engine, events, imported_at=datetime.now(UTC), on_error=_collect(errors)
+        engine,
+        events,
+        imported_at=datetime.now(UTC),
+        future_horizon=settings.future_horizon(),
+        on_error=_collect(errors),
     )
     stored = set(report.stored_ids or [])
-    unclaimed = set(stored)  # an id sent twice in one batch is stored once
     results = []
     for index, event in enumerate(events):
         event_id = _text(event.get("id"))
         if index in errors:
             result = EventResult(index=index, id=event_id, status="rejected", reason=errors[index])
-        else:
-            status = "stored" if event_id in unclaimed else "duplicate"
-            unclaimed.discard(event_id)
+        else:  # an id sent twice in one batch is rejected the second time
+            status = "stored" if event_id in stored else "duplicate"
             result = EventResult(index=index, id=event_id, status=status)
         results.append(result)
     reactor.submit([(str(e["id"]), str(e["type"])) for e in events if _text(e.get("id")) in stored])
@@ -93,7 +102,9 @@ def post_customers(
     engine: Database,
     payload: Annotated[JsonObject | list[JsonObject], Body()],
 ) -> CustomersAccepted:
-    """Insert or update one customer or a batch (same fields as the file import)."""
+    """Insert or update one customer or a batch (same fields as the file import). An
+    update merges: a field the object leaves out keeps its stored value, a null clears
+    it (a consent becomes false); an id twice in one batch is rejected the second time."""
     encodable(payload)
     customers = payload if isinstance(payload, list) else [payload]
     if len(customers) > MAX_BATCH:

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from rapport.api.errors import problems
 from rapport.api.inputs import JsonObject, encodable
 from rapport.api.security import require_role
 from rapport.api.state import Database
@@ -16,7 +17,9 @@ from storage.tasks import TaskNotClosable, close_task, list_tasks
 
 MAX_TASK_ID = 2**31 - 1  # the largest id the tasks table holds (a PostgreSQL integer)
 
-router = APIRouter(tags=["tasks"], dependencies=[Depends(require_role("staff"))])
+router = APIRouter(
+    tags=["tasks"], dependencies=[Depends(require_role("staff"))], responses=problems(401, 403)
+)
 
 
 class CloseTask(BaseModel):
@@ -39,7 +42,7 @@ def tasks(
     return [asdict(task) for task in found]
 
 
-@router.post("/tasks/{task_id}/close")
+@router.post("/tasks/{task_id}/close", responses=problems(400, 409, 413))
 def close(engine: Database, task_id: int, body: CloseTask) -> JsonObject:
     """Close a task; remediation-ledger items need the verified outcome as `note`."""
     if not 0 < task_id <= MAX_TASK_ID:  # the database could not even look it up

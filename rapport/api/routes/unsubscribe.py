@@ -7,7 +7,7 @@ proof), or recorded by staff with a `staff` key.
 from __future__ import annotations
 
 import html
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import HTMLResponse
@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from actions.unsubscribe import verify_unsubscribe
 from engine.facts import MESSAGE_CHANNELS
+from rapport.api.errors import problems
 from rapport.api.inputs import JsonObject, encodable, known_text
 from rapport.api.security import authorize, presented_key
 from rapport.api.state import Config, Database, Keys
@@ -26,10 +27,14 @@ router = APIRouter(tags=["unsubscribe"])
 
 class Unsubscribe(BaseModel):
     customer_id: str = Field(max_length=64)
-    channel: str
+    channel: Literal[MESSAGE_CHANNELS]  # type: ignore[valid-type]
 
 
-@router.get("/unsubscribe", response_class=HTMLResponse)
+@router.get(
+    "/unsubscribe",
+    response_class=HTMLResponse,
+    responses={403: {"description": "The link is not valid.", "content": {"text/html": {}}}},
+)
 def unsubscribe_page(settings: Config, customer: str, channel: str, token: str) -> HTMLResponse:
     """The page a signed link in a message opens: one button confirms."""
     if not _signed(settings, customer, channel, token):
@@ -42,7 +47,13 @@ def unsubscribe_page(settings: Config, customer: str, channel: str, token: str) 
 
 
 # The key schemes are listed (the staff way); `{}` adds the keyless signed-link way.
-@router.post("/unsubscribe", openapi_extra={"security": [{}]})
+@router.post(
+    "/unsubscribe",
+    openapi_extra={"security": [{}]},
+    responses=problems(
+        400, 401, 403, 404, 413, c403="The link is not valid, or the key's role may not do this."
+    ),
+)
 def unsubscribe(
     settings: Config,
     engine: Database,
