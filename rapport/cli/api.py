@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from rapport.cli.common import console, database, fail, settings
+from rapport.cli.common import console, database, fail, signing_settings
 
 OPENAPI_FILE = Path("docs/openapi.json")
 
@@ -23,7 +23,7 @@ def api(
 
     from rapport.api.app import create_app
 
-    config = settings()
+    config = signing_settings(sends_mail=False)
     try:
         app = create_app(config, database())
     except ValueError as error:  # a malformed RAPPORT_API_KEYS
