@@ -48,6 +48,7 @@ def dispatch_settings(settings: Settings, worker: str | None = None) -> Dispatch
         company=settings.company(),
         public_url=settings.public_url,
         secret_key=settings.signing_key(),
+        unsubscribe_mailto=settings.unsubscribe_mailto,
     )
 
 
