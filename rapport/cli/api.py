@@ -21,6 +21,7 @@ def api(
     """Serve the HTTP API (events, customers, facts, explain, tasks, unsubscribe)."""
     import uvicorn
 
+    from rapport.api.access_log import log_config
     from rapport.api.app import create_app
 
     config = signing_settings(sends_mail=False)
@@ -28,7 +29,9 @@ def api(
         app = create_app(config, database())
     except ValueError as error:  # a malformed RAPPORT_API_KEYS
         raise fail(str(error)) from None
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+    uvicorn.run(
+        app, host=host, port=port, log_level="info", log_config=log_config(), proxy_headers=False
+    )
 
 
 def api_key(
