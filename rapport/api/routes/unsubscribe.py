@@ -23,7 +23,7 @@ from rapport.api import pages
 from rapport.api.inputs import encodable, known_text
 from rapport.api.security import authorize, presented_key
 from rapport.api.state import Config, Database, Keys
-from rapport.services.settings import Settings
+from rapport.services.settings import InsecureSecret, Settings
 from storage.customers import customer_rows, withdraw_consent
 
 router = APIRouter(tags=["unsubscribe"])
@@ -167,12 +167,18 @@ def _staff_request(content: bytes) -> Unsubscribe:
 
 
 def _signed(settings: Settings, customer: str, channel: str, token: str) -> bool:
-    """Signed with our key, for a channel that can be unsubscribed from."""
+    """Signed with our key, for a channel that can be unsubscribed from. A key anyone
+    knows proves nothing (`rapport api` refuses to start with one; an application built
+    otherwise refuses every link)."""
+    try:
+        key = settings.signing_key()
+    except InsecureSecret:
+        return False
     # compare_digest refuses non-ASCII text with a TypeError; no valid token has any
     return (
         channel in MESSAGE_CHANNELS
         and token.isascii()
-        and verify_unsubscribe(settings.secret_key, customer, channel, token)
+        and verify_unsubscribe(key, customer, channel, token)
     )
 
 

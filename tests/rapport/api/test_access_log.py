@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from rapport.cli.app import app as cli
 from rapport.services.settings import get_settings
 from storage.db import make_engine
 from tests.factories import add_customer
+from tests.rapport.api.test_api import serving
 
 SECRET = "access-log-secret"
 
@@ -44,26 +43,11 @@ def test_the_access_log_never_shows_an_unsubscribe_token(
     get_settings.cache_clear()
 
     options = {k: v for k, v in options.items() if k not in ("host", "port")}
-    server = uvicorn.Server(uvicorn.Config(app, **options))  # configures the logging
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(500):
-            if server.started:
-                break
-            threading.Event().wait(0.01)  # server start-up, not a clock the test depends on
-        assert server.started
-        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with serving(app, **options) as base:  # uvicorn configures its logging as the command says
         link = unsubscribe_url(base, SECRET, "c1", "email")
         assert httpx.get(link).status_code == 200
         one_click = httpx.post(link, data={"List-Unsubscribe": "One-Click"})
         assert one_click.status_code == 200
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
     logged = capsys.readouterr()
     lines = [line for line in (logged.out + logged.err).splitlines() if "/unsubscribe" in line]
     assert len(lines) == 2, logged  # the GET and the POST were both logged

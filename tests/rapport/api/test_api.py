@@ -6,6 +6,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +23,7 @@ from rapport.api.app import create_app
 from rapport.api.keys import new_key
 from rapport.api.pages import TEXTS
 from rapport.cli.api import OPENAPI_FILE, openapi_document
-from rapport.services.settings import Settings
+from rapport.services.settings import DOCUMENTED_SECRET_KEY, Settings
 from storage.models import Customer
 from storage.tables import CUSTOMERS, EVENTS
 from tests.factories import NOW, add_customer, add_events
@@ -63,9 +64,18 @@ def api(engine: Engine) -> Iterator[Api]:
         database_url=engine.url.render_as_string(hide_password=False),
     )
     app = create_app(settings, engine)
+    with serving(app) as url:
+        yield Api(url, keys, app)
+
+
+@contextmanager
+def serving(app: Any, **options: Any) -> Iterator[str]:
+    """`app` on a real uvicorn server on 127.0.0.1, with these uvicorn `options`;
+    yields its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    config = uvicorn.Config(app, **{"log_level": "warning", "lifespan": "on", **options})
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
@@ -74,7 +84,7 @@ def api(engine: Engine) -> Iterator[Api]:
                 break
             threading.Event().wait(0.01)  # server start-up, not a clock the test depends on
         assert server.started
-        yield Api(f"http://127.0.0.1:{sock.getsockname()[1]}", keys, app)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
@@ -280,6 +290,18 @@ def test_the_signed_unsubscribe_link_round_trip(api: Api, engine: Engine) -> Non
     assert done.status_code == 200 and done.headers["content-type"].startswith("text/html")
     assert "<form" not in done.text and "电子邮件" in done.text  # c1 reads zh-CN
     assert not consent(engine, "c1")
+
+
+def test_links_signed_with_the_documented_secret_prove_nothing(engine: Engine) -> None:
+    """`rapport api` refuses to start with it; an application built some other way
+    with it refuses every link, so forged links unsubscribe no one."""
+    add_customer(engine, "c1", consent_email=True)
+    settings = Settings(database_url=engine.url.render_as_string(hide_password=False))
+    with serving(create_app(settings, engine)) as url:
+        forged = unsubscribe_url(url, DOCUMENTED_SECRET_KEY, "c1", "email")
+        assert httpx.get(forged).status_code == 403
+        assert httpx.post(forged, data={"List-Unsubscribe": "One-Click"}).status_code == 403
+    assert consent(engine, "c1")
 
 
 def test_a_one_click_post_to_the_link_unsubscribes(api: Api, engine: Engine) -> None:
