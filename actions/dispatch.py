@@ -29,7 +29,7 @@ from actions.guards import HOLDS, OPEN_COMPLAINT, Recipient, decide
 from actions.planning import steps_after_sending
 from actions.privacy import mask
 from actions.templates import Templates, message_context
-from actions.unsubscribe import unsubscribe_url
+from actions.unsubscribe import unsubscribe_mailto, unsubscribe_url
 from engine.facts import MESSAGE_CHANNELS
 from engine.model import RuleSet
 from storage.customers import customer_rows
@@ -55,6 +55,7 @@ class DispatchSettings:
     company: dict[str, str]
     public_url: str
     secret_key: str
+    unsubscribe_mailto: str | None = None  # offered after the link in List-Unsubscribe
     lease: timedelta = timedelta(minutes=5)
     batch: int = 200
     max_attempts: int = 8
@@ -308,13 +309,14 @@ class _Job:
     ) -> Envelope:
         event = self.events.get(message.event_id) if message.event_id else None
         product = (event or {}).get("product")
+        link = unsubscribe_url(
+            self.settings.public_url, self.settings.secret_key, message.customer_id, channel
+        )
         context = message_context(
             customer,
             facts,
             self.settings.company,
-            unsubscribe_url(
-                self.settings.public_url, self.settings.secret_key, message.customer_id, channel
-            ),
+            link,
             event,
             self.ruleset.suggestions_for(product, self.owned.get(message.customer_id, ())),
             self._reply_by(event),
@@ -329,7 +331,18 @@ class _Job:
             html=rendered.html,
             customer_id=message.customer_id,
             locale=rendered.locale,
+            list_unsubscribe=self._list_unsubscribe(message, channel, link),
         )
+
+    def _list_unsubscribe(
+        self, message: ClaimedMessage, channel: str, link: str
+    ) -> tuple[str, ...]:
+        """The List-Unsubscribe URIs of an email: every purpose but service (the ones
+        the guards treat as marketing) names its link, and the mailbox when configured."""
+        if channel != "email" or message.purpose == "service":
+            return ()
+        mailbox = self.settings.unsubscribe_mailto
+        return (link,) if mailbox is None else (link, unsubscribe_mailto(mailbox, link))
 
     def _reply_by(self, event: dict[str, Any] | None) -> datetime | None:
         """A feedback item's first-response deadline: the one its first task has."""

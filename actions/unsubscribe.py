@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 
 def unsubscribe_token(secret: str, customer_id: str, channel: str) -> str:
@@ -22,6 +22,12 @@ def unsubscribe_url(base_url: str, secret: str, customer_id: str, channel: str) 
         }
     )
     return f"{base_url.rstrip('/')}/unsubscribe?{query}"
+
+
+def unsubscribe_mailto(mailbox: str, link: str) -> str:
+    """The mailto: way to the same unsubscribe (RFC 2369): a mail to `mailbox` whose
+    body is the signed `link`, so whoever reads that mailbox can act on it at once."""
+    return f"mailto:{mailbox}?subject=unsubscribe&body={quote(link, safe='')}"
 
 
 def verify_unsubscribe(secret: str, customer_id: str, channel: str, token: str) -> bool:

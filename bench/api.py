@@ -44,6 +44,7 @@ import csv
 import json
 import os
 import random
+import secrets
 import signal
 import socket
 import statistics
@@ -122,6 +123,7 @@ def environment(url: str, api_keys: str, folder: Path) -> dict[str, str]:
     env.update(
         RAPPORT_DATABASE_URL=url,
         RAPPORT_API_KEYS=api_keys,
+        RAPPORT_SECRET_KEY=secrets.token_urlsafe(32),  # the documented default is refused
         RAPPORT_RULES_DIR=str(ROOT / "rules"),
         RAPPORT_TEMPLATES_DIR=str(ROOT / "templates" / "messages"),
         RAPPORT_OUTBOX_DIR=str(folder / "outbox"),

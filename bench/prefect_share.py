@@ -52,6 +52,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import json  # noqa: E402
+import secrets  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -242,6 +243,7 @@ def side_process(side: str, folder: Path, as_of: str, arguments: argparse.Namesp
         "RAPPORT_OUTBOX_DIR": str((folder / "outbox").resolve()),
         "RAPPORT_SMTP_HOST": LOOPBACK,
         "RAPPORT_SMTP_TLS": "none",
+        "RAPPORT_SECRET_KEY": secrets.token_urlsafe(32),  # the documented default is refused
     }
     command = [
         sys.executable,

@@ -27,7 +27,7 @@ from actions.dispatch import DispatchReport, DispatchSettings, dispatch_batches,
 from actions.templates import Templates
 from flows import artifacts
 from flows.context import FlowContext, flow_context, moment, unwalked
-from rapport.services.delivery import build_senders, dispatch_settings
+from rapport.services.delivery import build_senders, dispatch_settings, public_url_warning
 
 
 class DeliveryOutage(RuntimeError):
@@ -54,10 +54,13 @@ async def dispatch_outbox(
 ) -> dict[str, Any]:
     """Deliver due messages batch after batch until none is due (or `max_batches`).
 
-    `as_of` fixes the clock for replays and tests; by default each batch uses now.
+    `as_of` fixes the clock for replays and tests; by default each batch uses now. With
+    a RAPPORT_SECRET_KEY anyone knows, the run fails before it claims anything.
     """
     context = flow_context(as_of)
     settings = replace(dispatch_settings(context.settings), batch=batch_size)
+    if warning := public_url_warning(context.settings):
+        get_run_logger().warning(warning)
     senders = build_senders(context.settings)
     templates = Templates(context.settings.templates_dir)
 

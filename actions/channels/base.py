@@ -25,6 +25,8 @@ class Envelope:
     html: str | None
     customer_id: str
     locale: str
+    # Email's List-Unsubscribe URIs (RFC 2369), signed link first; none for service mail.
+    list_unsubscribe: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

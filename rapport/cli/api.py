@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from rapport.cli.common import console, database, fail, settings
+from rapport.cli.common import console, database, fail, signing_settings
 
 OPENAPI_FILE = Path("docs/openapi.json")
 
@@ -21,14 +21,17 @@ def api(
     """Serve the HTTP API (events, customers, facts, explain, tasks, unsubscribe)."""
     import uvicorn
 
+    from rapport.api.access_log import log_config
     from rapport.api.app import create_app
 
-    config = settings()
+    config = signing_settings(sends_mail=False)
     try:
         app = create_app(config, database())
     except ValueError as error:  # a malformed RAPPORT_API_KEYS
         raise fail(str(error)) from None
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+    uvicorn.run(
+        app, host=host, port=port, log_level="info", log_config=log_config(), proxy_headers=False
+    )
 
 
 def api_key(

@@ -13,9 +13,10 @@ from sqlalchemy import Engine
 
 from engine.model import RuleSet
 from rapport.services.clock import as_of_or_now
+from rapport.services.delivery import public_url_warning
 from rapport.services.rules import NoRulesInForce, rules_in_force
 from rapport.services.scheduled import RunSummary
-from rapport.services.settings import Settings, get_settings
+from rapport.services.settings import InsecureSecret, Settings, get_settings
 from storage.db import make_engine
 from storage.migrate import check_schema
 
@@ -40,6 +41,20 @@ def settings() -> Settings:
             for item in error.errors()
         )
         raise fail(f"configuration: {problems}") from None
+
+
+def signing_settings(sends_mail: bool = True) -> Settings:
+    """The settings of a command that signs or checks unsubscribe links (`api`,
+    `dispatch`, `run`, `serve`): it stops here, with the fix, when RAPPORT_SECRET_KEY is
+    one anyone knows. One that `sends_mail` is warned of links real mail cannot use."""
+    config = settings()
+    try:
+        config.signing_key()
+    except InsecureSecret as error:
+        raise fail(str(error)) from None
+    if sends_mail and (warning := public_url_warning(config)):
+        errors.print(f"[yellow]rapport: warning:[/yellow] {warning}", highlight=False)
+    return config
 
 
 def database(ready: bool = True) -> Engine:

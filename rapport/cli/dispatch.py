@@ -21,7 +21,7 @@ from rapport.cli.common import (
     console,
     database,
     rules_for_run,
-    settings,
+    signing_settings,
 )
 from rapport.services.delivery import build_senders, dispatch_settings
 from rapport.services.settings import Settings
@@ -37,7 +37,7 @@ def dispatch(
     as_of: Annotated[str | None, typer.Option("--as-of", help=AS_OF_HELP)] = None,
 ) -> None:
     """Claim due messages, apply the guards, send, and record every outcome."""
-    config = settings()
+    config = signing_settings()
     engine = database()
     ruleset = rules_for_run(record=False)
     options = replace(dispatch_settings(config), batch=batch_size, lease=timedelta(seconds=lease))

@@ -16,6 +16,7 @@ from rapport.cli.common import (
     firings_line,
     rules_for_run,
     settings,
+    signing_settings,
 )
 from rapport.cli.dispatch import deliver_due
 from rapport.services.cycle import run_cycle
@@ -28,19 +29,21 @@ def run(
         bool, typer.Option(help="Write and send nothing; show what is pending.")
     ] = False,
 ) -> None:
-    """React to waiting events, watch the SLAs, evaluate the scheduled rules, dispatch."""
-    config = settings()
+    """React to waiting events, watch the SLAs, evaluate the scheduled rules, dispatch.
+    A dry run sends nothing, so it runs without a secret of your own."""
+    config = settings() if dry_run else signing_settings()
     engine = database()
     moment = as_of_option(as_of)
     ruleset = rules_for_run(record=not dry_run)
-    options = dispatch_settings(config)
     report = run_cycle(
         engine,
         ruleset,
         moment,
         dry_run=dry_run,
         deliver=lambda: asyncio.run(
-            deliver_due(engine, ruleset, config, options, 1_000, moment if as_of else None)
+            deliver_due(
+                engine, ruleset, config, dispatch_settings(config), 1_000, moment if as_of else None
+            )
         ),
         created_at=datetime.now(UTC),
     )

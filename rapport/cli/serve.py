@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from rapport.cli.common import console, database, fail, settings
+from rapport.cli.common import console, database, fail, signing_settings
 
 
 def serve(
@@ -28,7 +28,7 @@ def serve(
     """Run every deployment of prefect.yaml on its schedule until stopped (Ctrl-C)."""
     from flows.schedules import embedded_scheduler, read_schedules, served_deployments
 
-    config = settings()
+    config = signing_settings()
     database()  # fail early, with the fix, if the schema is not current
     schedules = read_schedules(config.timezone)
     if embedded:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -33,7 +34,7 @@ from rapport.demo.summary import (
     status_table,
 )
 from rapport.services.rules import rules_in_force
-from rapport.services.settings import Settings, get_settings
+from rapport.services.settings import InsecureSecret, Settings, get_settings
 from storage.db import make_engine
 from storage.facts import iter_customer_facts
 from storage.imports import import_customers
@@ -73,7 +74,8 @@ def run_demo(config: Settings, customers: int, directory: Path) -> None:
     files = _prepare(engine, config, directory, customers, today)
     with engine.connect() as connection:
         before = last_firing_id(connection)
-    with running_sink(directory) as (port, received), _local_delivery(port):
+    own_key = _needs_own_key(config)
+    with running_sink(directory) as (port, received), _local_delivery(port, own_key):
         console.print(
             f"\nemail goes to a loopback SMTP sink on {LOOPBACK}:{port} started for this demo "
             f"(your RAPPORT_SMTP_* and webhooks are ignored); sms, wechat and app messages "
@@ -88,7 +90,7 @@ def run_demo(config: Settings, customers: int, directory: Path) -> None:
         f"({received.get('bytes', 0):,} bytes over {received.get('connections', 0)} connections)"
     )
     console.print(f"demo finished in {monotonic() - started:.1f} s")
-    _print_next(first, today)
+    _print_next(first, today, own_key)
 
 
 def _prepare(
@@ -114,14 +116,17 @@ def _tomorrow_morning(today: date, zone: ZoneInfo) -> datetime:
 
 
 @contextmanager
-def _local_delivery(port: int) -> Iterator[None]:
+def _local_delivery(port: int, own_key: bool) -> Iterator[None]:
     """Email to the sink, every other channel to the outbox folder, for the flows (they
-    read `get_settings()`); the environment is restored afterwards."""
+    read `get_settings()`); with `own_key`, links are signed with a random key made for
+    this run. The environment is restored afterwards."""
     overrides = {
         "RAPPORT_SMTP_HOST": LOOPBACK,
         "RAPPORT_SMTP_PORT": str(port),
         "RAPPORT_SMTP_TLS": "none",
     }
+    if own_key:
+        overrides["RAPPORT_SECRET_KEY"] = secrets.token_urlsafe(32)
     saved = {name: os.environ.get(name) for name in (*overrides, *UNSET_DURING_DEMO)}
     os.environ.update(overrides)
     for name in UNSET_DURING_DEMO:
@@ -242,12 +247,29 @@ def _print_summary(engine: Engine, zone: ZoneInfo, before: int) -> None:
         console.print(ledger_table(open_ledger(connection), zone))
 
 
-def _print_next(first: str, today: date) -> None:
+def _needs_own_key(config: Settings) -> bool:
+    """Whether RAPPORT_SECRET_KEY is one anyone knows (the README's default, or empty):
+    the dispatch flow refuses it, so the demo's links are signed with a key of its own."""
+    try:
+        config.signing_key()
+    except InsecureSecret:
+        return True
+    return False
+
+
+def _print_next(first: str, today: date, own_key: bool) -> None:
+    key = (
+        "  export RAPPORT_SECRET_KEY=$(python3 -c 'import secrets; "
+        "print(secrets.token_urlsafe(32))')   # dispatch, run, serve and api refuse the default\n"
+        if own_key
+        else ""
+    )
     console.print(
         "\nNext, try:\n"
         f"  .venv/bin/rapport explain {first}\n"
         f"  .venv/bin/rapport customers show {first} --as-of {today - timedelta(days=90)}\n"
         "  .venv/bin/rapport evaluate --dry-run --json | head\n"
+        f"{key}"
         "  .venv/bin/rapport dispatch            # deliver the planned messages into var/outbox/\n"
         "  .venv/bin/rapport tasks list --owner account_manager\n"
         "  .venv/bin/rapport report --html var/report.html   # measures and charts, any period\n"

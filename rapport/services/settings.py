@@ -2,10 +2,14 @@
 
 Every setting has a default that works on one machine with no setup (SQLite under
 `var/`, rules and templates from the working tree), so `make demo` needs nothing.
+The one exception is the secret that signs unsubscribe links: its documented default
+is public, so whatever signs or checks links (`Settings.signing_key`) refuses it, and
+an empty one; `rapport demo` runs with a key of its own.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -14,6 +18,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DOCUMENTED_SECRET_KEY = "rapport-demo-secret-change-me"  # in the README: anyone knows it
+# Plain addresses only: nothing in them needs escaping inside a mailto: URI.
+_MAILBOX = re.compile(r"[A-Za-z0-9._+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+
+
+class InsecureSecret(ValueError):
+    """RAPPORT_SECRET_KEY is one anyone can know: links signed with it can be forged."""
 
 
 class Settings(BaseSettings):
@@ -70,8 +82,13 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8000", description="Base of links in messages (unsubscribe)."
     )
     secret_key: str = Field(
-        default="rapport-demo-secret-change-me",
-        description="Signs unsubscribe links; set your own in production.",
+        default=DOCUMENTED_SECRET_KEY,
+        description="Signs unsubscribe links; api, dispatch, run and serve refuse this "
+        "default and an empty one.",
+    )
+    unsubscribe_mailto: str | None = Field(
+        default=None,
+        description="Mailbox for mailto: unsubscribes, offered in List-Unsubscribe after the link.",
     )
 
     api_keys: str = Field(
@@ -89,6 +106,30 @@ class Settings(BaseSettings):
             "service_phone": self.company_phone,
             "website": self.company_website,
         }
+
+    def signing_key(self) -> str:
+        """The secret that signs and checks unsubscribe links. Raises `InsecureSecret`
+        (one line, with the fix) for the documented default or an empty secret."""
+        if not self.secret_key.strip():
+            problem = "RAPPORT_SECRET_KEY is empty"
+        elif self.secret_key == DOCUMENTED_SECRET_KEY:
+            problem = "RAPPORT_SECRET_KEY is the documented default"
+        else:
+            return self.secret_key
+        raise InsecureSecret(
+            f"{problem}, so anyone can sign unsubscribe links; set a random secret of your "
+            "own, e.g. export RAPPORT_SECRET_KEY=$(python3 -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))')"
+        )
+
+    @field_validator("unsubscribe_mailto")
+    @classmethod
+    def _plain_mailbox(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # set but empty: no mailto
+        if not _MAILBOX.fullmatch(value):
+            raise ValueError(f"{value!r} is not a plain address such as unsubscribe@example.com")
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import Engine, select
@@ -13,6 +15,7 @@ from sqlalchemy import Engine, select
 from actions.channels.email import SmtpSender
 from actions.dispatch import DispatchReport, DispatchSettings, dispatch_once
 from actions.templates import Templates
+from actions.unsubscribe import unsubscribe_url
 from engine.model import RuleSet
 from storage.models import Event, OutboxMessage
 from storage.outbox import store_messages
@@ -78,7 +81,13 @@ def plan(engine: Engine, count: int, zone: str = "UTC", **customer: object) -> l
     return keys
 
 
-def dispatch(engine: Engine, templates: Templates, port: int, at: datetime) -> DispatchReport:
+def dispatch(
+    engine: Engine,
+    templates: Templates,
+    port: int,
+    at: datetime,
+    settings: DispatchSettings = SETTINGS,
+) -> DispatchReport:
     async def run() -> DispatchReport:
         sender = SmtpSender(
             LOOPBACK,
@@ -88,7 +97,7 @@ def dispatch(engine: Engine, templates: Templates, port: int, at: datetime) -> D
             local_hostname="client.loopback",
         )
         try:
-            return await dispatch_once(engine, {"email": sender}, templates, RULES, at, SETTINGS)
+            return await dispatch_once(engine, {"email": sender}, templates, RULES, at, settings)
         finally:
             await sender.close()
 
@@ -111,6 +120,51 @@ def test_delivery_records_sent_and_a_contact_event(engine, templates, smtp) -> N
         contacts = connection.execute(select(Event.id).where(Event.type == "contact")).all()
     assert len(contacts) == 5
     assert dispatch(engine, templates, server.port, NOON + timedelta(days=1)).claimed == 0
+
+
+def plan_purposes(engine: Engine, *purposes: str) -> dict[str, str]:
+    """One email customer per purpose, each with one message of it due at noon; returns
+    each purpose's idempotency key."""
+    keys = {}
+    for purpose in purposes:
+        add_customer(engine, purpose, email=f"{purpose}@example.com", consent_email=True)
+        keys[purpose] = f"note.0:{purpose}:once"
+    planned = [
+        PlannedMessage(key, cid, "note", "note", ("email",), cid, NOON, None)
+        for cid, key in keys.items()
+    ]
+    with engine.begin() as connection:
+        store_messages(connection, planned, NOON)
+    return keys
+
+
+def test_marketing_email_carries_one_click_unsubscribe_headers(engine, templates, smtp) -> None:
+    """RFC 2369 and RFC 8058, as large mailbox providers require of bulk senders: every
+    message but a service one names its signed https link, and says a POST to it
+    unsubscribes; `unsubscribe_mailto` adds a mailto: address after it."""
+    script, server = smtp
+    keys = plan_purposes(engine, "marketing", "care", "service")
+    assert dispatch(engine, templates, server.port, NOON).outcomes["sent"] == 3
+    received = {r.message["X-Rapport-Key"]: r.message for r in script.received}
+    for purpose in ("marketing", "care"):
+        message = received[keys[purpose]]
+        link = unsubscribe_url("https://acme", "k", purpose, "email")
+        assert message["List-Unsubscribe"] == f"<{link}>"
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    service = received[keys["service"]]
+    assert service["List-Unsubscribe"] is None and service["List-Unsubscribe-Post"] is None
+
+
+def test_a_configured_mailbox_adds_a_mailto_unsubscribe(engine, templates, smtp) -> None:
+    script, server = smtp
+    plan_purposes(engine, "marketing")
+    settings = replace(SETTINGS, unsubscribe_mailto="unsubscribe@acme.example")
+    assert dispatch(engine, templates, server.port, NOON, settings).outcomes["sent"] == 1
+    (message,) = (r.message for r in script.received)
+    link = unsubscribe_url("https://acme", "k", "marketing", "email")
+    mailto = "mailto:unsubscribe@acme.example?subject=unsubscribe&body=" + quote(link, safe="")
+    assert message["List-Unsubscribe"] == f"<{link}>, <{mailto}>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
 def test_a_4xx_is_retried_with_backoff_until_it_succeeds(engine, templates, smtp) -> None:

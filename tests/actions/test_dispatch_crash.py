@@ -202,6 +202,7 @@ def dispatch_env(folder: Path, database_url: str, smtp_port: int) -> dict[str, s
         RAPPORT_SMTP_HOST=LOOPBACK,
         RAPPORT_SMTP_PORT=str(smtp_port),
         RAPPORT_SMTP_FROM="rapport@example.com",
+        RAPPORT_SECRET_KEY="crash-test-secret",
     )
     return env
 

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, distinct, func, insert, select
 
-from rapport.services.settings import get_settings
+from rapport.services.settings import Settings, get_settings
 from storage.imports import import_customers, import_events
 from storage.models import Customer
 from storage.outbox import store_messages
@@ -46,6 +46,7 @@ def configure(monkeypatch: pytest.MonkeyPatch, engine: Engine, tmp_path: Path, p
     monkeypatch.setenv("RAPPORT_SMTP_HOST", LOOPBACK)
     monkeypatch.setenv("RAPPORT_SMTP_PORT", str(port))
     monkeypatch.setenv("RAPPORT_SMTP_TLS", "none")
+    monkeypatch.setenv("RAPPORT_SECRET_KEY", "flow-test-secret")
     get_settings.cache_clear()
     context._engine.cache_clear()
 
@@ -193,6 +194,25 @@ def test_smtp_down_fails_the_run_visibly_and_loses_nothing(
     assert resumed["outcomes"] == {"sent": 30}
     assert statuses(engine) == {"sent": 30}
     assert len(set(emailed_ids(script))) == len(script.received) == 30
+
+
+@pytest.mark.parametrize("secret", [Settings.model_fields["secret_key"].default, ""])
+def test_a_dispatch_run_with_a_known_or_empty_secret_fails_before_sending(
+    world: tuple[Engine, SmtpScript], monkeypatch: pytest.MonkeyPatch, secret: str
+) -> None:
+    """A deployment run by a Prefect worker never passes through the command line's
+    check: the flow refuses to sign links with a secret anyone knows, and says why."""
+    from flows.dispatch import dispatch_outbox
+
+    engine, script = world
+    plan_emails(engine, 3)
+    monkeypatch.setenv("RAPPORT_SECRET_KEY", secret)
+    get_settings.cache_clear()
+    state = asyncio.run(dispatch_outbox(as_of=AS_OF.isoformat(), return_state=True))
+    assert state.is_failed()
+    with pytest.raises(ValueError, match="^RAPPORT_SECRET_KEY is (the documented default|empty), "):
+        state.result()
+    assert statuses(engine) == {"pending": 3} and script.received == []
 
 
 def test_a_major_complaint_gets_its_task_when_ingested(

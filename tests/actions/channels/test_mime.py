@@ -82,3 +82,29 @@ def test_the_same_key_gives_the_same_bytes() -> None:
     first = build_message(envelope(), "a@example.com", date=DATE)
     assert build_message(envelope(), "a@example.com", date=DATE) == first
     assert build_message(envelope(key="other"), "a@example.com", date=DATE) != first
+
+
+LINK = "https://rapport.example.com/unsubscribe?customer=c-001&channel=email&token=" + "a" * 32
+MAILTO = "mailto:unsubscribe@example.com?subject=unsubscribe&body=https%3A%2F%2Fr.example"
+
+
+@pytest.mark.parametrize(
+    ("uris", "one_click"),
+    [((LINK,), True), ((LINK, MAILTO), True), ((MAILTO,), False), (("http://x/u?t=1",), False)],
+)
+def test_list_unsubscribe_names_each_uri_and_one_click_needs_https(
+    uris: tuple[str, ...], one_click: bool
+) -> None:
+    """RFC 8058 §3.1: the POST header only beside an https URI."""
+    message = parse(build_message(envelope(list_unsubscribe=uris), "care@example.cn"))
+    assert message["List-Unsubscribe"] == ", ".join(f"<{uri}>" for uri in uris)
+    post = message["List-Unsubscribe-Post"]
+    assert post == ("List-Unsubscribe=One-Click" if one_click else None)
+
+
+@pytest.mark.parametrize(
+    "uri", [LINK + ">\r\nBcc: x@example.com", LINK + ",x", "https://例子.中国/u"]
+)
+def test_an_unsubscribe_uri_that_would_break_the_header_is_refused(uri: str) -> None:
+    with pytest.raises(ValueError, match="List-Unsubscribe"):
+        build_message(envelope(list_unsubscribe=(uri,)), "care@example.cn")

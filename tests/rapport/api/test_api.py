@@ -6,6 +6,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,11 +16,14 @@ import pytest
 import uvicorn
 from sqlalchemy import Engine, func, select
 
+from actions.templates import LOCALES
 from actions.unsubscribe import unsubscribe_url
+from engine.facts import MESSAGE_CHANNELS
 from rapport.api.app import create_app
 from rapport.api.keys import new_key
+from rapport.api.pages import TEXTS
 from rapport.cli.api import OPENAPI_FILE, openapi_document
-from rapport.services.settings import Settings
+from rapport.services.settings import DOCUMENTED_SECRET_KEY, Settings
 from storage.models import Customer
 from storage.tables import CUSTOMERS, EVENTS
 from tests.factories import NOW, add_customer, add_events
@@ -60,9 +64,18 @@ def api(engine: Engine) -> Iterator[Api]:
         database_url=engine.url.render_as_string(hide_password=False),
     )
     app = create_app(settings, engine)
+    with serving(app) as url:
+        yield Api(url, keys, app)
+
+
+@contextmanager
+def serving(app: Any, **options: Any) -> Iterator[str]:
+    """`app` on a real uvicorn server on 127.0.0.1, with these uvicorn `options`;
+    yields its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    config = uvicorn.Config(app, **{"log_level": "warning", "lifespan": "on", **options})
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
@@ -71,7 +84,7 @@ def api(engine: Engine) -> Iterator[Api]:
                 break
             threading.Event().wait(0.01)  # server start-up, not a clock the test depends on
         assert server.started
-        yield Api(f"http://127.0.0.1:{sock.getsockname()[1]}", keys, app)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
@@ -275,21 +288,82 @@ def test_the_signed_unsubscribe_link_round_trip(api: Api, engine: Engine) -> Non
     link = unsubscribe_url(api.url, SECRET, "c1", "email").removeprefix(api.url)
     tampered = link.replace("customer=c1", "customer=c2")
     assert api.call("GET", tampered).status_code == 403
-    assert api.call("POST", tampered).status_code == 403
+    refused = api.call("POST", tampered)
+    assert refused.status_code == 403 and refused.headers["content-type"].startswith("text/html")
     assert consent(engine, "c1")
     page = api.call("GET", link)
     assert page.status_code == 200 and "<form" in page.text
-    done = api.call("POST", link)
-    assert done.json() == {"customer_id": "c1", "channel": "email", "consent": False}
+    done = api.call("POST", link, data={"List-Unsubscribe": "One-Click"})  # the page's form
+    assert done.status_code == 200 and done.headers["content-type"].startswith("text/html")
+    assert "<form" not in done.text and "电子邮件" in done.text  # c1 reads zh-CN
     assert not consent(engine, "c1")
+
+
+def test_links_signed_with_the_documented_secret_prove_nothing(engine: Engine) -> None:
+    """`rapport api` refuses to start with it; an application built some other way
+    with it refuses every link, so forged links unsubscribe no one."""
+    add_customer(engine, "c1", consent_email=True)
+    settings = Settings(database_url=engine.url.render_as_string(hide_password=False))
+    with serving(create_app(settings, engine)) as url:
+        forged = unsubscribe_url(url, DOCUMENTED_SECRET_KEY, "c1", "email")
+        assert httpx.get(forged).status_code == 403
+        assert httpx.post(forged, data={"List-Unsubscribe": "One-Click"}).status_code == 403
+    assert consent(engine, "c1")
+
+
+def test_a_one_click_post_to_the_link_unsubscribes(api: Api, engine: Engine) -> None:
+    """RFC 8058: a mailbox provider POSTs `List-Unsubscribe=One-Click`, form-encoded, to
+    the https link of the List-Unsubscribe header; no key, no cookie, no page."""
+    add_customer(engine, "c1", consent_email=True)
+    link = unsubscribe_url(api.url, SECRET, "c1", "email").removeprefix(api.url)
+    one_click = api.call("POST", link, data={"List-Unsubscribe": "One-Click"})
+    assert one_click.status_code == 200, one_click.text
+    assert not consent(engine, "c1")
+    again = api.call("POST", link, data={"List-Unsubscribe": "One-Click"})
+    assert again.status_code == 200  # providers may retry: still unsubscribed, still 200
+
+
+@pytest.mark.parametrize(
+    ("locale", "channel", "asks", "button", "done"),
+    [
+        ("zh-CN", "email", "电子邮件", "退订", "已退订"),
+        ("zh-CN", "wechat", "微信", "退订", "已退订"),
+        ("en", "sms", "by SMS", "Unsubscribe", "You are unsubscribed"),
+        ("en", "app", "by app notification", "Unsubscribe", "You are unsubscribed"),
+    ],
+)
+def test_the_unsubscribe_page_speaks_the_customers_language_and_names_the_channel(
+    api: Api, engine: Engine, locale: str, channel: str, asks: str, button: str, done: str
+) -> None:
+    add_customer(engine, "c1", locale=locale, **{f"consent_{channel}": True})
+    link = unsubscribe_url(api.url, SECRET, "c1", channel).removeprefix(api.url)
+    page = api.call("GET", link)
+    assert page.status_code == 200 and f'<html lang="{locale}">' in page.text
+    assert asks in page.text and f">{button}</button>" in page.text
+    answer = api.call("POST", link, data={"List-Unsubscribe": "One-Click"})
+    assert answer.status_code == 200 and f'<html lang="{locale}">' in answer.text
+    assert done in answer.text and asks in answer.text
 
 
 def test_staff_can_record_an_unsubscribe(api: Api, engine: Engine) -> None:
     add_customer(engine, "c1", consent_email=True)
     body = {"customer_id": "c1", "channel": "email"}
     assert api.call("POST", "/unsubscribe", json=body).status_code == 401
-    assert api.call("POST", "/unsubscribe", "staff", json=body).status_code == 200
+    done = api.call("POST", "/unsubscribe", "staff", json=body)
+    assert done.json() == {"customer_id": "c1", "channel": "email", "consent": False}
     assert not consent(engine, "c1")
+    fax = api.call("POST", "/unsubscribe", "staff", json={**body, "channel": "fax"})
+    assert fax.status_code == 422 and fax.json()["detail"][0]["loc"] == ["body", "channel"]
+    empty = api.call("POST", "/unsubscribe", "staff")
+    assert empty.status_code == 422 and empty.json()["detail"][0]["loc"] == ["body"]
+    stranger = api.call("POST", "/unsubscribe", "staff", json={**body, "customer_id": "c9"})
+    assert stranger.status_code == 404
+
+
+def test_every_language_of_the_messages_has_its_unsubscribe_page() -> None:
+    assert set(TEXTS) == set(LOCALES)
+    for texts in TEXTS.values():
+        assert set(texts.channels) == set(MESSAGE_CHANNELS)
 
 
 def test_the_committed_openapi_document_is_current() -> None:

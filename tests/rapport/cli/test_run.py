@@ -29,6 +29,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("RAPPORT_TEMPLATES_DIR", str(ROOT / "templates" / "messages"))
     monkeypatch.setenv("RAPPORT_OUTBOX_DIR", str(tmp_path / "outbox"))
     monkeypatch.delenv("RAPPORT_SMTP_HOST", raising=False)
+    monkeypatch.setenv("RAPPORT_SECRET_KEY", "run-test-secret")
     get_settings.cache_clear()
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     yield tmp_path

@@ -79,6 +79,9 @@ def test_demo_runs_the_flows_and_a_second_run_adds_nothing(
     received = re.search(r"the SMTP sink received (\d+) emails", first.output)
     assert received is not None and int(received.group(1)) == emails_sent(database_url)
     assert "Remediation ledger" in first.output and "rapport serve --embedded" in first.output
+    # The README's secret is refused outside the demo: the demo signs with its own key
+    # (its emails were sent, above) and says how to make one for what comes next.
+    assert "export RAPPORT_SECRET_KEY=" in first.output
     private = personal_data(tmp_path / "demo" / "customers.csv")
     assert private and not [value for value in private if value in first.output]
     assert len(re.findall(r"^  \d{4}-\d{2}-\d{2}: firings \d+", first.output, re.M)) == 6
