@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from rapport.cli.common import console, database, fail, signing_settings
+from rapport.cli.common import console, database, fail, settings, signing_settings
 
 
 def serve(
