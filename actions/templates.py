@@ -23,11 +23,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from engine.facts import FACTS, FactType
-from engine.model import Rule
+from actions.template_samples import sample_contexts
+from engine.model import Position, Rule
 from engine.problems import Problem, did_you_mean
-from engine.ruletests import BASELINE
-from engine.vocabulary import EVENT_TYPES
 
 LOCALES = ("zh-CN", "en")
 DEFAULT_LOCALE = "zh-CN"
@@ -120,45 +118,9 @@ def _render(file: TemplateFile, context: dict[str, Any]) -> RenderedMessage:
     )
 
 
-_SAMPLES: dict[FactType, Any] = {
-    FactType.INTEGER: 3,
-    FactType.NUMBER: 128.5,
-    FactType.STRING: "sample",
-    FactType.BOOLEAN: True,
-    FactType.DATE: "2026-06-01",
-}
-
-
-def sample_context(event: str | None) -> dict[str, Any]:
-    """What a template of a rule with this trigger gets, with plausible values."""
-    context: dict[str, Any] = {
-        "customer": {
-            "id": "C000001",
-            "name": "王芳",
-            "locale": "zh-CN",
-            "segment": "consumer",
-            "tier": "mid",
-            "stage": "established",
-            "account_manager": "li.na",
-        },
-        "facts": {fact.name: BASELINE.get(fact.name, _SAMPLES[fact.type]) for fact in FACTS},
-        "suggestions": ["grinder", "milk-frother"],
-        "company": {"name": "Rapport", "service_phone": "400-000-0000", "website": "example.com"},
-        "unsubscribe_url": "https://example.com/unsubscribe?token=sample",
-    }
-    if event == "feedback":
-        context["reply_by"] = "11月30日（星期一）10:00"
-    if event is not None:
-        context["event"] = {
-            field.name: (field.choices[0] if field.choices else _SAMPLES[field.type])
-            for field in EVENT_TYPES[event].fields
-        }
-    return context
-
-
 def template_checker(directory: Path) -> Callable[[list[Rule]], list[Problem]]:
     """A check for the loader: every message template exists in every language and
-    renders against the context its rule's trigger provides."""
+    renders for every sample customer its rule can reach (`actions.template_samples`)."""
     templates = Templates(directory)
 
     def check(rules: list[Rule]) -> list[Problem]:
@@ -185,23 +147,32 @@ def template_checker(directory: Path) -> Callable[[list[Rule]], list[Problem]]:
                     )
                 for locale in LOCALES:
                     file = templates.files.get((name, locale))
-                    if file is None:
-                        continue
-                    try:
-                        _render(file, sample_context(rule.event))
-                    except TemplateError as error:
-                        problems.append(
-                            Problem(
-                                at.path,
-                                at.line,
-                                at.column,
-                                "template-error",
-                                f"{file.path}: {error}",
-                            )
-                        )
+                    if file is not None:
+                        problems += render_problems(file, rule, at)
         return problems
 
     return check
+
+
+def render_problems(file: TemplateFile, rule: Rule, at: Position) -> list[Problem]:
+    """What goes wrong rendering `file` for the sample customers `rule` reaches: each
+    distinct error once, with the first customer it happened for."""
+    errors: dict[str, str] = {}
+    for sample in sample_contexts(rule, LOCALES):
+        try:
+            _render(file, sample.context)
+        except Exception as error:  # whatever a template raises is a problem in its file
+            text = str(error) if isinstance(error, TemplateError) else describe(error)
+            errors.setdefault(text, sample.label)
+    return [
+        Problem(at.path, at.line, at.column, "template-error", f"{file.path}: {text} (for {label})")
+        for text, label in errors.items()
+    ]
+
+
+def describe(error: BaseException) -> str:
+    """An exception as one line: its type and message."""
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 def message_context(
