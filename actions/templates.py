@@ -3,8 +3,10 @@
 Operations write one YAML file per template and language under `templates/messages/`
 (`thank_you_guide.zh-CN.yaml`) with a `subject`, a `text` and optionally an `html`
 part. Rendering uses Jinja2's immutable sandbox with `StrictUndefined`, so a template
-cannot reach Python internals and a misspelt variable fails at `rapport rules check`
-against a sample context built from the vocabulary, not at send time.
+cannot reach Python internals and a misspelt variable fails at `rapport rules check`,
+which renders every template for each sample customer its rule can reach
+(`actions.template_samples`), not at send time; what still fails there fails that one
+message (`actions.dispatch`).
 """
 
 from __future__ import annotations
