@@ -25,6 +25,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from actions.privacy import error_text
 from actions.template_samples import sample_contexts
 from engine.model import Position, Rule
 from engine.problems import Problem, did_you_mean
@@ -164,17 +165,12 @@ def render_problems(file: TemplateFile, rule: Rule, at: Position) -> list[Proble
         try:
             _render(file, sample.context)
         except Exception as error:  # whatever a template raises is a problem in its file
-            text = str(error) if isinstance(error, TemplateError) else describe(error)
+            text = str(error) if isinstance(error, TemplateError) else error_text(error)
             errors.setdefault(text, sample.label)
     return [
         Problem(at.path, at.line, at.column, "template-error", f"{file.path}: {text} (for {label})")
         for text, label in errors.items()
     ]
-
-
-def describe(error: BaseException) -> str:
-    """An exception as one line: its type and message."""
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 def message_context(
