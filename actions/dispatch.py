@@ -11,6 +11,13 @@ but the hand-over itself and the recording of its outcome pass a `Turnstile` one
 message at a time: a SIGKILL can then leave at most one message accepted by the
 provider yet unrecorded, which is the one repeat (with the same key) a crash may cause.
 Run several dispatchers for more throughput.
+
+A message is the unit of failure. Whatever goes wrong with one message — its template
+fails for this customer, its address cannot be sent, the channel refuses it or raises —
+marks that message failed with the reason, masked (`actions.privacy`), and the batch
+goes on: retrying would fail the same way. Only a temporary failure is retried, and
+only an error recording an outcome (the database) ends the batch, after every other
+customer's outcome is recorded; its message stays claimed until the lease expires.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from sqlalchemy import Connection, Engine
 from actions.channels.base import Envelope, Sender, TemporaryFailure, Ticket, Turnstile
 from actions.guards import HOLDS, OPEN_COMPLAINT, Recipient, decide
 from actions.planning import steps_after_sending
-from actions.privacy import mask
+from actions.privacy import error_text, mask
 from actions.templates import Templates, message_context
 from actions.unsubscribe import unsubscribe_mailto, unsubscribe_url
 from engine.facts import MESSAGE_CHANNELS
@@ -89,6 +96,14 @@ def retry_delay(attempts: int, settings: DispatchSettings) -> timedelta:
 def triggering_events(connection: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
     """The events messages were planned for, as templates see them."""
     return {key: event_fields(row) for key, row in events_by_id(connection, ids).items()}
+
+
+def personal_values(customer: Mapping[str, Any]) -> tuple[str, ...]:
+    """What identifies this customer in text a provider or a template error may quote:
+    masked in every reason stored for their messages."""
+    return tuple(
+        str(customer[name]) for name in ("name", "email", "phone", "wechat") if customer.get(name)
+    )
 
 
 def recipient_for(customer: Mapping[str, Any], facts: Mapping[str, Any]) -> Recipient:
@@ -175,12 +190,16 @@ async def dispatch_once(
         # Outcomes are recorded on this one connection, each in a transaction of its
         # own; recording never awaits, so the customers' coroutines cannot interleave.
         job = _Job(connection, senders, templates, ruleset, now, settings, report, events, owned)
-        await asyncio.gather(
+        settled = await asyncio.gather(
             *(
                 job.customer(messages, customers[cid], facts[cid], counts.get(cid, 0))
                 for cid, messages in by_customer.items()
-            )
+            ),
+            return_exceptions=True,
         )
+    for outcome in settled:
+        if isinstance(outcome, BaseException):
+            raise outcome
     return report
 
 
@@ -220,7 +239,11 @@ class _Job:
     ) -> bool:
         worker, now = self.settings.worker, self.now
         policy = self.ruleset.policy
-        decision = decide(message, recipient, policy, now, capped_sent, message.held_since)
+        personal = personal_values(customer)
+        try:
+            decision = decide(message, recipient, policy, now, capped_sent, message.held_since)
+        except Exception as error:  # bad data on this customer: it fails the same way again
+            return self._fail(message, None, f"could not decide: {error_text(error, personal)}")
         self.report.reasons[decision.code] += 1
         if decision.outcome == "suppress":
             by_hold = decision.code in HOLDS  # gives the rule's re-entry back
@@ -245,10 +268,14 @@ class _Job:
         sender = self.senders.get(channel)
         if sender is None:
             return self._fail(message, channel, f"no sender configured for {channel}")
-        envelope = self._envelope(message, customer, facts, recipient, channel)
+        try:
+            envelope = self._envelope(message, customer, facts, recipient, channel)
+        except Exception as error:  # the template fails for this customer, every time
+            failed = f"template {message.template!r} did not render: {error_text(error, personal)}"
+            return self._fail(message, channel, failed)
         ticket = self.turnstile.ticket()
         try:
-            return await self._deliver(message, sender, envelope, channel, ticket)
+            return await self._deliver(message, sender, envelope, channel, ticket, personal)
         finally:
             ticket.release()
 
@@ -259,6 +286,7 @@ class _Job:
         envelope: Envelope,
         channel: str,
         ticket: Ticket,
+        personal: tuple[str, ...],
     ) -> bool:
         """Send, then record the outcome while `ticket` is still held."""
         worker, now = self.settings.worker, self.now
@@ -268,7 +296,7 @@ class _Job:
             self.report.reasons["temporary_failure"] += 1
             self.report.unavailable[channel] += 1
             if message.attempts >= self.settings.max_attempts:
-                gave_up = f"gave up after {message.attempts} attempts: {mask(str(error))}"
+                gave_up = f"gave up after {message.attempts} attempts: {mask(str(error), personal)}"
                 return self._fail(message, channel, gave_up)
             retry_at = now + retry_delay(message.attempts, self.settings)
             return self._settle(
@@ -278,12 +306,15 @@ class _Job:
                 worker,
                 retry_at,
                 f"retry: attempt {message.attempts} failed",
-                mask(str(error)),
+                mask(str(error), personal),
             )
+        except Exception as error:  # a channel that raises for a message raises again
+            return self._fail(message, channel, f"{channel} failed: {error_text(error, personal)}")
         if not delivery.accepted:
-            return self._fail(message, channel, mask(str(delivery.permanent_error)))
+            return self._fail(message, channel, mask(str(delivery.permanent_error), personal))
+        reply = mask(delivery.reply, personal)
         with self.connection.begin():
-            if mark_sent(self.connection, message.id, worker, channel, delivery.reply, now):
+            if mark_sent(self.connection, message.id, worker, channel, reply, now):
                 record_contact(self.connection, message, channel, now)
                 store_steps(self.connection, self._follow_ups(message), now)
         self.report.outcomes["sent"] += 1
@@ -351,9 +382,10 @@ class _Job:
         levels = self.ruleset.policy.service_levels
         return levels.target(event.get("level"), "first_response", event["occurred_at"])
 
-    def _fail(self, message: ClaimedMessage, channel: str, error: str) -> bool:
-        """Records a permanent failure on `channel`: no sender for it, the provider refused
-        the message, or the retries ran out. One place, so all three are counted alike."""
+    def _fail(self, message: ClaimedMessage, channel: str | None, error: str) -> bool:
+        """Records a permanent failure on `channel`: no sender for it, the message could
+        not be prepared, the provider refused it or raised, or the retries ran out. One
+        place, so all are counted alike."""
         return self._settle("failed", mark_failed, message.id, self.settings.worker, channel, error)
 
     def _settle(self, outcome: str, transition: Any, *arguments: Any) -> bool:

@@ -3,10 +3,12 @@
 Operations write one YAML file per template and language under `templates/messages/`
 (`thank_you_guide.zh-CN.yaml`) with a `subject`, a `text` and optionally an `html`
 part. Rendering uses Jinja2's immutable sandbox with `StrictUndefined`, so a template
-cannot reach Python internals and a misspelt variable fails at `rapport rules check`
-against a sample context built from the vocabulary, not at send time. Files are read
-with the bounds of rule files and rendered within those of `actions/template_limits.py`;
-a render error names the template file and line.
+cannot reach Python internals and a misspelt variable fails at `rapport rules check`,
+which renders every template for each sample customer its rule can reach
+(`actions.template_samples`), not at send time; what still fails there fails that one
+message (`actions.dispatch`). Files are read with the bounds of rule files and rendered
+within those of `actions/template_limits.py`; a render error names the template file
+and line.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from jinja2 import StrictUndefined, Template, TemplateError
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
+from actions.privacy import error_text
 from actions.template_limits import (
     BoundedEnvironment,
     TemplateLimit,
@@ -31,11 +34,9 @@ from actions.template_limits import (
     render_bounded,
     template_line,
 )
-from engine.facts import FACTS, FactType
+from actions.template_samples import sample_contexts
 from engine.model import Rule
 from engine.problems import Problem, did_you_mean
-from engine.ruletests import BASELINE
-from engine.vocabulary import EVENT_TYPES
 from engine.yamlsource import Source, parse
 
 LOCALES = ("zh-CN", "en")
@@ -159,45 +160,9 @@ def _render(file: TemplateFile, context: dict[str, Any]) -> RenderedMessage:
     )
 
 
-_SAMPLES: dict[FactType, Any] = {
-    FactType.INTEGER: 3,
-    FactType.NUMBER: 128.5,
-    FactType.STRING: "sample",
-    FactType.BOOLEAN: True,
-    FactType.DATE: "2026-06-01",
-}
-
-
-def sample_context(event: str | None) -> dict[str, Any]:
-    """What a template of a rule with this trigger gets, with plausible values."""
-    context: dict[str, Any] = {
-        "customer": {
-            "id": "C000001",
-            "name": "王芳",
-            "locale": "zh-CN",
-            "segment": "consumer",
-            "tier": "mid",
-            "stage": "established",
-            "account_manager": "li.na",
-        },
-        "facts": {fact.name: BASELINE.get(fact.name, _SAMPLES[fact.type]) for fact in FACTS},
-        "suggestions": ["grinder", "milk-frother"],
-        "company": {"name": "Rapport", "service_phone": "400-000-0000", "website": "example.com"},
-        "unsubscribe_url": "https://example.com/unsubscribe?token=sample",
-    }
-    if event == "feedback":
-        context["reply_by"] = "11月30日（星期一）10:00"
-    if event is not None:
-        context["event"] = {
-            field.name: (field.choices[0] if field.choices else _SAMPLES[field.type])
-            for field in EVENT_TYPES[event].fields
-        }
-    return context
-
-
 def template_checker(directory: Path) -> Callable[[list[Rule]], list[Problem]]:
     """A check for the loader: every message template exists in every language and
-    renders against the context its rule's trigger provides."""
+    renders for every sample customer its rule can reach (`actions.template_samples`)."""
     templates = Templates(directory)
 
     def check(rules: list[Rule]) -> list[Problem]:
@@ -227,22 +192,35 @@ def template_checker(directory: Path) -> Callable[[list[Rule]], list[Problem]]:
                     )
                 for locale in LOCALES:
                     file = templates.files.get((name, locale))
-                    if file is None:
-                        continue
-                    try:
-                        _render(file, sample_context(rule.event))
-                    except TemplateRenderError as error:
-                        problems.append(render_problem(error, rule))
+                    if file is not None:
+                        problems += render_problems(file, rule)
         return problems
 
     return check
 
 
-def render_problem(error: TemplateRenderError, rule: Rule) -> Problem:
-    """A render error as a problem at the template file's line."""
-    code = "template-limit" if isinstance(error.cause, TemplateLimit) else "template-error"
-    message = f"{error.part}: {error.cause.message} (sent by rule {rule.id!r})"
-    return Problem(str(error.path), error.line, 1, code, message)
+def render_problems(file: TemplateFile, rule: Rule) -> list[Problem]:
+    """What goes wrong rendering `file` for the sample customers `rule` reaches: each
+    distinct error once, at the template file's line, with the first customer it
+    happened for. A limit hit ends the check of this file: every other sample would
+    hit it too, each at the cost of the time limit."""
+    found: dict[tuple[int, str, str], str] = {}
+    for sample in sample_contexts(rule, LOCALES):
+        try:
+            _render(file, sample.context)
+        except TemplateRenderError as error:
+            limit = isinstance(error.cause, TemplateLimit)
+            key = (error.line, "template-limit" if limit else "template-error")
+            message = error.cause.message or type(error.cause).__name__
+            found.setdefault((*key, f"{error.part}: {message}"), sample.label)
+            if limit:
+                break
+        except Exception as error:  # whatever else a template raises is a problem in its file
+            found.setdefault((1, "template-error", error_text(error)), sample.label)
+    return [
+        Problem(str(file.path), line, 1, code, f"{text} (sent by rule {rule.id!r}, for {label})")
+        for (line, code, text), label in found.items()
+    ]
 
 
 def message_context(

@@ -2,11 +2,14 @@
 
 Flows only orchestrate: everything they call is a plain function of `engine/`,
 `actions/`, `storage/` or `rapport.services`, tested on its own. Flow parameters are
-plain values (an ISO time, numbers, paths), so a run can be started from the Prefect UI.
+plain values (an ISO time, numbers, paths, stored ids), so a run can be started from the
+Prefect UI; never personal data, which the UI would show. Log lines a run writes are
+masked (`actions.privacy`) by every handler they reach, Prefect's API handler included.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -16,6 +19,7 @@ from prefect.logging import get_run_logger
 from prefect.utilities.annotations import quote
 from sqlalchemy import Engine
 
+from actions.privacy import MaskingFilter
 from engine.model import RuleSet
 from rapport.services.clock import as_of_or_now
 from rapport.services.rules import rules_in_force
@@ -54,9 +58,23 @@ def moment(as_of: str | None) -> datetime:
     return as_of_or_now(as_of, get_settings().timezone)
 
 
+_MASKING = MaskingFilter()
+_RUN_LOGGERS = (None, "prefect", "prefect.flow_runs", "prefect.task_runs")
+
+
+def mask_run_logs() -> None:
+    """Every handler a run's log records reach masks personal data: the API handler
+    (what the Prefect UI shows) and the console. Idempotent; called as each flow starts,
+    since Prefect may set its handlers up again at any time before."""
+    for name in _RUN_LOGGERS:
+        for handler in logging.getLogger(name).handlers:
+            handler.addFilter(_MASKING)
+
+
 def flow_context(as_of: str | None) -> FlowContext:
     """Settings, a database with a current schema, and the rules in force (a new valid
     revision of `rules/` is recorded; an invalid one keeps the last good revision)."""
+    mask_run_logs()
     settings = get_settings()
     engine = _engine(settings.database_url)
     check_schema(engine)

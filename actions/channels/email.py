@@ -231,7 +231,10 @@ class SmtpSender:
         eight_bit = client.supports_extension("8bitmime")
         if eight_bit:
             options.append("BODY=8BITMIME")
-        payload = build_message(envelope, self._sender_address, eight_bit=eight_bit)
+        try:
+            payload = build_message(envelope, self._sender_address, eight_bit=eight_bit)
+        except ValueError as exc:  # nothing sent yet: the session stays clean
+            raise _Unsendable(f"invalid message: {exc}") from exc
         if client.supports_extension("size"):
             options.insert(0, f"SIZE={len(payload)}")
         encoding = "utf-8" if utf8 else "ascii"

@@ -24,7 +24,7 @@ import base64
 import hashlib
 from datetime import UTC, datetime
 from email.header import Header
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime, formataddr, parseaddr, quote
 
 from actions.channels.base import Envelope
 
@@ -130,11 +130,19 @@ def _text(value: str) -> str:
 
 
 def _address(value: str) -> str:
-    """An address header: a non-ASCII display name encoded, the address kept as is
-    (a non-ASCII address is only sent to servers offering SMTPUTF8)."""
+    """An address header: a non-ASCII display name encoded, the address kept as is.
+
+    An internationalised address (`用户@例子.中国`) is written as UTF-8 (RFC 6532):
+    it is only sent to servers offering SMTPUTF8, which take such headers as they are.
+    """
     if value.isascii():
         return value
     name, address = parseaddr(value)
     if not address:
         return value
-    return formataddr((name, address), charset="utf-8")
+    if address.isascii():
+        return formataddr((name, address), charset="utf-8")
+    if not name:
+        return address
+    shown = f'"{quote(name)}"' if name.isascii() else _text(name)
+    return f"{shown} <{address}>"

@@ -12,6 +12,7 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import Engine, select
 
+from actions.channels.base import Delivery, Envelope, Ticket
 from actions.channels.email import SmtpSender
 from actions.dispatch import DispatchReport, DispatchSettings, dispatch_once
 from actions.templates import Templates
@@ -20,7 +21,7 @@ from engine.model import RuleSet
 from storage.models import Event, OutboxMessage
 from storage.outbox import store_messages
 from storage.planned import PlannedMessage
-from storage.tables import MESSAGES
+from storage.tables import CUSTOMERS, MESSAGES
 from tests.conftest import fresh_engine
 from tests.factories import add_customer, add_events
 from tests.loopback import LOOPBACK, SmtpScript, SmtpServer, port_of, reserve_port
@@ -315,3 +316,96 @@ def test_cross_sell_skips_what_the_customer_already_bought(engine, tmp_path, smt
     assert asyncio.run(run()).outcomes["sent"] == 1
     (received,) = script.received
     assert received.message.get_payload(decode=True).decode().strip() == "tamper,milk-frother"
+
+
+# --- poison messages: one message is the unit of failure ----------------------------
+
+IDN = "用户@例子.中国"
+
+
+def poisoned_templates(folder: Path) -> Templates:
+    """The issue's template: a variable misspelt in a branch only some customers reach."""
+    folder.mkdir()
+    for locale in ("zh-CN", "en"):
+        (folder / f"note.{locale}.yaml").write_text(
+            'subject: "Hello {{ customer.name }}"\n'
+            "text: \"{% if customer.name == 'Poison' %}{{ customer.nme }}{% endif %}Note\"\n"
+        )
+    return Templates(folder)
+
+
+def outcomes(engine: Engine) -> dict[str, tuple[str, str | None]]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(OutboxMessage.customer_id, OutboxMessage.status, OutboxMessage.last_error)
+        ).all()
+    return {customer: (status, error) for customer, status, error in rows}
+
+
+@pytest.mark.parametrize("smtputf8", [True, False])
+def test_a_poison_message_fails_alone_with_its_reason(engine, tmp_path, smtputf8) -> None:
+    """c1's template branch has a misspelt variable, c2's address is internationalised:
+    c1 fails with the template's error, c2 goes out where the server offers SMTPUTF8 and
+    fails for good where it does not; everyone else is sent, nothing stays `sending`."""
+    script = SmtpScript()
+    server = SmtpServer(script, reserve_port(), enable_SMTPUTF8=smtputf8)
+    server.start()
+    try:
+        plan(engine, 4)
+        with engine.begin() as connection:
+            connection.execute(
+                CUSTOMERS.update().where(CUSTOMERS.c.id == "c1").values(name="Poison")
+            )
+            connection.execute(CUSTOMERS.update().where(CUSTOMERS.c.id == "c2").values(email=IDN))
+        report = dispatch(engine, poisoned_templates(tmp_path / "poison"), server.port, NOON)
+    finally:
+        server.stop()
+    settled = outcomes(engine)
+    assert settled["c1"][0] == "failed" and "nme" in str(settled["c1"][1])
+    assert "render" in str(settled["c1"][1])
+    assert {settled[c] for c in ("c0", "c3")} == {("sent", None)}
+    if smtputf8:
+        assert settled["c2"] == ("sent", None)
+        (idn,) = [r for r in script.received if r.rcpt_tos == [IDN]]
+        assert "SMTPUTF8" in idn.mail_options and idn.message["To"] == IDN
+    else:
+        assert settled["c2"][0] == "failed" and "SMTPUTF8" in str(settled["c2"][1])
+        assert "用户" not in str(settled["c2"][1])  # the reason does not quote the address
+    assert report.outcomes["failed"] == (1 if smtputf8 else 2)
+    assert report.claimed == 4 and sum(report.outcomes.values()) == 4
+
+
+class BrokenSender:
+    """A channel adapter with a bug for one recipient: it raises what it should not."""
+
+    def __init__(self, inner: SmtpSender, broken_for: str) -> None:
+        self.inner, self.broken_for = inner, broken_for
+
+    async def send(self, envelope: Envelope, ticket: Ticket | None = None) -> Delivery:
+        if envelope.recipient == self.broken_for:
+            raise KeyError(f"no route for {envelope.recipient}")
+        return await self.inner.send(envelope, ticket)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def test_a_channel_that_raises_fails_that_message_only(engine, templates, smtp) -> None:
+    script, server = smtp
+    plan(engine, 3)
+
+    async def run() -> DispatchReport:
+        inner = SmtpSender(LOOPBACK, server.port, sender_address="r@example.com", timeout=2.0)
+        sender = BrokenSender(inner, "c1@example.com")
+        try:
+            return await dispatch_once(engine, {"email": sender}, templates, RULES, NOON, SETTINGS)
+        finally:
+            await sender.close()
+
+    report = asyncio.run(run())
+    settled = outcomes(engine)
+    assert settled["c1"][0] == "failed"
+    assert "KeyError" in str(settled["c1"][1]) and "c1@example.com" not in str(settled["c1"][1])
+    assert settled["c0"] == settled["c2"] == ("sent", None)
+    assert report.outcomes == {"sent": 2, "failed": 1}
+    assert len(script.received) == 2

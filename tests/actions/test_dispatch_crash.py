@@ -1,11 +1,16 @@
 """`rapport dispatch` as real processes against a real SMTP server on loopback.
 
 Crash safety: a dispatcher is killed with SIGKILL at random points while it sends
-2,000 messages and restarted until everything is sent (two rounds of four kills, each
-round with a fresh database and SMTP server). Nothing may be lost, no message may
-arrive under a key that was not planned, every outbox row ends `sent`, and a key may
-arrive twice only when the dispatcher died between the server's acceptance and the
-commit of `sent` (at most one repeat per kill).
+2,000 messages and restarted until everything is sent (five rounds of two kills, each
+round with a fresh database and SMTP server). One customer in 50 has a poison message
+mixed into the batches: a template that fails for them (a misspelt variable in a branch
+only they take, a division by zero), an address the server refuses, one with a line
+break, or an internationalised one while the server does not offer SMTPUTF8 (every
+other round it does, and those go out). Nothing may be lost, no message may arrive
+under a key that was not planned or that was poison, every poison row ends `failed`
+with its reason and every other row `sent`, and a key may arrive twice only when the
+dispatcher died between the server's acceptance and the commit of `sent` (at most one
+repeat per kill).
 
 Killed dispatchers leave claimed rows behind. Instead of waiting for their leases to
 run out, each restart passes an `--as-of` later than the previous run's lease, so the
@@ -68,7 +73,21 @@ rules:
     actions: [{tag: {tag: crash}}]
     reentry: once
 """
-TEMPLATE = 'subject: "Hello {{ customer.name }}"\ntext: "Service note for {{ customer.id }}"\n'
+TEMPLATE = (
+    'subject: "Hello {{ customer.name }}"\n'
+    "text: \"{% if customer.name.startswith('Poison') %}{{ customer.nme }}{% endif %}"
+    "{% if customer.name.startswith('Zero') %}{{ 1 // (customer.id | length - 6) }}{% endif %}"
+    'Service note for {{ customer.id }}"\n'
+)
+POISON_EVERY = 50  # one customer in 50: 40 poison messages among 2,000
+POISONS = ("template", "runtime", "refused", "header", "idn")
+REASONS = {  # what the failed row's reason says, per poison
+    "template": "did not render: UndefinedError: 'dict object' has no attribute 'nme'",
+    "runtime": "did not render: ZeroDivisionError",
+    "refused": "recipient refused: 550",
+    "header": "invalid message: To contains a line break",
+    "idn": "the server does not offer SMTPUTF8",
+}
 
 KEY_HEADER = re.compile(rb"^X-Rapport-Key: (.*?)\r?$", re.MULTILINE | re.IGNORECASE)
 MESSAGE_ID_HEADER = re.compile(rb"^Message-ID: (.*?)\r?$", re.MULTILINE | re.IGNORECASE)
@@ -98,6 +117,7 @@ class KeySink(SmtpScript):
 
     keys: list[str] = field(default_factory=list)
     mismatched: list[str] = field(default_factory=list)  # a foreign Message-ID or recipient
+    addresses: dict[str, str] = field(default_factory=dict)  # customer → address, if unusual
     arrived: threading.Condition = field(init=False)
 
     def __post_init__(self) -> None:
@@ -113,7 +133,7 @@ class KeySink(SmtpScript):
             customer = key.split(":")[1] if key.count(":") == 2 else "?"
             if id_match is None or id_match[1].decode() != message_id(key):
                 self.mismatched.append(f"{key}: Message-ID {id_match and id_match[1]!r}")
-            if envelope.rcpt_tos != [f"{customer}@example.com"]:
+            if envelope.rcpt_tos != [self.addresses.get(customer, f"{customer}@example.com")]:
                 self.mismatched.append(f"{key}: sent to {envelope.rcpt_tos}")
             self.arrived.notify_all()
         return "250 Message accepted for delivery"
@@ -147,8 +167,31 @@ def sink() -> Iterator[tuple[KeySink, SmtpServer]]:
 # --- setting up a database and running `rapport dispatch` ---------------------------
 
 
-def plan_service_notes(engine: Engine, count: int) -> list[str]:
-    """`count` customers with email consent, and one due service message each."""
+def poison_for(number: int) -> str | None:
+    """Which poison customer `number`'s message carries, if any (see the docstring)."""
+    if number % POISON_EVERY != 7:
+        return None
+    return POISONS[number // POISON_EVERY % len(POISONS)]
+
+
+def poison_customer(customer: dict[str, Any], poison: str | None) -> dict[str, Any]:
+    """What makes a customer's message poison: their name (for the template), their
+    address, or (`refused`) the server's answer, set up in `KeySink.unknown_users`."""
+    ident = customer["id"]
+    if poison == "template":
+        customer["name"] = f"Poison {ident}"
+    elif poison == "runtime":
+        customer["name"] = f"Zero {ident}"
+    elif poison == "header":
+        customer["email"] = f"{ident}@example.com>\r\nRCPT TO:<all@example.com>"
+    elif poison == "idn":
+        customer["email"] = f"客户{ident}@例子.中国"
+    return customer
+
+
+def plan_service_notes(engine: Engine, count: int, poisoned: bool = False) -> list[str]:
+    """`count` customers with email consent, and one due service message each;
+    `poisoned`: one customer in 50 has a poison message (`poison_for`)."""
     customers: list[dict[str, Any]] = [
         {
             "id": f"c{n:05d}",
@@ -165,6 +208,8 @@ def plan_service_notes(engine: Engine, count: int) -> list[str]:
         }
         for n in range(count)
     ]
+    if poisoned:
+        customers = [poison_customer(c, poison_for(n)) for n, c in enumerate(customers)]
     planned = [
         PlannedMessage(
             f"crash_note.0:{c['id']}:once",
@@ -247,6 +292,8 @@ def statuses(engine: Engine) -> Counter[str]:
 
 @dataclass
 class RoundResult:
+    smtputf8: bool
+    poison: int  # poison messages planned
     kills: int
     repeats_per_kill: list[int]  # deliveries by a killed run that were delivered again later
     repeats: int  # deliveries beyond the first, over all keys
@@ -255,12 +302,22 @@ class RoundResult:
 
 
 def crash_round(
-    folder: Path, sink: KeySink, port: int, rng: random.Random
-) -> tuple[RoundResult, list[str], Engine]:
-    """Plan, then kill dispatchers mid-send and restart them until all is delivered."""
+    folder: Path, sink: KeySink, port: int, rng: random.Random, smtputf8: bool
+) -> tuple[RoundResult, dict[str, str | None], Engine]:
+    """Plan, then kill dispatchers mid-send and restart them until all is settled;
+    returns each planned key's poison (None: it must be delivered)."""
     folder.mkdir()
     engine = fresh_engine("sqlite", folder)
-    keys = plan_service_notes(engine, MESSAGE_COUNT)
+    planned = plan_service_notes(engine, MESSAGE_COUNT, poisoned=True)
+    keys = {key: poison_for(n) for n, key in enumerate(planned)}
+    if smtputf8:  # internationalised addresses go out: they are not poison then
+        for n, key in enumerate(planned):
+            if keys[key] == "idn":
+                keys[key] = None
+                sink.addresses[f"c{n:05d}"] = f"客户c{n:05d}@例子.中国"
+    for n, key in enumerate(planned):
+        if keys[key] == "refused":
+            sink.unknown_users.add(f"c{n:05d}@example.com")
     env = dispatch_env(folder, str(engine.url), port)
     started = time.perf_counter()
     as_of = NOON
@@ -297,8 +354,20 @@ def crash_round(
         sum(1 for index in superseded if begin <= index < end) for begin, end in killed_runs
     ]
     repeats = len(superseded)
-    result = RoundResult(len(killed_runs), repeats_per_kill, repeats, len(received), seconds)
+    poison = sum(1 for p in keys.values() if p)
+    result = RoundResult(
+        smtputf8, poison, len(killed_runs), repeats_per_kill, repeats, len(received), seconds
+    )
     return result, keys, engine
+
+
+def failed_reasons(engine: Engine) -> dict[str, str]:
+    """Each failed message's key and reason."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(MESSAGES.c.key, MESSAGES.c.last_error).where(MESSAGES.c.status == "failed")
+        ).all()
+    return {key: str(error) for key, error in rows}
 
 
 def test_killed_dispatchers_lose_nothing_and_repeat_at_most_once_per_kill(
@@ -308,21 +377,32 @@ def test_killed_dispatchers_lose_nothing_and_repeat_at_most_once_per_kill(
     results: list[RoundResult] = []
     repeated: list[str] = []
     for number in range(ROUNDS):
+        smtputf8 = number % 2 == 1
         script = KeySink()
-        server = SmtpServer(script, reserve_port())
+        server = SmtpServer(script, reserve_port(), enable_SMTPUTF8=smtputf8)
         server.start()
         try:
             result, planned, engine = crash_round(
-                tmp_path / f"round{number}", script, server.port, rng
+                tmp_path / f"round{number}", script, server.port, rng, smtputf8
             )
         finally:
             server.stop()
         try:
             received = Counter(script.keys)
-            assert set(planned) - set(received) == set(), "lost messages"
-            assert set(received) - set(planned) == set(), "messages under keys never planned"
+            good = {key for key, poison in planned.items() if poison is None}
+            assert good - set(received) == set(), "lost messages"
+            assert set(received) - good == set(), "poison or keys never planned delivered"
             assert script.mismatched == [], "a Message-ID or recipient not the key's"
-            assert statuses(engine) == Counter({"sent": MESSAGE_COUNT})
+            poison = len(planned) - len(good)
+            assert statuses(engine) == Counter({"sent": len(good), "failed": poison})
+            reasons = failed_reasons(engine)
+            wrong = {
+                key: reasons.get(key)
+                for key, kind in planned.items()
+                if kind and REASONS[kind] not in reasons.get(key, "")
+            }
+            assert wrong == {}, "poison rows without their reason"
+            assert not any("@例子" in r or "@example.com" in r for r in reasons.values())
         finally:
             engine.dispose()
         results.append(result)
@@ -330,13 +410,19 @@ def test_killed_dispatchers_lose_nothing_and_repeat_at_most_once_per_kill(
         print(
             f"\ncrash round {number}: {result.kills} kills, {result.repeats} repeats "
             f"(per kill: {result.repeats_per_kill}), {result.received} received for "
-            f"{MESSAGE_COUNT} planned, {result.seconds:.1f} s"
+            f"{len(good)} deliverable, {poison} poison failed with their reason "
+            f"(SMTPUTF8 {'offered' if smtputf8 else 'not offered'}), {result.seconds:.1f} s"
         )
     kills = sum(r.kills for r in results)
     repeats = sum(r.repeats for r in results)
-    print(f"crash rounds: {kills} kills, {repeats} repeats (same key), 0 lost, 0 foreign keys")
+    poisoned = sum(r.poison for r in results)
+    print(
+        f"crash rounds: {kills} kills, {repeats} repeats (same key), 0 lost, 0 foreign keys, "
+        f"{poisoned} poison messages, all failed with their reason"
+    )
     record_property("kills", kills)
     record_property("repeats", repeats)
+    record_property("poison", poisoned)
     record_property("rounds", json.dumps([r.__dict__ for r in results]))
     assert kills >= 5
     # Every repeat comes from a run that was killed, and no kill repeats more than the

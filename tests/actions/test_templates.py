@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from jinja2 import TemplateError
 
-from actions.templates import Templates, message_context, sample_context
+from actions.template_samples import sample_context
+from actions.templates import Templates, message_context, template_checker
+from engine.loader import load_rules
 
 FACTS = sample_context(None)["facts"]
 
@@ -99,3 +101,74 @@ def test_bounded_templates_still_render_loops_filters_and_escaping(tmp_path: Pat
     rendered = Templates(tmp_path).render("fine", "en", data)
     assert rendered.text == "1.   GRINDER   2.    KETTLE   a, b 00042 xxx 1024"
     assert rendered.html is not None and rendered.html.endswith("1024<b>")
+
+
+# --- `rules check` renders every branch a customer can reach ------------------------
+
+RULE = """\
+rules:
+  - id: poison_note
+    description: Sends the note.
+    trigger: {trigger}
+    when:
+{when}
+    actions:
+      - send_message: {{template: note, purpose: service}}
+    reentry: {reentry}
+"""
+
+
+def check_rule(tmp_path: Path, text: str, trigger: str = "schedule", when: str = "") -> list[str]:
+    """The problems `rules check` reports for one rule whose template has `text`."""
+    templates, rules = tmp_path / "templates", tmp_path / "rules"
+    for locale in ("zh-CN", "en"):
+        write(templates, f"note.{locale}.yaml", f'subject: "Note"\ntext: "{text}"\n')
+    reentry = "per_event" if trigger != "schedule" else "once"
+    when = when or "      - has_online_consent: true"
+    write(rules, "note.yaml", RULE.format(trigger=trigger, when=when, reentry=reentry))
+    return [
+        f"{p.line}: {p.code}: {p.message}"
+        for p in load_rules(rules, template_checker(templates)).problems
+    ]
+
+
+@pytest.mark.parametrize(
+    ("branch", "trigger"),
+    [
+        ("customer.tier == 'base'", "schedule"),
+        ("customer.tier == 'high'", "schedule"),
+        ("customer.segment == 'enterprise'", "schedule"),
+        ("customer.locale == 'en'", "schedule"),
+        ("customer.stage == 'dormant'", "schedule"),
+        ("not customer.name", "schedule"),
+        ("not customer.account_manager", "schedule"),
+        ("not suggestions", "{event: purchase}"),
+        ("facts.last_purchase_on is none", "schedule"),
+        ("event.level == 'major'", "{event: feedback}"),
+        ("event.channel == 'phone'", "{event: contact}"),
+    ],
+)
+def test_rules_check_renders_every_branch_a_customer_can_reach(
+    tmp_path: Path, branch: str, trigger: str
+) -> None:
+    """The issue's template: a misspelt variable inside a branch only some customers
+    take passes a check that renders one sample customer."""
+    problems = check_rule(
+        tmp_path, f"{{% if {branch} %}}{{{{ customer.nme }}}}{{% endif %}}ok", trigger
+    )
+    assert problems and all("template-error" in p and "nme" in p for p in problems), problems
+    assert all(p.startswith("2: ") for p in problems)  # the template's `text:` line
+
+
+def test_a_branch_the_rule_cannot_reach_is_not_an_error(tmp_path: Path) -> None:
+    """A rule for high-tier customers never renders the base-tier branch."""
+    text = "{% if customer.tier == 'base' %}{{ customer.nme }}{% endif %}ok"
+    assert check_rule(tmp_path, text, when="      - tier: high") == []
+    assert check_rule(tmp_path, text, when="      - tier: {in: [mid, base]}") != []
+
+
+def test_a_render_error_that_is_not_a_template_error_is_a_problem(tmp_path: Path) -> None:
+    """A nullable fact used in arithmetic fails for customers without it: reported,
+    never a crash of `rules check`."""
+    problems = check_rule(tmp_path, "{{ facts.days_since_last_purchase + 1 }}")
+    assert problems and "template-error" in problems[0] and "TypeError" in problems[0]

@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import Engine, distinct, func, insert, select
 
 from rapport.services.settings import Settings, get_settings
-from storage.imports import import_customers, import_events
+from storage.imports import import_customers, import_event_list, import_events
 from storage.models import Customer
 from storage.outbox import store_messages
 from storage.planned import PlannedMessage
@@ -233,15 +233,17 @@ def test_a_major_complaint_gets_its_task_when_ingested(
         "category": "complaint",
         "text": "Several of our stores received the wrong goods.",
     }
-    figures = ingest_events(events=[complaint], as_of=AS_OF.isoformat())
-    assert figures["inserted"] == 1 and figures["tasks opened"] >= 1
+    stored = import_event_list(engine, [complaint], imported_at=AS_OF).stored_ids
+    assert stored == ["api-complaint-1"]
+    figures = ingest_events(event_ids=stored, as_of=AS_OF.isoformat())
+    assert figures["tasks opened"] >= 1
     with engine.connect() as connection:
         owners = set(
             connection.scalars(select(TASKS.c.owner_role).where(TASKS.c.customer_id == customer))
         )
     assert "management" in owners
-    again = ingest_events(events=[complaint], as_of=AS_OF.isoformat())
-    assert again["inserted"] == 0 and again["tasks opened"] == 0
+    again = ingest_events(event_ids=stored, as_of=AS_OF.isoformat())
+    assert again["tasks opened"] == 0
 
 
 @pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
