@@ -35,7 +35,7 @@ from actions.channels.base import Envelope, Sender, TemporaryFailure, Ticket, Tu
 from actions.guards import HOLDS, OPEN_COMPLAINT, Recipient, decide
 from actions.planning import steps_after_sending
 from actions.privacy import error_text, mask
-from actions.templates import Templates, message_context
+from actions.templates import TemplateRenderError, Templates, message_context
 from actions.unsubscribe import unsubscribe_mailto, unsubscribe_url
 from engine.facts import MESSAGE_CHANNELS
 from engine.model import RuleSet
@@ -271,7 +271,14 @@ class _Job:
         try:
             envelope = self._envelope(message, customer, facts, recipient, channel)
         except Exception as error:  # the template fails for this customer, every time
-            failed = f"template {message.template!r} did not render: {error_text(error, personal)}"
+            where, cause = "", error
+            if isinstance(error, TemplateRenderError):  # the file and line an editor needs
+                where = f"{error.path.name}:{error.line}: {error.part}: "
+                cause = error.cause
+            failed = (
+                f"template {message.template!r} did not render: "
+                f"{where}{error_text(cause, personal)}"
+            )
             return self._fail(message, channel, failed)
         ticket = self.turnstile.ticket()
         try:

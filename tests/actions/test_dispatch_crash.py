@@ -82,7 +82,7 @@ TEMPLATE = (
 POISON_EVERY = 50  # one customer in 50: 40 poison messages among 2,000
 POISONS = ("template", "runtime", "refused", "header", "idn")
 REASONS = {  # what the failed row's reason says, per poison
-    "template": "did not render: UndefinedError: 'dict object' has no attribute 'nme'",
+    "template": "text: UndefinedError: 'dict object' has no attribute 'nme'",
     "runtime": "did not render: ZeroDivisionError",
     "refused": "recipient refused: 550",
     "header": "invalid message: To contains a line break",
