@@ -31,7 +31,8 @@ CODES: dict[str, tuple[str, str]] = {
     ),
     "number-too-large": (
         "parse",
-        "An integer beyond ±2^53, or a window of days beyond 36,500: more than the engine holds.",
+        "An integer beyond ±2^53, a decimal below 0.0001 or from 10^16 up, or a window of "
+        "days beyond 36,500: more than the engine holds.",
     ),
     "resource-limit": (
         "parse",

@@ -12,6 +12,7 @@ engine cannot hold exactly.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,8 +145,24 @@ class _Constructor(RoundTripConstructor):
             )
         return value
 
+    def construct_bounded_float(self, node: Any) -> Any:
+        """A float the engine can read: durable_rules' JSON reader refuses the exponent
+        form Python writes below 0.0001 and from 10^16 up ("error code: 204", seen
+        when evaluate compiled `gte: 0.00001`). NaN and infinities pass through: the
+        condition checks call them "not a finite number"."""
+        value = self.construct_yaml_float(node)
+        if math.isfinite(value) and "e" in repr(float(value)):
+            raise LimitError(
+                "number-too-large",
+                f"{float(value)!r} is beyond the numbers the rule engine reads: write one "
+                "from ±0.0001 to ±10^15, or 0",
+                node.start_mark,
+            )
+        return value
+
 
 _Constructor.add_constructor("tag:yaml.org,2002:timestamp", RoundTripConstructor.construct_yaml_str)
+_Constructor.add_constructor("tag:yaml.org,2002:float", _Constructor.construct_bounded_float)
 _Constructor.add_constructor("tag:yaml.org,2002:int", _Constructor.construct_bounded_int)
 
 
