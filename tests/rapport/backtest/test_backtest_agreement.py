@@ -25,7 +25,6 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from actions.channels.base import Delivery, Envelope, Ticket
 from actions.dispatch import DispatchSettings, dispatch_once
 from actions.templates import Templates
 from engine.facts import MESSAGE_CHANNELS
@@ -42,6 +41,7 @@ from storage.tables import CUSTOMERS, EVENTS, FIRINGS, MESSAGES, TASKS
 from storage.tasks import close_task, raise_overdue_events
 from tests.factories import add_customer, add_events
 from tests.paths import ROOT
+from tests.senders import AcceptingSender
 
 ROOT = ROOT
 SHANGHAI = "Asia/Shanghai"
@@ -256,18 +256,6 @@ def build_history(engine: Engine) -> None:
         segment="enterprise",
         created_at=LATE_JOINER[1],
     )
-
-
-class AcceptingSender:
-    """A provider that accepts every message."""
-
-    async def send(self, envelope: Envelope, ticket: Ticket | None = None) -> Delivery:
-        if ticket is not None:
-            await ticket.enter()
-        return Delivery("250 accepted")
-
-    async def close(self) -> None:
-        return None
 
 
 class LiveRun:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
-from actions.channels.base import Delivery, Envelope, Ticket
 from actions.dispatch import DispatchSettings, dispatch_once
 from actions.templates import Templates
 from engine.facts import MESSAGE_CHANNELS
@@ -23,6 +22,7 @@ from storage.revisions import activate
 from storage.tables import MESSAGES
 from tests.factories import add_customer, add_events
 from tests.paths import ROOT
+from tests.senders import AcceptingSender
 
 START = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)  # a Monday, 08:00 in Shanghai
 CADENCE = {
@@ -30,16 +30,6 @@ CADENCE = {
     "mid_biweekly_message": 14,
     "base_monthly_service_reminder": 30,
 }
-
-
-class AcceptingSender:
-    async def send(self, envelope: Envelope, ticket: Ticket | None = None) -> Delivery:
-        if ticket is not None:
-            await ticket.enter()
-        return Delivery("250 accepted")
-
-    async def close(self) -> None:
-        return None
 
 
 def test_twelve_weeks_of_cadence_are_exactly_on_rhythm(engine: Engine, tmp_path: Path) -> None:

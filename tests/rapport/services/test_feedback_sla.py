@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
 
-from actions.channels.base import Delivery, Envelope, Ticket
 from actions.dispatch import DispatchSettings, dispatch_once
 from actions.templates import Templates
 from engine.facts import MESSAGE_CHANNELS
@@ -24,6 +23,7 @@ from storage.tables import TASKS
 from storage.tasks import raise_overdue_events
 from tests.factories import add_customer, add_events
 from tests.paths import ROOT
+from tests.senders import AcceptingSender
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 RULESET = load_rules(ROOT / "rules").ruleset
@@ -151,27 +151,11 @@ def test_a_major_item_counts_around_the_clock(engine: Engine) -> None:
     assert (task["owner_role"], task["due_at"]) == ("management", local("2026-11-29T23:00"))
 
 
-class Recording:
-    """A provider that accepts every message and keeps it."""
-
-    def __init__(self) -> None:
-        self.sent: list[Envelope] = []
-
-    async def send(self, envelope: Envelope, ticket: Ticket | None = None) -> Delivery:
-        if ticket is not None:
-            await ticket.enter()
-        self.sent.append(envelope)
-        return Delivery("250 accepted")
-
-    async def close(self) -> None:
-        return None
-
-
 def test_the_acknowledgement_promises_the_deadline_its_task_has(engine: Engine) -> None:
     customer(engine, locale="en")
     add_events(engine, "c1", feedback("fb1", "2026-11-27T23:00", "general"))
     react(engine, "2026-11-27T23:02", "fb1")
-    sender = Recording()
+    sender = AcceptingSender()
     settings = DispatchSettings(
         "w1", {"name": "Rapport", "service_phone": "400", "website": "x"}, "http://x", "k"
     )

@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from actions.channels.base import Delivery, Envelope, Ticket
 from actions.dispatch import DispatchSettings, dispatch_once
 from actions.templates import Templates
 from engine.facts import MESSAGE_CHANNELS
@@ -30,19 +29,10 @@ from storage.revisions import activate
 from storage.tables import EVENTS, MESSAGES
 from tests.factories import add_customer, add_events
 from tests.paths import ROOT
+from tests.senders import AcceptingSender
 
 MONDAY = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai
 COMPLAINT = "fb-1"
-
-
-class AcceptingSender:
-    async def send(self, envelope: Envelope, ticket: Ticket | None = None) -> Delivery:
-        if ticket is not None:
-            await ticket.enter()
-        return Delivery("250 accepted")
-
-    async def close(self) -> None:
-        return None
 
 
 SENDERS = {channel: AcceptingSender() for channel in MESSAGE_CHANNELS}
