@@ -321,6 +321,6 @@ def test_a_bare_date_as_of_is_read_in_the_configured_timezone(
     evaluated = evaluate_rules(as_of="2026-06-30", batch_size=25)
     assert evaluated["customers"] == 20 and evaluated["firings"] > 0
     with engine.connect() as connection:
-        moments = set(connection.scalars(select(distinct(FIRINGS.c.as_of))))
+        moments = set(connection.scalars(select(FIRINGS.c.as_of).distinct()))
     as_utc = {m.replace(tzinfo=UTC) if m.tzinfo is None else m.astimezone(UTC) for m in moments}
     assert as_utc == {datetime(2026, 6, 29, 16, 0, tzinfo=UTC)}
