@@ -22,7 +22,6 @@ from ruamel.yaml.comments import CommentedMap
 
 from engine.durations import parse_duration
 from engine.facts import MESSAGE_CHANNELS
-from engine.policy import subsection
 from engine.yamlsource import Source
 
 MEASURES_KEYS = (
@@ -157,7 +156,7 @@ def _number(value: object) -> bool:
 
 
 def _control_group(source: Source, node: CommentedMap) -> dict[str, ControlGroup]:
-    section = subsection(source, node, "control_group", "{percent: 5, salt: 'any text'}")
+    section = source.section(node, "control_group", "{percent: 5, salt: 'any text'}")
     if section is None:
         return {}
     source.unknown_keys(section, ("percent", "salt"), "control_group key")
@@ -179,7 +178,7 @@ def _control_group(source: Source, node: CommentedMap) -> dict[str, ControlGroup
 
 
 def _costs(source: Source, node: CommentedMap) -> dict[str, Mapping[str, float]]:
-    section = subsection(source, node, "costs", "{messages: {email: 0.05}, tasks: {default: 40}}")
+    section = source.section(node, "costs", "{messages: {email: 0.05}, tasks: {default: 40}}")
     if section is None:
         return {}
     source.unknown_keys(section, ("messages", "tasks"), "costs key")
@@ -190,7 +189,7 @@ def _costs(source: Source, node: CommentedMap) -> dict[str, Mapping[str, float]]
     ):
         if key not in section:
             continue
-        costs = subsection(source, section, key, "of name: cost per item")
+        costs = source.section(section, key, "of name: cost per item")
         if costs is None:
             continue
         if names is not None:

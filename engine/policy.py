@@ -195,12 +195,8 @@ def parse_policy(source: Source, node: Any, at: tuple[int, int]) -> Policy:
     return Policy(**values)
 
 
-def subsection(source: Source, node: CommentedMap, key: str, shape: str) -> CommentedMap | None:
-    return source.section(node, key, shape)
-
-
 def _quiet_hours(source: Source, node: CommentedMap) -> dict[str, time]:
-    section = subsection(source, node, "quiet_hours", "{start: '21:00', end: '08:00'}")
+    section = source.section(node, "quiet_hours", "{start: '21:00', end: '08:00'}")
     if section is None:
         return {}
     source.unknown_keys(section, ("start", "end"), "quiet_hours key")
@@ -216,8 +212,8 @@ def _quiet_hours(source: Source, node: CommentedMap) -> dict[str, time]:
 
 
 def _frequency_cap(source: Source, node: CommentedMap) -> dict[str, Any]:
-    section = subsection(
-        source, node, "frequency_cap", "{marketing: 2, window: 7d, counts: [marketing]}"
+    section = source.section(
+        node, "frequency_cap", "{marketing: 2, window: 7d, counts: [marketing]}"
     )
     if section is None:
         return {}
@@ -265,7 +261,7 @@ def _cap_counts(source: Source, section: CommentedMap) -> dict[str, tuple[str, .
 
 
 def _complaint_hold(source: Source, node: CommentedMap) -> dict[str, timedelta]:
-    section = subsection(source, node, "complaint_hold", "{limit: 14d}")
+    section = source.section(node, "complaint_hold", "{limit: 14d}")
     if section is None:
         return {}
     source.unknown_keys(section, ("limit",), "complaint_hold key")
@@ -281,7 +277,7 @@ def _complaint_hold(source: Source, node: CommentedMap) -> dict[str, timedelta]:
 def _channel_defaults(source: Source, node: CommentedMap) -> Mapping[str, tuple[str, ...]]:
     """The given audiences' lists over the defaults; a bad list keeps its default."""
     merged = dict(DEFAULT_CHANNELS)
-    section = subsection(source, node, "channel_defaults", "of audience: [channels]")
+    section = source.section(node, "channel_defaults", "of audience: [channels]")
     if section is None:
         return merged
     source.unknown_keys(section, AUDIENCES, "audience")
