@@ -17,7 +17,7 @@ Everything here is pure: the caller passes the start; nothing reads a clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -112,26 +112,25 @@ class BusinessCalendar:
         moment = self._spend(moment, rest)
         return moment.replace(tzinfo=zone).astimezone(UTC)
 
-    def _working(self, local: datetime) -> datetime:
-        """`local` if it is working time, else the next opening."""
-        day = local.date()
-        for _ in range(_SEARCH_DAYS):
-            window = self.window(day)
-            if window is not None and local < window[1]:
-                return max(local, window[0])
-            day += _DAY
-        raise ValueError("the business calendar has no working day in two years")
-
-    def _next_day_at(self, local: datetime) -> datetime:
-        """The same time of day on the next working day (within that day's hours)."""
-        day = local.date() + _DAY
+    def _windows(self, day: date) -> Iterator[tuple[datetime, datetime]]:
+        """The working hours of `day` and the working days after it, in order."""
         for _ in range(_SEARCH_DAYS):
             window = self.window(day)
             if window is not None:
-                wanted = datetime.combine(day, local.time())
-                return min(max(wanted, window[0]), window[1])
+                yield window
             day += _DAY
         raise ValueError("the business calendar has no working day in two years")
+
+    def _working(self, local: datetime) -> datetime:
+        """`local` if it is working time, else the next opening."""
+        opening, _ = next(w for w in self._windows(local.date()) if local < w[1])
+        return max(local, opening)
+
+    def _next_day_at(self, local: datetime) -> datetime:
+        """The same time of day on the next working day (within that day's hours)."""
+        opening, closing = next(self._windows(local.date() + _DAY))
+        wanted = datetime.combine(opening.date(), local.time())
+        return min(max(wanted, opening), closing)
 
     def _spend(self, local: datetime, amount: timedelta) -> datetime:
         moment = self._working(local)
