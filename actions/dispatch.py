@@ -248,7 +248,7 @@ class _Job:
         if decision.outcome == "suppress":
             by_hold = decision.code in HOLDS  # gives the rule's re-entry back
             return self._settle(
-                "suppressed", mark_suppressed, message.id, worker, decision.reason, by_hold
+                "suppressed", mark_suppressed, message.id, worker, now, decision.reason, by_hold
             )
         if decision.outcome == "defer":
             assert decision.send_at is not None
@@ -258,6 +258,7 @@ class _Job:
                 postpone,
                 message.id,
                 worker,
+                now,
                 decision.send_at,
                 decision.reason,
                 None,
@@ -311,6 +312,7 @@ class _Job:
                 postpone,
                 message.id,
                 worker,
+                now,
                 retry_at,
                 f"retry: attempt {message.attempts} failed",
                 mask(str(error), personal),
@@ -393,7 +395,8 @@ class _Job:
         """Records a permanent failure on `channel`: no sender for it, the message could
         not be prepared, the provider refused it or raised, or the retries ran out. One
         place, so all are counted alike."""
-        return self._settle("failed", mark_failed, message.id, self.settings.worker, channel, error)
+        worker = self.settings.worker
+        return self._settle("failed", mark_failed, message.id, worker, self.now, channel, error)
 
     def _settle(self, outcome: str, transition: Any, *arguments: Any) -> bool:
         if outcome in ("failed", "retrying"):

@@ -124,6 +124,24 @@ class OutboxMessage(SQLModel, table=True):
     created_at: datetime
 
 
+class OutboxJournal(SQLModel, table=True):
+    """Every decision the dispatcher took on a message, in order: the outbox row keeps
+    only the latest, and a customer's history must show each deferral, attempt and
+    result with its reason (reasons are masked before they are stored)."""
+
+    __tablename__ = "outbox_journal"
+    __table_args__ = (Index("ix_outbox_journal_message", "message_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="outbox_messages.id")
+    at: datetime
+    status: str = Field(max_length=20)  # sent, pending (deferred or retrying), suppressed, failed
+    channel: str | None = Field(default=None, max_length=20)
+    reason: str | None = None
+    attempt: int = 0
+    due_at: datetime | None = None  # when a deferred or retried message is due again
+
+
 class StaffTask(SQLModel, table=True):
     """Work for a person; complex and major feedback items are remediation-ledger tasks."""
 

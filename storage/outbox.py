@@ -8,6 +8,8 @@ safe with several dispatchers at once: PostgreSQL skips rows another dispatcher 
 locked, SQLite serialises writers. A row whose dispatcher died is claimed again once
 its lease expires. Every transition after the claim names the claiming dispatcher,
 so a dispatcher whose lease was taken over cannot overwrite the new owner's outcome.
+Every settled transition is also written to the journal (`outbox_journal`), the row's
+state as it was settled, so a customer's history shows each deferral and attempt.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy import (
     Engine,
     and_,
     bindparam,
+    case,
     exists,
     func,
     insert,
@@ -35,7 +38,7 @@ from storage.events import event_row
 from storage.facts import with_open_complaints
 from storage.firings import give_back
 from storage.planned import PlannedMessage
-from storage.tables import EVENTS, FIRINGS, MESSAGES
+from storage.tables import EVENTS, FIRINGS, JOURNAL, MESSAGES
 
 CONTACT_PREFIX = "rapport:"  # the ids of the contact events deliveries record
 
@@ -168,8 +171,11 @@ def claim_due(
     )
 
 
-def _settle(connection: Connection, message_id: int, worker: str, **values: object) -> bool:
-    """Applies an outcome if `worker` still holds the row; False if it lost the lease."""
+def _settle(
+    connection: Connection, message_id: int, worker: str, at: datetime, **values: object
+) -> bool:
+    """Applies an outcome if `worker` still holds the row, and journals it; False if it
+    lost the lease."""
     result = connection.execute(
         update(MESSAGES)
         .where(
@@ -179,7 +185,26 @@ def _settle(connection: Connection, message_id: int, worker: str, **values: obje
         )
         .values(claimed_by=None, lease_until=None, **values)
     )
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    connection.execute(_JOURNAL, {"message_id": message_id, "at": at})
+    return True
+
+
+# The settled row as the journal keeps it: one statement, built once, reading the
+# values the transition has just written.
+_JOURNAL = insert(JOURNAL).from_select(
+    ["message_id", "at", "status", "channel", "reason", "attempt", "due_at"],
+    select(
+        MESSAGES.c.id,
+        bindparam("at", type_=JOURNAL.c.at.type),
+        MESSAGES.c.status,
+        MESSAGES.c.channel,
+        MESSAGES.c.reason,
+        MESSAGES.c.attempts,
+        case((MESSAGES.c.status == "pending", MESSAGES.c.due_at)),
+    ).where(MESSAGES.c.id == bindparam("message_id")),
+)
 
 
 # Sending is the hot path: its two statements are built once, so SQLAlchemy reuses
@@ -219,17 +244,26 @@ def mark_sent(
         "reply": reply,
         "at": at,
     }
-    return connection.execute(_SENT, parameters).rowcount == 1
+    if connection.execute(_SENT, parameters).rowcount != 1:
+        return False
+    connection.execute(_JOURNAL, {"message_id": message_id, "at": at})
+    return True
 
 
 def mark_failed(
-    connection: Connection, message_id: int, worker: str, channel: str | None, error: str
+    connection: Connection,
+    message_id: int,
+    worker: str,
+    at: datetime,
+    channel: str | None,
+    error: str,
 ) -> bool:
     """A permanent failure: never retried."""
     return _settle(
         connection,
         message_id,
         worker,
+        at,
         status="failed",
         channel=channel,
         last_error=error,
@@ -238,11 +272,16 @@ def mark_failed(
 
 
 def mark_suppressed(
-    connection: Connection, message_id: int, worker: str, reason: str, held: bool = False
+    connection: Connection,
+    message_id: int,
+    worker: str,
+    at: datetime,
+    reason: str,
+    held: bool = False,
 ) -> bool:
     """Suppressed for `reason`; `held`: by a hold, which gives re-entry back once the
     firing has nothing else outstanding (`storage.firings.give_back`)."""
-    settled = _settle(connection, message_id, worker, status="suppressed", reason=reason)
+    settled = _settle(connection, message_id, worker, at, status="suppressed", reason=reason)
     if settled and held:
         firing = select(MESSAGES.c.firing_id).where(MESSAGES.c.id == message_id)
         give_back(connection, connection.scalar(firing))
@@ -253,6 +292,7 @@ def postpone(
     connection: Connection,
     message_id: int,
     worker: str,
+    at: datetime,
     until: datetime,
     reason: str,
     error: str | None = None,
@@ -265,6 +305,7 @@ def postpone(
         connection,
         message_id,
         worker,
+        at,
         status="pending",
         due_at=until,
         reason=reason,

@@ -13,7 +13,15 @@ from sqlalchemy import Table
 from sqlalchemy.orm import class_mapper
 from sqlmodel import SQLModel
 
-from storage.models import Customer, Event, OutboxMessage, RuleFiring, RulesetRevision, StaffTask
+from storage.models import (
+    Customer,
+    Event,
+    OutboxJournal,
+    OutboxMessage,
+    RuleFiring,
+    RulesetRevision,
+    StaffTask,
+)
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -26,4 +34,5 @@ EVENTS = _table(Event)
 REVISIONS = _table(RulesetRevision)
 FIRINGS = _table(RuleFiring)
 MESSAGES = _table(OutboxMessage)
+JOURNAL = _table(OutboxJournal)
 TASKS = _table(StaffTask)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, case, func, or_, select, update
+from sqlalchemy import Connection, RowMapping, Select, case, func, or_, select, update
 
 from storage.dialect import insert_new_keys
 from storage.events import ANSWERS, event_row, record_events
@@ -102,20 +102,51 @@ def list_tasks(
     owner: str | None = None,
     overdue: bool = False,
     role: str | None = None,
+    limit: int | None = None,
 ) -> list[TaskRow]:
     """Open tasks, soonest due first; `owner` matches the person (or a role, as a
-    shorthand for the role's whole list), `role` the role whoever holds the task."""
-    query = select(TASKS).where(TASKS.c.status == "open").order_by(TASKS.c.due_at, TASKS.c.id)
+    shorthand for the role's whole list), `role` the role whoever holds the task; at
+    most `limit` of them."""
+    query = _open_tasks(now, owner, overdue, role).order_by(TASKS.c.due_at, TASKS.c.id)
+    return [
+        TaskRow(**{name: row[name] for name in TaskRow.__dataclass_fields__})
+        for row in connection.execute(query.limit(limit)).mappings()
+    ]
+
+
+def holder(owner: str | None, role: str) -> str:
+    """Who holds a task, as staff read it: `chen.hv (account_manager)`, or the role's
+    queue when nobody is named."""
+    return f"{owner} ({role})" if owner else role
+
+
+def count_tasks(
+    connection: Connection,
+    now: datetime,
+    owner: str | None = None,
+    overdue: bool = False,
+    role: str | None = None,
+) -> int:
+    """How many open tasks `list_tasks` would list without a limit."""
+    query = _open_tasks(now, owner, overdue, role).with_only_columns(func.count())
+    return int(connection.scalar(query) or 0)
+
+
+def _open_tasks(now: datetime, owner: str | None, overdue: bool, role: str | None) -> Select[Any]:
+    query = select(TASKS).where(TASKS.c.status == "open")
     if owner:
         query = query.where(or_(TASKS.c.owner_role == owner, TASKS.c.owner == owner))
     if role:
         query = query.where(TASKS.c.owner_role == role)
     if overdue:
         query = query.where(TASKS.c.due_at < now)
-    return [
-        TaskRow(**{name: row[name] for name in TaskRow.__dataclass_fields__})
-        for row in connection.execute(query).mappings()
-    ]
+    return query
+
+
+def task_by_id(connection: Connection, task_id: int) -> dict[str, Any] | None:
+    """Every column of one task, open or not."""
+    row = connection.execute(select(TASKS).where(TASKS.c.id == task_id)).mappings().first()
+    return None if row is None else dict(row)
 
 
 class TaskNotClosable(ValueError):
@@ -124,7 +155,7 @@ class TaskNotClosable(ValueError):
 
 def close_task(connection: Connection, task_id: int, note: str | None, now: datetime) -> None:
     """Closes an open task; remediation-ledger items need a non-empty acceptance note."""
-    row = connection.execute(select(TASKS).where(TASKS.c.id == task_id)).mappings().first()
+    row = task_by_id(connection, task_id)
     if row is None:
         raise TaskNotClosable(f"no task {task_id}")
     if row["status"] != "open":

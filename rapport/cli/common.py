@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
 from rich.console import Console
 from sqlalchemy import Engine
 
 from engine.model import RuleSet
-from rapport.services.clock import as_of_or_now
+from rapport.services.clock import as_of_or_now, parse_moment
 from rapport.services.delivery import public_url_warning
 from rapport.services.rules import NoRulesInForce, rules_in_force
 from rapport.services.scheduled import RunSummary
@@ -74,6 +76,33 @@ def as_of_option(value: str | None) -> datetime:
         return as_of_or_now(value, settings().timezone)
     except ValueError as error:
         raise fail(str(error)) from None
+
+
+def moment_option(value: str | None, flag: str) -> datetime | None:
+    """An optional time (`--since`) read as `--as-of` is; None when not given."""
+    if value is None:
+        return None
+    try:
+        return parse_moment(value, settings().timezone)
+    except ValueError as error:
+        raise fail(f"{flag}: {error}") from None
+
+
+def zone_option(value: str | None) -> str:
+    """`--tz`: a timezone to show times in, checked; RAPPORT_TIMEZONE when not given."""
+    if value is None:
+        return settings().timezone
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise fail(f"--tz: unknown timezone {value!r} (e.g. Asia/Shanghai, UTC)") from None
+    return value
+
+
+def print_json(value: Any) -> None:
+    """`--json` output: dataclasses, datetimes (ISO 8601) and the like as JSON, the
+    text as it is (not escaped), one document on stdout."""
+    typer.echo(json.dumps(to_jsonable_python(value), ensure_ascii=False, indent=2))
 
 
 def rules_for_run(record: bool) -> RuleSet:

@@ -14,8 +14,13 @@ from rapport.cli.common import (
     console,
     database,
     fail,
+    moment_option,
+    print_json,
     rules_for_run,
+    settings,
 )
+from rapport.services.clock import local_time
+from rapport.services.history import customer_history
 from storage.facts import facts_of
 
 app = typer.Typer(help="Look at customers as the rules see them.", no_args_is_help=True)
@@ -40,4 +45,35 @@ def show(
     for fact in FACTS:
         value = facts[fact.name]
         table.add_row(fact.name, "—" if value is None else str(value), fact.unit, fact.description)
+    console.print(table)
+
+
+@app.command("history")
+def history(
+    customer_id: Annotated[str, typer.Argument(help="The customer's id.")],
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only from this time on; " + AS_OF_HELP)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The entries as a JSON list.")] = False,
+    text: Annotated[
+        bool, typer.Option("--text", help="Show events' free text (masked), e.g. complaints.")
+    ] = False,
+) -> None:
+    """Every event, rule firing (with the values it saw), message (planned, each guard
+    decision and attempt, the result) and task (opened, escalated, closed with its note)
+    of one customer, oldest first, times in RAPPORT_TIMEZONE."""
+    zone = settings().timezone
+    entries = customer_history(
+        database(), customer_id, zone, moment_option(since, "--since"), with_text=text
+    )
+    if entries is None:
+        raise fail(f"no customer with id {customer_id!r}")
+    if as_json:
+        print_json(entries)
+        return
+    table = Table(title=f"Customer {customer_id}: {len(entries)} entries ({zone})")
+    for column in ("time", "kind", "what"):
+        table.add_column(column, overflow="fold")
+    for entry in entries:
+        table.add_row(local_time(entry.at, zone), entry.kind, entry.what)
     console.print(table)

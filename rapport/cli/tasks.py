@@ -1,17 +1,30 @@
-"""`rapport tasks list|close`: staff work planned by the rules, and the remediation ledger."""
+"""`rapport tasks list|show|close`: staff work planned by the rules, and the remediation ledger."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from rapport.cli.common import console, database, fail
-from storage.tasks import TaskNotClosable, close_task, list_tasks
+from rapport.cli.common import (
+    AS_OF_HELP,
+    as_of_option,
+    console,
+    database,
+    fail,
+    print_json,
+    zone_option,
+)
+from rapport.services.clock import local_time
+from storage.tasks import TaskNotClosable, close_task, count_tasks, holder, list_tasks, task_by_id
 
 app = typer.Typer(help="Staff tasks and the remediation ledger.", no_args_is_help=True)
+
+
+TZ_HELP = "Show times in this timezone (default: RAPPORT_TIMEZONE)."
 
 
 @app.command("list")
@@ -21,26 +34,70 @@ def list_command(
     ] = None,
     role: Annotated[str | None, typer.Option(help="An owner role, e.g. account_manager.")] = None,
     overdue: Annotated[bool, typer.Option(help="Only tasks past their due time.")] = False,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Overdue as of this time; " + AS_OF_HELP)
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(min=1, help="Show at most this many (the rest are counted).")
+    ] = 50,
+    tz: Annotated[str | None, typer.Option("--tz", help=TZ_HELP)] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="{open, tasks: [...]} as JSON, times in ISO 8601.")
+    ] = False,
 ) -> None:
     """Open tasks, soonest due first (customers by id only)."""
-    now = datetime.now(UTC)
+    now = as_of_option(as_of)
+    zone = zone_option(tz)
     with database().connect() as connection:
-        tasks = list_tasks(connection, now, owner, overdue, role)
-    table = Table(title=f"{len(tasks)} open task(s)")
+        tasks = list_tasks(connection, now, owner, overdue, role, limit)
+        total = count_tasks(connection, now, owner, overdue, role)
+    if as_json:
+        listed = [{**asdict(task), "overdue": task.due_at < now} for task in tasks]
+        print_json({"open": total, "tasks": listed})
+        return
+    table = Table(title=f"{total} open task(s), due times in {zone}")
     for column in ("id", "due", "owner", "kind", "customer", "ledger", "acceptance criteria"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for task in tasks:
         late = " (overdue)" if task.due_at < now else ""
         table.add_row(
             str(task.id),
-            f"{task.due_at:%Y-%m-%d %H:%M}Z{late}",
-            (f"{task.owner} ({task.owner_role})" if task.owner else task.owner_role)
+            local_time(task.due_at, zone) + late,
+            holder(task.owner, task.owner_role)
             + (f" / {task.department}" if task.department else ""),
             task.kind,
             task.customer_id,
             "yes" if task.ledger else "",
             task.acceptance_criteria or "",
         )
+    console.print(table)
+    if total > len(tasks):
+        console.print(f"… and {total - len(tasks)} more not shown (--limit {limit})")
+
+
+@app.command("show")
+def show_command(
+    task_id: Annotated[int, typer.Argument(help="The task's id.")],
+    tz: Annotated[str | None, typer.Option("--tz", help=TZ_HELP)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The task as a JSON object.")] = False,
+) -> None:
+    """One task, open or not: who holds it, what it answers, when it was due and how it
+    ended (the customer's whole story: `rapport customers history`)."""
+    zone = zone_option(tz)
+    with database().connect() as connection:
+        task = task_by_id(connection, task_id)
+    if task is None:
+        raise fail(f"no task {task_id}")
+    if as_json:
+        print_json(task)
+        return
+    table = Table(title=f"Task {task_id} ({task['status']}), times in {zone}", show_header=False)
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    for name, value in task.items():
+        if isinstance(value, datetime):
+            value = local_time(value, zone)
+        table.add_row(name, "" if value is None else str(value))
     console.print(table)
 
 

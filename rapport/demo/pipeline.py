@@ -268,6 +268,7 @@ def _print_next(first: str, today: date, own_key: bool) -> None:
         "\nNext, try:\n"
         f"  .venv/bin/rapport explain {first}\n"
         f"  .venv/bin/rapport customers show {first} --as-of {today - timedelta(days=90)}\n"
+        f"  .venv/bin/rapport customers history {first} --since {today - timedelta(days=30)}\n"
         "  .venv/bin/rapport evaluate --dry-run --json | head\n"
         f"{key}"
         "  .venv/bin/rapport dispatch            # deliver the planned messages into var/outbox/\n"

@@ -32,3 +32,9 @@ def parse_moment(text: str, default_zone: str) -> datetime:
 def as_of_or_now(text: str | None, default_zone: str) -> datetime:
     """`parse_moment` of an optional value; absent means now."""
     return datetime.now(UTC) if text is None else parse_moment(text, default_zone)
+
+
+def local_time(moment: datetime, zone: str) -> str:
+    """`2026-12-04 08:00` in `zone`: how staff read a time (RAPPORT_TIMEZONE), the same in
+    every command's output."""
+    return f"{moment.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M}"

@@ -86,7 +86,7 @@ def test_postponed_rows_come_back_when_due(engine: Engine) -> None:
         store_messages(connection, planned(1), NOW)
     (message,) = claim_due(engine, "a", NOW, LEASE, limit=1)
     with engine.begin() as connection:
-        assert postpone(connection, message.id, "a", NOW + timedelta(hours=11), "quiet_hours")
+        assert postpone(connection, message.id, "a", NOW, NOW + timedelta(hours=11), "quiet_hours")
     assert claim_due(engine, "a", NOW + timedelta(hours=10), LEASE, limit=1) == []
     assert len(claim_due(engine, "a", NOW + timedelta(hours=11), LEASE, limit=1)) == 1
 

@@ -1,4 +1,5 @@
-"""The `customers` tag: one customer's facts and rule explanation, for `staff` keys."""
+"""The `customers` tag: one customer's facts, rule explanation and history, for `staff`
+keys."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 
 from rapport.api.errors import problems, unprocessable
 from rapport.api.inputs import JsonObject, known_text
+from rapport.api.keys import ApiKey
 from rapport.api.security import require_role
 from rapport.api.state import Config, Database, Rules
 from rapport.services.clock import as_of_or_now
 from rapport.services.explanation import explain_customer
+from rapport.services.history import customer_history
 from storage.facts import facts_of
 
 # `as_of` well inside what datetime can hold: storing it converts it to UTC, and facts
@@ -23,19 +26,27 @@ _IN_YEARS = "^[1-8][0-9]{3}-"  # the years of AS_OF_YEARS, as the document says 
 # Text, read by the commands' own parser, so `as_of` means what `--as-of` means. The
 # document lists the two forms a client can rely on (RFC 3339 time, date); the parser
 # also takes a time without offset, read in RAPPORT_TIMEZONE, as `--as-of` does.
+_MOMENT = {
+    "anyOf": [
+        {"type": "string", "format": "date-time", "pattern": _IN_YEARS},
+        {"type": "string", "format": "date", "pattern": _IN_YEARS},
+        {"type": "null"},
+    ]
+}
 AsOf = Annotated[
     str | None,
     Query(
         description="ISO 8601 time (default: now), years 1000 to 8999; a date, or a time "
         "without offset, is read in RAPPORT_TIMEZONE, e.g. 2026-07-01 or "
         "2026-07-01T09:00+08:00.",
-        json_schema_extra={
-            "anyOf": [
-                {"type": "string", "format": "date-time", "pattern": _IN_YEARS},
-                {"type": "string", "format": "date", "pattern": _IN_YEARS},
-                {"type": "null"},
-            ]
-        },
+        json_schema_extra=_MOMENT,
+    ),
+]
+Since = Annotated[
+    str | None,
+    Query(
+        description="Only entries from this time on, read as `as_of` is (default: all).",
+        json_schema_extra=_MOMENT,
     ),
 ]
 
@@ -83,12 +94,35 @@ def explain(
     return asdict(explanation)
 
 
-def _moment(as_of: str | None, zone: str) -> datetime:
-    """`as_of` as an aware datetime (now when not given), or a 422 saying what is wrong."""
+@router.get("/customers/{customer_id}/history")
+def history(
+    settings: Config,
+    engine: Database,
+    key: Annotated[ApiKey, Depends(require_role("staff"))],
+    customer_id: str,
+    since: Since = None,
+) -> JsonObject:
+    """Every event, rule firing (with the values it saw), message (planned, each guard
+    decision and attempt, the result) and task (opened, escalated, closed with its
+    note) of one customer, oldest first. Events' free text (a complaint's words) only
+    for admin keys, masked."""
+    known_text(customer_id)
+    start = None if since is None else _moment(since, settings.timezone, "since")
+    entries = customer_history(
+        engine, customer_id, settings.timezone, start, with_text=key.role == "admin"
+    )
+    if entries is None:
+        raise HTTPException(404, f"no customer {customer_id!r}")
+    return {"customer_id": customer_id, "entries": [asdict(entry) for entry in entries]}
+
+
+def _moment(as_of: str | None, zone: str, name: str = "as_of") -> datetime:
+    """`as_of` (or the parameter `name`) as an aware datetime (now when not given), or a
+    422 saying what is wrong."""
     try:
         moment = as_of_or_now(as_of, zone)
     except ValueError as error:
-        raise unprocessable(str(error), "query", "as_of") from None
+        raise unprocessable(str(error), "query", name) from None
     if moment.year not in AS_OF_YEARS:
-        raise unprocessable("as_of must lie in the years 1000 to 8999", "query", "as_of")
+        raise unprocessable(f"{name} must lie in the years 1000 to 8999", "query", name)
     return moment

@@ -123,6 +123,7 @@ def test_health_needs_no_key(api: Api) -> None:
         ("GET", "/tasks", "ingest", 403),
         ("GET", "/customers/c1/explain", "ingest", 403),
         ("GET", "/customers/c1/facts", "ingest", 403),
+        ("GET", "/customers/c1/history", "ingest", 403),
         ("POST", "/tasks/1/close", "ingest", 403),
         ("GET", "/tasks", "staff", 200),
         ("GET", "/tasks", "admin", 200),
@@ -218,6 +219,29 @@ def test_a_major_complaint_gets_its_task_right_away(api: Api, engine: Engine) ->
     )
     assert closed.status_code == 200
     assert api.call("GET", "/tasks", "staff", params={"owner": "management"}).json() == []
+
+
+def test_a_customers_history_shows_the_complaints_words_to_admin_keys_only(
+    api: Api, engine: Engine
+) -> None:
+    add_customer(engine, "c1", name="Li Lei")
+    words = "Li Lei: the parcel arrived damaged, call 13888886553"
+    api.call("POST", "/events", "ingest", json=feedback("m1", "c1", level="major", text=words))
+    api.reactions_done()
+    staff = api.call("GET", "/customers/c1/history", "staff").json()["entries"]
+    admin = api.call("GET", "/customers/c1/history", "admin").json()["entries"]
+
+    kinds = [(entry["kind"], entry["details"].get("step")) for entry in staff]
+    assert kinds[0] == ("event", None) and ("task", "opened") in kinds
+    assert "text" not in staff[0]["details"]
+    shown = admin[0]["details"]["text"]
+    assert "parcel arrived damaged" in shown
+    assert "Li Lei" not in shown and "13888886553" not in shown
+    later = api.call("GET", "/customers/c1/history", "staff", params={"since": "2999-01-01"})
+    assert later.json()["entries"] == []
+    assert api.call("GET", "/customers/nobody/history", "staff").status_code == 404
+    bad = api.call("GET", "/customers/c1/history", "staff", params={"since": "soon"})
+    assert bad.status_code == 422 and "since" in bad.text
 
 
 def test_ingest_responses_carry_no_personal_data(api: Api) -> None:

@@ -70,5 +70,5 @@ def test_schemathesis_finds_no_failure(api: Api, engine: Engine, tmp_path: Path)
     result = json.loads(report.read_text(encoding="utf-8"))
     failures = [json.dumps(failure, ensure_ascii=True)[:1_500] for failure in result["failures"]]
     assert result["exit_code"] == 0 and not failures, "\n".join(failures)
-    assert result["operations"]["tested"] == result["operations"]["total"] == 9
+    assert result["operations"]["tested"] == result["operations"]["total"] == 10
     assert result["errors"] == []

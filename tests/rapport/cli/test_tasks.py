@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, select
@@ -199,4 +201,59 @@ def test_tasks_list_filters_by_person_and_by_role(
     assert by_person.exit_code == 0 and "1 open task(s)" in by_person.output, by_person.output
     by_role = runner.invoke(app, ["tasks", "list", "--role", "account_manager"])
     assert by_role.exit_code == 0 and "1 open task(s)" in by_role.output, by_role.output
+    get_settings.cache_clear()
+
+
+def cli_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("RAPPORT_DATABASE_URL", url)
+    monkeypatch.setenv("RAPPORT_TIMEZONE", "Asia/Shanghai")
+    get_settings.cache_clear()
+    engine = make_engine(url)
+    upgrade_database(engine)
+    return engine
+
+
+def test_tasks_list_reads_in_local_time_as_of_a_moment_with_a_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Due times as the staff read them (RAPPORT_TIMEZONE, or --tz), lateness as of
+    --as-of, and a long list cut at --limit with a count of the rest."""
+    seed(cli_database(tmp_path, monkeypatch))
+    runner = CliRunner(env={"COLUMNS": "200"})
+    as_of = ["--as-of", NOW.isoformat()]
+
+    listed = runner.invoke(app, ["tasks", "list", *as_of])
+    due = (NOW - timedelta(hours=2)).astimezone(ZoneInfo("Asia/Shanghai"))
+    assert listed.exit_code == 0, listed.output
+    assert f"{due:%Y-%m-%d %H:%M} (overdue)" in listed.output
+    assert listed.output.count("(overdue)") == 1
+    assert "Z" not in listed.output.replace("Asia/Shanghai", "")
+    later = runner.invoke(app, ["tasks", "list", "--as-of", (NOW + timedelta(days=4)).isoformat()])
+    assert later.output.count("(overdue)") == 3
+    utc = runner.invoke(app, ["tasks", "list", *as_of, "--tz", "UTC"])
+    assert f"{NOW - timedelta(hours=2):%Y-%m-%d %H:%M} (overdue)" in utc.output
+    cut = runner.invoke(app, ["tasks", "list", *as_of, "--limit", "1"])
+    assert "customer_service" in cut.output and "management" not in cut.output
+    assert "2 more not shown" in cut.output
+
+    as_json = runner.invoke(app, ["tasks", "list", *as_of, "--json", "--limit", "2"])
+    found = json.loads(as_json.output)
+    assert found["open"] == 3 and len(found["tasks"]) == 2
+    first = found["tasks"][0]
+    assert first["owner_role"] == "customer_service" and first["overdue"] is True
+    assert datetime.fromisoformat(first["due_at"]) == NOW - timedelta(hours=2)
+    get_settings.cache_clear()
+
+
+def test_tasks_show_tells_the_whole_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seed(cli_database(tmp_path, monkeypatch))
+    runner = CliRunner(env={"COLUMNS": "200"})
+    shown = runner.invoke(app, ["tasks", "show", "1"])
+    assert shown.exit_code == 0, shown.output
+    assert "management" in shown.output and "customer confirms the fix" in shown.output
+    as_json = json.loads(runner.invoke(app, ["tasks", "show", "1", "--json"]).output)
+    assert as_json["id"] == 1 and as_json["ledger"] is True and as_json["status"] == "open"
+    missing = runner.invoke(app, ["tasks", "show", "99"])
+    assert missing.exit_code == 1 and "no task 99" in missing.output
     get_settings.cache_clear()
