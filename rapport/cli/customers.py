@@ -30,6 +30,9 @@ app = typer.Typer(help="Look at customers as the rules see them.", no_args_is_he
 def show(
     customer_id: Annotated[str, typer.Argument(help="The customer's id.")],
     as_of: Annotated[str | None, typer.Option("--as-of", help=AS_OF_HELP)] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="{customer_id, as_of, facts} as JSON.")
+    ] = False,
 ) -> None:
     """Print every fact of one customer as of a time (events after it are ignored), with
     the parameters of the rules in force (tier thresholds, windows)."""
@@ -39,6 +42,9 @@ def show(
         facts = facts_of(connection, moment, parameters, customer_id)
     if facts is None:
         raise fail(f"no customer with id {customer_id!r}")
+    if as_json:
+        print_json({"customer_id": customer_id, "as_of": moment, "facts": facts})
+        return
     table = Table(title=f"Customer {customer_id} as of {moment.isoformat()}")
     for column in ("fact", "value", "unit", "description"):
         table.add_column(column)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from rapport.cli.common import (
     event_option,
     fail,
     firings_line,
+    print_json,
     rules_for_run,
 )
 from rapport.services.explanation import explain_customer
@@ -38,6 +40,9 @@ def explain(
             '"level": "major"}\'.'
         ),
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The explanation as one JSON object.")
+    ] = False,
 ) -> None:
     """List every rule with fired / not fired and each condition's actual value."""
     moment = as_of_option(as_of)
@@ -45,6 +50,12 @@ def explain(
     explanation = explain_customer(database(), ruleset, customer_id, moment, event_option(event))
     if explanation is None:
         raise fail(f"no customer with id {customer_id!r}")
+    if as_json:
+        print_json(
+            {"customer_id": customer_id, "as_of": moment, "revision": ruleset.revision}
+            | asdict(explanation)
+        )
+        return
     console.print(
         f"Customer {customer_id} as of {moment.isoformat()}, rules revision {ruleset.revision[:12]}"
     )

@@ -11,8 +11,17 @@ import typer
 from rich.table import Table
 
 from engine.model import RuleSet
-from rapport.cli.common import console, database, fail, rules_for_run, settings
+from rapport.cli.common import (
+    console,
+    database,
+    errors,
+    fail,
+    print_json,
+    rules_for_run,
+    settings,
+)
 from rapport.report.build import Report, build_report, period
+from rapport.report.export import report_data
 from rapport.report.html import report_html
 from rapport.report.text import (
     COMPARISON_HEADERS,
@@ -76,6 +85,9 @@ def report(
         Path | None,
         typer.Option("--html", help="Also write the report with its charts to this HTML file."),
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Every measure of every group as JSON, not tables.")
+    ] = False,
 ) -> None:
     """Measures for a period (days in RAPPORT_TIMEZONE): retention, churn, win-back, NPS,
     satisfaction, feedback SLA, ledger, lifetime value, return on spend, treated vs control."""
@@ -87,8 +99,11 @@ def report(
     except ValueError as error:
         raise fail(str(error)) from None
     result = make_report(rules_for_run(record=False), start, end)
-    print_summary(result)
+    if as_json:
+        print_json(report_data(result))
+    else:
+        print_summary(result)
     if html is not None:
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(report_html(result), encoding="utf-8")
-        console.print(f"wrote {html}", highlight=False)
+        (errors if as_json else console).print(f"wrote {html}", highlight=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +16,7 @@ from engine.problems import Severity
 from engine.reference import README_MARKERS, reference_markdown, replace_reference
 from engine.ruletests import load_cases, run_case, untested_rules
 from engine.schema import rule_schema
-from rapport.cli.common import console, errors, fail, settings
+from rapport.cli.common import console, errors, fail, print_json, settings
 
 app = typer.Typer(help="Check, test and document the YAML rules.", no_args_is_help=True)
 
@@ -25,11 +26,34 @@ DirArgument = Annotated[
 
 
 @app.command("check")
-def check(directory: DirArgument = None) -> None:
+def check(
+    directory: DirArgument = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="{valid, revision, rules, problems: [{path, line, column, code, message, "
+            "severity}]} as JSON (exit 1 still means the rules were not applied).",
+        ),
+    ] = False,
+) -> None:
     """Validate every rule file and the templates they use; list every problem."""
     config = settings()
     folder = directory or config.rules_dir
     result = load_rules(folder, template_checker(config.templates_dir))
+    if as_json:
+        ruleset = result.ruleset
+        print_json(
+            {
+                "valid": ruleset is not None,
+                "revision": ruleset.revision if ruleset else None,
+                "rules": len(ruleset.rules) if ruleset else 0,
+                "problems": [asdict(problem) for problem in result.problems],
+            }
+        )
+        if ruleset is None:
+            raise typer.Exit(code=1)
+        return
     for problem in result.problems:
         stream = errors if problem.severity is Severity.ERROR else console
         stream.print(str(problem), markup=False, highlight=False, soft_wrap=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,6 +58,34 @@ def test_import_then_show(tmp_path: Path) -> None:
     assert "spend_12m" in shown.output and "15000.0" in shown.output and "mid" in shown.output
     before = runner.invoke(app, ["customers", "show", "C1", "--as-of", "2026-04-01"])
     assert "prospect" in before.output
+
+
+def test_read_commands_speak_json(tmp_path: Path) -> None:
+    """`--json` on customers show, explain and report: one JSON document on stdout."""
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    customers = tmp_path / "c.csv"
+    customers.write_text("id,name,timezone\nC1,Ana Lima,Europe/Lisbon\n")
+    events = tmp_path / "e.jsonl"
+    events.write_text(
+        '{"id": "e1", "customer_id": "C1", "type": "purchase", '
+        '"occurred_at": "2026-05-01T10:00:00+01:00", "amount": 15000}\n'
+    )
+    runner.invoke(app, ["import", "customers", str(customers)])
+    runner.invoke(app, ["import", "events", str(events)])
+    as_of = ["--as-of", "2026-06-01T00:00:00Z"]
+
+    shown = json.loads(runner.invoke(app, ["customers", "show", "C1", *as_of, "--json"]).stdout)
+    assert shown["as_of"] == "2026-06-01T00:00:00Z"
+    assert shown["facts"]["spend_12m"] == 15000.0 and shown["facts"]["tier"] == "mid"
+    explained = json.loads(runner.invoke(app, ["explain", "C1", *as_of, "--json"]).stdout)
+    assert explained["customer_id"] == "C1" and len(explained["revision"]) == 64
+    states = {rule["rule_id"]: rule["state"] for rule in explained["rules"]}
+    assert states["feedback_major_to_management"] == "waits for an event"
+    period = ["--from", "2026-05-01", "--to", "2026-05-28"]
+    report = json.loads(runner.invoke(app, ["report", *period, "--json"]).stdout)
+    assert (report["from"], report["to"]) == ("2026-05-01", "2026-05-28")
+    assert report["overall"]["customers"] == 1 and report["overall"]["revenue"] == 15000.0
+    assert set(report["overall"]["retention"]) == {"part", "whole", "value"}
 
 
 def test_unknown_customer_and_bad_as_of_are_one_line_failures() -> None:

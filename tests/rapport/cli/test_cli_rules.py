@@ -46,6 +46,28 @@ def test_check_lists_every_problem_and_exits_1(rules_dir: Path) -> None:
     assert "2 problem(s)" in result.output
 
 
+def test_check_as_json_gives_each_problem_as_an_object(rules_dir: Path) -> None:
+    path = rules_dir / "operators.yaml"
+    path.write_text(path.read_text().replace("tier: high", "teir: high"))
+    result = runner.invoke(app, ["rules", "check", "--json"])
+    assert result.exit_code == 1
+    found = json.loads(result.stdout)
+    assert found["valid"] is False and found["revision"] is None
+    assert found["problems"] == [
+        {
+            "path": str(path),
+            "line": 7,
+            "column": 9,
+            "code": "unknown-fact",
+            "message": "unknown fact 'teir' (did you mean 'tier'?)",
+            "severity": "error",
+        }
+    ]
+    path.write_text(path.read_text().replace("teir: high", "tier: high"))
+    fixed = json.loads(runner.invoke(app, ["rules", "check", "--json"]).stdout)
+    assert fixed["valid"] is True and fixed["problems"] == [] and fixed["rules"] > 0
+
+
 def test_check_renders_the_templates_rules_use(rules_dir: Path, tmp_path: Path) -> None:
     path = rules_dir / "operators.yaml"
     path.write_text(
