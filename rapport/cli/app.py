@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+from importlib import metadata
+from typing import Annotated
 
 import typer
 
@@ -31,7 +34,35 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Click's own help: it rewraps each paragraph to the terminal (rich mode kept the
+    # docstrings' line breaks in the command list) and shows no type on a flag.
+    rich_markup_mode=None,
 )
+
+
+def _version(wanted: bool) -> None:
+    if wanted:
+        versions = ", ".join(
+            f"{name} {metadata.version(name)}" for name in ("prefect", "durable_rules")
+        )
+        typer.echo(
+            f"rapport {metadata.version('rapport')} ({versions}, Python {sys.version.split()[0]})"
+        )
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Rapport keeps customer relationships alive by rule."""
+
+
 app.add_typer(db.app, name="db")
 app.add_typer(imports.app, name="import")
 app.add_typer(customers.app, name="customers")

@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import typer
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
-from rich.console import Console
 from sqlalchemy import Engine
 
 from engine.model import RuleSet
@@ -19,13 +18,14 @@ from rapport.services.delivery import public_url_warning
 from rapport.services.rules import NoRulesInForce, rules_in_force
 from rapport.services.scheduled import RunSummary
 from rapport.services.settings import InsecureSecret, Settings, get_settings
+from rapport.services.terminal import output
 from storage.db import make_engine
 from storage.migrate import check_schema
 
 AS_OF_HELP = "ISO 8601 time; without an offset, in RAPPORT_TIMEZONE. Default: now."
 
-console = Console(soft_wrap=True)  # one line per message, so output can be grepped
-errors = Console(stderr=True, soft_wrap=True)
+console = output()
+errors = output(stderr=True)
 
 
 def fail(reason: str) -> typer.Exit:

@@ -84,7 +84,9 @@ def explain(
 
 def evaluate(
     as_of: AsOf = None,
-    dry_run: Annotated[bool, typer.Option(help="Write nothing; show what would fire.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Write nothing; show what would fire.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per firing.")] = False,
 ) -> None:
     """Evaluate the scheduled rules for every customer as of a time and record the firings."""

@@ -33,7 +33,9 @@ def list_command(
         str | None, typer.Option(help="A person (e.g. chen.hv), or a role for its whole list.")
     ] = None,
     role: Annotated[str | None, typer.Option(help="An owner role, e.g. account_manager.")] = None,
-    overdue: Annotated[bool, typer.Option(help="Only tasks past their due time.")] = False,
+    overdue: Annotated[
+        bool, typer.Option("--overdue", help="Only tasks past their due time.")
+    ] = False,
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="Overdue as of this time; " + AS_OF_HELP)
     ] = None,

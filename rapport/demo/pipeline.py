@@ -21,7 +21,6 @@ from time import monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from rich.console import Console
 from sqlalchemy import Engine
 
 from rapport.demo.sample import SampleFiles, write_sample
@@ -35,6 +34,7 @@ from rapport.demo.summary import (
 )
 from rapport.services.rules import rules_in_force
 from rapport.services.settings import InsecureSecret, Settings, get_settings
+from rapport.services.terminal import output
 from storage.db import make_engine
 from storage.facts import iter_customer_facts
 from storage.imports import import_customers
@@ -47,7 +47,7 @@ from storage.summary import (
     tasks_per_owner_role,
 )
 
-console = Console(soft_wrap=True)  # one line per message, as the other commands print
+console = output()  # as the other commands print
 # Settings the demo takes over while the flows run, so that nothing leaves this machine.
 UNSET_DURING_DEMO = (
     "RAPPORT_SMTP_USER",

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
+from engine.facts import FACTS
 from rapport.cli.app import app
 from rapport.services.settings import get_settings
 from tests.paths import ROOT
@@ -151,3 +155,38 @@ def test_customers_show_uses_the_tier_thresholds_of_the_rules_in_force(
     cells = [[cell.strip() for cell in line.split("│")] for line in shown.output.splitlines()]
     (tier_row,) = [row for row in cells if "tier" in row]
     assert tier_row[tier_row.index("tier") + 1] == "high"
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.startswith("rapport 0.") and "prefect 3." in result.output
+
+
+def test_help_has_no_type_on_flags_and_whole_sentences() -> None:
+    """Click's help: a flag shows no `<bool>`, and a command's summary is rewrapped, not
+    broken where its docstring had a line break."""
+    top = runner.invoke(app, ["--help"], terminal_width=200).output
+    assert "<bool>" not in top
+    (report_line,) = [line for line in top.splitlines() if line.strip().startswith("report ")]
+    assert "NPS, satisfaction" in report_line
+    listing = runner.invoke(app, ["tasks", "list", "--help"]).output
+    assert "<bool>" not in listing and "--no-overdue" not in listing
+
+
+def test_piped_tables_keep_whole_names(tmp_path: Path, database_url: str) -> None:
+    """Piped into a file, a table is as wide as its cells: rich assumed 80 columns and
+    cut fact names (`days_since_personal_cont…`)."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS" and not k.startswith("RAPPORT_")}
+    env["RAPPORT_DATABASE_URL"] = database_url
+    rapport = str(Path(sys.executable).with_name("rapport"))
+    customers = tmp_path / "c.csv"
+    customers.write_text("id,name,timezone\nC1,Ana Lima,Europe/Lisbon\n")
+    for command in (["db", "upgrade"], ["import", "customers", str(customers)]):
+        subprocess.run([rapport, *command], env=env, check=True, capture_output=True)
+    shown = subprocess.run(
+        [rapport, "customers", "show", "C1"], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    assert "…" not in shown
+    for fact in FACTS:
+        assert f"│ {fact.name} " in shown
