@@ -31,6 +31,7 @@ from rapport.report.text import (
     comparison_rows,
     group_rows,
     headline,
+    return_line,
     sla_rows,
 )
 
@@ -61,6 +62,7 @@ def _table(headers: Row, rows: list[Row], title: str) -> Table:
 def print_summary(report: Report) -> None:
     console.print(headline(report), highlight=False)
     console.print(_table(COMPARISON_HEADERS, comparison_rows(report, counts=False), "Measures"))
+    console.print(return_line(report), highlight=False)
     sla = sla_rows(report.overall.sla, report.service_levels, counts=False)
     console.print(_table(SLA_HEADERS, sla, "Feedback against its SLA"))
     ledger = report.overall.ledger

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from engine.facts import SEGMENTS, STAGES, TIERS
 from engine.measure_settings import Measures
@@ -60,6 +60,7 @@ class Report:
     measures: Measures  # what the report was measured with
     service_levels: ServiceLevels  # the feedback targets it measured against
     overall: GroupMeasures
+    previous: GroupMeasures  # everyone, over the period of the same length just before
     treated: GroupMeasures
     control: GroupMeasures
     by_tier: dict[str, GroupMeasures]
@@ -103,34 +104,11 @@ def build_report(
     if end <= start:
         raise ValueError("the period ends after it starts")
     settings = ruleset.measures
-    winback_rules = [rule.id for rule in ruleset.rules if "winback" in rule.tags]
     with engine.connect() as connection:
         profiles = rows.customer_groups(connection, start, ruleset.parameters)
-        data = ReportData(
-            start=start,
-            end=end,
-            window=settings.active_window,
-            customers=sorted(profiles),
-            sales=rows.purchases(connection, end),
-            surveys=rows.surveys(connection, start, end),
-            feedback=rows.feedback_items(connection, start, end),
-            ledger=rows.ledger_items(connection, end),
-            work=rows.work_done(connection, start, end),
-            service_levels=ruleset.policy.service_levels,
-            winbacks=rows.rule_moments(
-                connection,
-                winback_rules,
-                start - settings.winback_window,
-                end - settings.winback_window,
-            ),
-        )
-
-    data.base_rate = yearly_retention(data.standing.values()).value or 0.0
-
-    def cost(work: Work) -> float:
-        if work.is_task:
-            return settings.task_cost(work.kind)
-        return settings.message_costs.get(work.kind, 0.0)
+        data = _read(connection, ruleset, sorted(profiles), start, end)
+        before = _read(connection, ruleset, data.customers, start - (end - start), start)
+    cost = _costs(settings)
 
     def of(customers: Sequence[str]) -> GroupMeasures:
         return measure(data, customers, settings, cost)
@@ -151,6 +129,7 @@ def build_report(
         measures=settings,
         service_levels=ruleset.policy.service_levels,
         overall=of(data.customers),
+        previous=measure(before, before.customers, settings, cost),
         treated=of(treated),
         control=of(control),
         by_tier=split(0, TIERS),
@@ -159,6 +138,49 @@ def build_report(
         steps=steps,
         series=_series(data, steps, {"treated": treated, "control": control}),
     )
+
+
+def _read(
+    connection: Connection,
+    ruleset: RuleSet,
+    customers: list[str],
+    start: datetime,
+    end: datetime,
+) -> ReportData:
+    """What happened to `customers` in `[start, end)`."""
+    settings = ruleset.measures
+    winback_rules = [rule.id for rule in ruleset.rules if "winback" in rule.tags]
+    data = ReportData(
+        start=start,
+        end=end,
+        window=settings.active_window,
+        customers=customers,
+        sales=rows.purchases(connection, end),
+        surveys=rows.surveys(connection, start, end),
+        feedback=rows.feedback_items(connection, start, end),
+        ledger=rows.ledger_items(connection, end),
+        work=rows.work_done(connection, start, end),
+        service_levels=ruleset.policy.service_levels,
+        winbacks=rows.rule_moments(
+            connection,
+            winback_rules,
+            start - settings.winback_window,
+            end - settings.winback_window,
+        ),
+    )
+    data.base_rate = yearly_retention(data.standing.values()).value or 0.0
+    return data
+
+
+def _costs(settings: Measures) -> Callable[[Work], float]:
+    """What one message or task costs, as measures.yaml prices them."""
+
+    def cost(work: Work) -> float:
+        if work.is_task:
+            return settings.task_cost(work.kind)
+        return settings.message_costs.get(work.kind, 0.0)
+
+    return cost
 
 
 def _series(

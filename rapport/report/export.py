@@ -12,6 +12,15 @@ from datetime import timedelta
 from typing import Any
 
 from rapport.report.build import Report
+from rapport.report.comparison import (
+    CONFIDENCE,
+    MIN_SAMPLE,
+    Difference,
+    incremental_return,
+    mean_difference,
+    nps_difference,
+    rate_difference,
+)
 from rapport.report.measures import GroupMeasures, Rate
 
 
@@ -23,18 +32,38 @@ def report_data(report: Report) -> dict[str, Any]:
         "revision": report.revision,
         "currency": report.currency,
         "overall": group_data(report.overall),
+        "previous_period": group_data(report.previous),
         "treated": group_data(report.treated),
         "control": group_data(report.control),
+        "treated_minus_control": {
+            "confidence": CONFIDENCE,
+            "min_sample": MIN_SAMPLE,
+            **{name: _plain(found) for name, found in differences(report).items()},
+        },
+        "return_on_spend": _plain(incremental_return(report.treated, report.control)),
         "by_tier": {name: group_data(g) for name, g in report.by_tier.items()},
         "by_segment": {name: group_data(g) for name, g in report.by_segment.items()},
         "by_stage": {name: group_data(g) for name, g in report.by_stage.items()},
     }
 
 
+def differences(report: Report) -> dict[str, Difference | None]:
+    """Treated − control for the measures an interval suits (rates as shares 0-1)."""
+    treated, control = report.treated, report.control
+    return {
+        "retention": rate_difference(treated.retention, control.retention),
+        "churn": rate_difference(treated.churn, control.churn),
+        "winback": rate_difference(treated.winback, control.winback),
+        "nps": nps_difference(treated, control),
+        "revenue_per_customer": mean_difference(treated.revenue_moments, control.revenue_moments),
+        "spend_per_customer": mean_difference(treated.spend_moments, control.spend_moments),
+    }
+
+
 def group_data(group: GroupMeasures) -> dict[str, Any]:
     data = _plain(group)
     data["churn"] = _plain(group.churn)
-    data["return_on_spend"] = group.return_on_spend
+    data["contacted_revenue_per_spend"] = group.contacted_revenue_per_spend
     data["revenue_per_customer"] = group.revenue_per_customer
     data["spend_per_customer"] = group.spend_per_customer
     return data

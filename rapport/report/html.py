@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from engine.measure_settings import Measures
 from rapport.report.build import Report
 from rapport.report.charts import bar_chart, line_chart, stacked_bar_chart
+from rapport.report.comparison import incremental_return
 from rapport.report.measures import SATISFACTION_WEIGHTS, GroupMeasures
 from rapport.report.page import Chart, Figure, Figures, Paragraph, Section, Table, render_page
 from rapport.report.text import (
@@ -19,6 +20,7 @@ from rapport.report.text import (
     number,
     percent,
     ratio,
+    return_line,
     sla_rows,
 )
 
@@ -69,6 +71,7 @@ def _few_rules(per_rule: Mapping[str, list[float]]) -> dict[str, list[float]]:
 
 def _summary(report: Report) -> Section:
     treated, control, overall = report.treated, report.control, report.overall
+    gain = incremental_return(treated, control)
 
     def versus(get: Callable[[GroupMeasures], str]) -> str:
         return f"control {get(control)}"
@@ -107,9 +110,9 @@ def _summary(report: Report) -> Section:
                         "weights normalised",
                     ),
                     Figure(
-                        "Return on spend",
-                        ratio(overall.return_on_spend),
-                        f"spend {number(overall.spend)} {report.currency}",
+                        "Return on spend (incremental)",
+                        ratio(gain.ratio if gain else None),
+                        f"spend {number(treated.spend)} {report.currency}; playbook: 3:1 good",
                     ),
                     Figure(
                         "Remediation ledger",
@@ -284,6 +287,7 @@ def _treated_vs_control(report: Report) -> Section:
                 "marketing rules.",
             ),
             Table(COMPARISON_HEADERS, tuple(comparison_rows(report))),
+            Paragraph(return_line(report) + "."),
         ),
     )
 

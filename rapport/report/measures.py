@@ -88,6 +88,8 @@ class GroupMeasures:
     winback: Rate
     nps: float | None
     nps_answers: int
+    promoters: int  # answers of 9 or 10
+    detractors: int  # answers of 0 to 6
     satisfaction: float | None  # 0–100
     dimensions: dict[str, float | None]  # mean score 0–10 per dimension
     sla: dict[str, Sla]
@@ -97,13 +99,25 @@ class GroupMeasures:
     clv_projected: float | None
     spend: float
     contacted_revenue: float
+    revenue_squares: float  # Σ revenue² over the customers, for the spread of the mean
+    spend_squares: float  # Σ spend² over the customers
+
+    @property
+    def revenue_moments(self) -> tuple[int, float, float]:
+        return self.customers, self.revenue, self.revenue_squares
+
+    @property
+    def spend_moments(self) -> tuple[int, float, float]:
+        return self.customers, self.spend, self.spend_squares
 
     @property
     def churn(self) -> Rate:
         return Rate(self.retention.whole - self.retention.part, self.retention.whole)
 
     @property
-    def return_on_spend(self) -> float | None:
+    def contacted_revenue_per_spend(self) -> float | None:
+        """Revenue of contacted customers (after their first contact) over the spend:
+        all of it, not what the spend brought (see `comparison.incremental_return`)."""
         return self.contacted_revenue / self.spend if self.spend else None
 
     @property
@@ -198,8 +212,12 @@ def measure(
     contacted: dict[str, datetime] = {}
     for w in work:
         contacted[w.customer_id] = min(w.at, contacted.get(w.customer_id, w.at))
+    spend_of: dict[str, float] = {}
+    for w in work:
+        spend_of[w.customer_id] = spend_of.get(w.customer_id, 0.0) + cost(w)
     surveys: list[Survey] = data.rows(customers, "surveys")
     nps, answers = net_promoter_score(surveys)
+    promoters, detractors = nps_shares(surveys)
     dimensions = dimension_means(surveys)
     feedback: list[FeedbackItem] = data.rows(customers, "feedback")
     ledger: list[LedgerItem] = data.rows(customers, "ledger")
@@ -213,6 +231,8 @@ def measure(
         winback=winback_rate(winbacks, data.sales, settings.winback_window),
         nps=nps,
         nps_answers=answers,
+        promoters=promoters,
+        detractors=detractors,
         satisfaction=satisfaction_index(dimensions),
         dimensions=dimensions,
         sla={
@@ -223,18 +243,26 @@ def measure(
         revenue=sum(s.revenue for s in standing),
         clv=historical,
         clv_projected=projected,
-        spend=sum(cost(w) for w in work),
+        spend=sum(spend_of.values()),
         contacted_revenue=sum(_net(data.sales.get(c, ()), at, end) for c, at in contacted.items()),
+        revenue_squares=sum(s.revenue * s.revenue for s in standing),
+        spend_squares=sum(v * v for v in spend_of.values()),
     )
 
 
 def net_promoter_score(surveys: Iterable[Survey]) -> tuple[float | None, int]:
-    scores = [s.score for s in surveys if s.question == "nps"]
-    if not scores:
+    surveys = list(surveys)
+    promoters, detractors = nps_shares(surveys)
+    answers = sum(s.question == "nps" for s in surveys)
+    if not answers:
         return None, 0
-    promoters = sum(score >= 9 for score in scores)
-    detractors = sum(score <= 6 for score in scores)
-    return 100 * (promoters - detractors) / len(scores), len(scores)
+    return 100 * (promoters - detractors) / answers, answers
+
+
+def nps_shares(surveys: Iterable[Survey]) -> tuple[int, int]:
+    """Promoters (9-10) and detractors (0-6) among the NPS answers."""
+    scores = [s.score for s in surveys if s.question == "nps"]
+    return sum(score >= 9 for score in scores), sum(score <= 6 for score in scores)
 
 
 def dimension_means(surveys: Iterable[Survey]) -> dict[str, float | None]:

@@ -10,6 +10,13 @@ from pathlib import Path
 from engine.durations import format_duration
 from engine.service_levels import ServiceLevels
 from rapport.report.build import Report
+from rapport.report.comparison import (
+    Difference,
+    incremental_return,
+    mean_difference,
+    nps_difference,
+    rate_difference,
+)
 from rapport.report.measures import GroupMeasures, Rate, Sla
 
 NA = "n/a"
@@ -48,49 +55,112 @@ def _difference(treated: float | None, control: float | None, unit: str, decimal
     return f"{treated - control:+,.{decimals}f}{unit}"
 
 
-COMPARISON_HEADERS: Row = ("measure", "all", "treated", "control", "treated - control")
+def interval(found: Difference | None, unit: str, decimals: int, scale: float = 1.0) -> str:
+    """`+1.2 pts (-3.4 to +5.8)`: the difference and its 95% interval."""
+    if found is None:
+        return NA
+    value, low, high = (scale * v for v in (found.value, found.low, found.high))
+    return f"{value:+,.{decimals}f}{unit} ({low:+,.{decimals}f} to {high:+,.{decimals}f})"
+
+
+COMPARISON_HEADERS: Row = (
+    "measure",
+    "all",
+    "previous period",
+    "treated",
+    "control",
+    "treated - control (95% CI)",
+    "note",
+)
 
 
 def comparison_rows(report: Report, counts: bool = True) -> list[Row]:
-    """Measure | all | treated | control | treated − control; `counts` adds the part and
-    whole behind each rate."""
-    groups = (report.overall, report.treated, report.control)
+    """Measure | all | all, the period before | treated | control | treated − control with
+    its 95% interval | a warning when a group is too small to say much. `counts` adds the
+    part and whole behind each rate."""
+    overall, previous, treated, control = (
+        report.overall,
+        report.previous,
+        report.treated,
+        report.control,
+    )
     money = f" ({report.currency})"
 
+    def row(
+        name: str, shown: Callable[[GroupMeasures], str], found: Difference | None, diff: str
+    ) -> Row:
+        values = (shown(g) for g in (overall, previous, treated, control))
+        return (name, *values, diff, (found.few or "") if found else "")
+
     def rate(name: str, get: Callable[[GroupMeasures], Rate]) -> Row:
-        values = [get(g) for g in groups]
-        treated, control = (None if v.value is None else 100 * v.value for v in values[1:])
-        shown = (percent(v, counts) for v in values)
-        return (name, *shown, _difference(treated, control, " pts", 1))
+        found = rate_difference(get(treated), get(control))
+        return row(name, lambda g: percent(get(g), counts), found, interval(found, " pts", 1, 100))
 
     def figure(name: str, get: Callable[[GroupMeasures], float | None], decimals: int = 0) -> Row:
-        values = [get(g) for g in groups]
-        shown = tuple(number(v, decimals) for v in values)
-        return (name, *shown, _difference(values[1], values[2], "", decimals))
+        diff = _difference(get(treated), get(control), "", decimals)
+        return row(name, lambda g: number(get(g), decimals), None, diff)
 
+    def mean(
+        name: str, get: Callable[[GroupMeasures], float | None], found: Difference | None
+    ) -> Row:
+        return row(name, lambda g: number(get(g), 2), found, interval(found, "", 2))
+
+    nps = nps_difference(treated, control)
     return [
-        ("Customers", *(f"{g.customers:,}" for g in groups), ""),
+        row("Customers", lambda g: f"{g.customers:,}", None, ""),
         rate("Retention", lambda g: g.retention),
         rate("Churn", lambda g: g.churn),
         rate("Win-back rate", lambda g: g.winback),
-        figure("NPS", lambda g: g.nps),
-        ("NPS answers", *(f"{g.nps_answers:,}" for g in groups), ""),
+        row("NPS", lambda g: number(g.nps), nps, interval(nps, "", 1)),
+        row("NPS answers", lambda g: f"{g.nps_answers:,}", None, ""),
         figure("Satisfaction index (0-100)", lambda g: g.satisfaction, 1),
         rate("First response within SLA", lambda g: _combined(g.sla, lambda s: s.response)),
         rate("Resolved within target", lambda g: _combined(g.sla, lambda s: s.resolution)),
         figure("Ledger items open, not yet due", lambda g: g.ledger.open),
         figure("Ledger items overdue", lambda g: g.ledger.overdue),
         figure("Ledger items closed with acceptance", lambda g: g.ledger.closed_accepted),
-        figure(f"Revenue per customer{money}", lambda g: g.revenue_per_customer, 2),
-        figure(f"Relationship spend per customer{money}", lambda g: g.spend_per_customer, 2),
-        (
-            "Return on relationship spend",
-            *(ratio(g.return_on_spend) for g in groups),
-            _difference(report.treated.return_on_spend, report.control.return_on_spend, "", 1),
+        mean(
+            f"Revenue per customer{money}",
+            lambda g: g.revenue_per_customer,
+            mean_difference(treated.revenue_moments, control.revenue_moments),
+        ),
+        mean(
+            f"Relationship spend per customer{money}",
+            lambda g: g.spend_per_customer,
+            mean_difference(treated.spend_moments, control.spend_moments),
+        ),
+        figure(
+            "Revenue of contacted customers / spend (all revenue, not the return)",
+            lambda g: g.contacted_revenue_per_spend,
+            1,
         ),
         figure(f"Lifetime value, to date{money}", lambda g: g.clv),
         figure(f"Lifetime value, projected{money}", lambda g: g.clv_projected),
     ]
+
+
+def return_line(report: Report) -> str:
+    """The return on relationship spend as the playbook judges it (3:1 good, 1:1
+    average): the incremental revenue over the spend, with its interval."""
+    found = incremental_return(report.treated, report.control)
+    money = report.currency
+    if found is None:
+        return (
+            "Return on relationship spend: n/a (treated and control need 2 customers each "
+            "to compare)"
+        )
+    revenue = found.revenue
+    text = (
+        f"Return on relationship spend: incremental revenue {revenue.value:+,.0f} {money} "
+        f"(95% CI {revenue.low:+,.0f} to {revenue.high:+,.0f}) on a spend of "
+        f"{found.spend:,.0f} {money}"
+    )
+    if found.ratio is not None and found.low is not None and found.high is not None:
+        text += f": {found.ratio:,.1f}:1 ({found.low:,.1f}:1 to {found.high:,.1f}:1)"
+    text += "; the playbook calls 3:1 good and 1:1 average"
+    if not revenue.clear:
+        text += "; the interval includes 0: these data show no return either way"
+    return text + (f"; {revenue.few}" if revenue.few else "")
 
 
 GROUP_HEADERS: Row = (
@@ -102,7 +172,7 @@ GROUP_HEADERS: Row = (
     "satisfaction",
     "revenue",
     "spend",
-    "return",
+    "contacted revenue / spend",
     "CLV to date",
     "CLV projected",
 )
@@ -121,7 +191,7 @@ def group_rows(groups: Mapping[str, GroupMeasures]) -> list[Row]:
             number(g.satisfaction, 1),
             number(g.revenue),
             number(g.spend),
-            ratio(g.return_on_spend),
+            ratio(g.contacted_revenue_per_spend),
             number(g.clv),
             number(g.clv_projected),
         )
@@ -165,9 +235,10 @@ def sla_rows(sla: Mapping[str, Sla], levels: ServiceLevels, counts: bool = True)
 
 def headline(report: Report) -> str:
     """One line naming the period, the time zone and the rules revision."""
-    first, last = report.start.date().isoformat(), report.end.date().isoformat()
+    first = report.start.date().isoformat()
+    last = (report.end - timedelta(days=1)).date().isoformat()
     return (
-        f"Relationship report {first} to {last} (end exclusive, {report.timezone}), "
+        f"Relationship report {first} to {last} (both days included, {report.timezone}), "
         f"rules revision {report.revision[:12]}, "
         f"control group {report.measures.control.percent:g}% "
         f"({report.control.customers:,} of {report.overall.customers:,} customers held out of "
@@ -188,6 +259,7 @@ def report_markdown(report: Report, page: Path) -> str:
         (
             headline(report) + ".",
             markdown_table(COMPARISON_HEADERS, comparison_rows(report)),
+            return_line(report) + ".",
             markdown_table(SLA_HEADERS, sla_rows(report.overall.sla, report.service_levels)),
             f"Remediation ledger at the end: {ledger.open} open, {ledger.overdue} overdue; "
             f"{ledger.closed_accepted} closed with acceptance in the period.",

@@ -18,9 +18,11 @@ from engine.measure_settings import ControlGroup, Measures
 from engine.model import RuleSet
 from rapport.report.build import Report, build_report
 from rapport.report.measures import Rate
+from rapport.report.text import headline, return_line
 from storage.tables import FIRINGS, MESSAGES, REVISIONS, TASKS
 from tests.factories import add_customer, add_events
 from tests.paths import ROOT
+from tests.rapport.report.test_comparison import group
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
 END = datetime(2026, 7, 1, tzinfo=UTC)
@@ -322,9 +324,21 @@ def test_return_on_relationship_spend(report: Report) -> None:
     # Revenue after each customer's first contact: A from 5 June: 300 − 50; B from
     # 2 June: nothing; C from 6 June: 400.
     assert report.treated.contacted_revenue == pytest.approx(250)
-    assert report.overall.return_on_spend == pytest.approx(650 / 69)
+    assert report.overall.contacted_revenue_per_spend == pytest.approx(650 / 69)
     assert report.treated.revenue == pytest.approx(250)
     assert report.control.revenue_per_customer == pytest.approx(400)
+
+
+def test_the_previous_period_of_the_same_length(report: Report) -> None:
+    # June has 30 days: the previous period is 2 May to 31 May. In it: A's purchase of
+    # 200 on 20 May and A's NPS answer of 0 on 30 May.
+    assert report.previous.customers == 6
+    assert report.previous.revenue == pytest.approx(200)
+    assert (report.previous.nps, report.previous.nps_answers) == (-100, 1)
+
+
+def test_the_headline_names_the_last_day_included(report: Report) -> None:
+    assert "2026-06-01 to 2026-06-30 (both days included, UTC)" in headline(report)
 
 
 def test_groups_are_the_customers_standing_at_the_start(report: Report) -> None:
@@ -362,7 +376,7 @@ def test_a_period_with_no_feedback_surveys_or_work(engine: Engine) -> None:
     )  # a January week
     assert quiet.overall.nps is None and quiet.overall.satisfaction is None
     assert all(sla.items == 0 and sla.response.value is None for sla in quiet.overall.sla.values())
-    assert quiet.overall.spend == 0 and quiet.overall.return_on_spend is None
+    assert quiet.overall.spend == 0 and quiet.overall.contacted_revenue_per_spend is None
     assert quiet.overall.winback == Rate(0, 0)
     # Active on 1 January (a purchase since 3 October 2025): nobody, so no retention.
     assert quiet.overall.retention.value is None
@@ -373,3 +387,16 @@ def test_the_period_must_end_after_it_starts(engine: Engine) -> None:
         build_report(
             engine, _ruleset(), END, END - timedelta(days=1), timezone="UTC", currency="CNY"
         )
+
+
+def test_the_return_line_says_when_the_data_show_nothing(report: Report) -> None:
+    # The June data set has one control customer: nothing to compare with.
+    assert "n/a (treated and control need 2 customers each" in return_line(report)
+    noisy = replace(
+        report,
+        treated=group(customers=300, revenue=30_000.0, revenue_squares=3e9, spend=1_000.0),
+        control=group(customers=100, revenue=9_000.0, revenue_squares=1e9),
+    )
+    line = return_line(noisy)
+    assert "incremental revenue +3,000 CNY" in line and ": 3.0:1 (" in line
+    assert "the interval includes 0" in line
