@@ -1,9 +1,12 @@
 """The one schedule definition (`prefect.yaml`), read for both ways of running it.
 
 `served_deployments()` turns it into Prefect deployments for `prefect.serve` (schedules
-need a Prefect server); `embedded_scheduler()` turns it into APScheduler jobs whose job
-store is a table in Rapport's own database, for running without any server. Both read
-the same entries, and a test checks that they fire at the same moments.
+need a Prefect server), named apart from the work pool's (`daily-served` next to
+`daily`): `prefect.serve` upserts deployments by name, and taking over the pool's left
+the workers' runs without code to download ("storage at None"). `embedded_scheduler()`
+turns it into APScheduler jobs whose job store is a table in Rapport's own database,
+for running without any server. Both read the same entries, and a test checks that
+they fire at the same moments.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ruamel.yaml import YAML
 
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "prefect.yaml"
 TIMEZONE_PLACEHOLDER = "{{ $RAPPORT_TIMEZONE }}"
+SERVED_SUFFIX = "-served"
 JOB_TABLE = "apscheduler_jobs"
 
 
@@ -46,6 +50,20 @@ class Scheduled:
     @property
     def job_id(self) -> str:
         return f"{self.flow().name}/{self.name}"
+
+    @property
+    def served_name(self) -> str:
+        """The name `rapport serve` gives its deployment: not the work pool's."""
+        return f"{self.name}{SERVED_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class PoolSchedule:
+    """An active schedule of a work-pool deployment of one of Rapport's flows."""
+
+    deployment: str  # "evaluate-rules/daily"
+    pool: str
+    schedule_id: str
 
 
 def read_schedules(timezone: str, path: Path = PROJECT_FILE) -> list[Scheduled]:
@@ -76,12 +94,32 @@ def served_deployments(schedules: list[Scheduled]) -> list[Any]:
     """Deployments for `prefect.serve`, one per entry, with its cron schedules."""
     return [
         s.flow().to_deployment(
-            name=s.name,
+            name=s.served_name,
             schedules=[Cron(cron, timezone=s.timezone) for cron in s.crons],
             description=s.description,
             concurrency_limit=s.concurrency_limit,
         )
         for s in schedules
+    ]
+
+
+def pool_schedules(schedules: list[Scheduled]) -> list[PoolSchedule]:
+    """The active schedules, on the Prefect server of PREFECT_API_URL, of work-pool
+    deployments of the same flows: each of those runs a second time on a worker when
+    `rapport serve` runs it here."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    names = FlowFilter(name=FlowFilterName(any_=sorted({s.flow().name for s in schedules})))
+    with get_client(sync_client=True) as client:
+        flows = {flow.id: flow.name for flow in client.read_flows(flow_filter=names)}
+        deployments = client.read_deployments(flow_filter=names)
+    return [
+        PoolSchedule(f"{flows[d.flow_id]}/{d.name}", d.work_pool_name, str(schedule.id))
+        for d in deployments
+        if d.work_pool_name and not d.paused and d.flow_id in flows
+        for schedule in d.schedules
+        if schedule.active
     ]
 
 

@@ -8,11 +8,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from rapport.cli.common import console, database, fail, settings, signing_settings
+
+if TYPE_CHECKING:
+    from flows.schedules import PoolSchedule
 
 
 def serve(
@@ -21,26 +24,31 @@ def serve(
         typer.Option(
             "--embedded",
             help="Run the schedules with APScheduler in this process, without a Prefect "
-            "server (flows still record to Prefect's ephemeral API).",
+            "server: the flows record to one temporary Prefect API that this process "
+            "starts and stops (or to PREFECT_API_URL, if set).",
         ),
     ] = False,
 ) -> None:
-    """Run every deployment of prefect.yaml on its schedule until stopped (Ctrl-C)."""
-    from flows.schedules import embedded_scheduler, read_schedules, served_deployments
+    """Run every deployment of prefect.yaml on its schedule until stopped (Ctrl-C or
+    SIGTERM)."""
+    from flows.schedules import (
+        embedded_scheduler,
+        pool_schedules,
+        read_schedules,
+        served_deployments,
+    )
 
     config = signing_settings()
     database()  # fail early, with the fix, if the schema is not current
     schedules = read_schedules(config.timezone)
     if embedded:
+        from flows.embedded import run_embedded
+
         scheduler = embedded_scheduler(schedules, config.database_url)
         for scheduled in schedules:
             crons = ", ".join(scheduled.crons) or "no schedule (started on demand)"
             console.print(f"{scheduled.job_id}: {crons} ({scheduled.timezone})")
-        console.print("embedded scheduler running; Ctrl-C stops it")
-        try:
-            scheduler.start()
-        except (KeyboardInterrupt, SystemExit):
-            scheduler.shutdown(wait=False)
+        run_embedded(scheduler, console.print)
         return
     if not os.environ.get("PREFECT_API_URL"):
         raise fail(
@@ -49,7 +57,29 @@ def serve(
         )
     from prefect import serve as prefect_serve
 
+    warn_of_pool_schedules(pool_schedules(schedules))
     prefect_serve(*served_deployments(schedules))
+
+
+def warn_of_pool_schedules(found: list[PoolSchedule]) -> None:
+    """Served and work-pool deployments of one flow both run on their schedules: harmless
+    (keys make a repeat add nothing) but twice the work, so say so and how to keep one."""
+    if not found:
+        return
+    console.print(
+        "[yellow]warning:[/yellow] these work-pool deployments run the same flows on the "
+        "same schedules, so each flow runs twice (here as '…-served', and on a worker):"
+    )
+    for schedule in found:
+        console.print(f"  {schedule.deployment} (work pool {schedule.pool})")
+    console.print(
+        "To keep only the workers' runs, stop `rapport serve` (it pauses its own schedules "
+        "on the way out). To keep only these, pause the pool's schedules:"
+    )
+    for schedule in found:
+        console.print(
+            f"  prefect deployment schedule pause '{schedule.deployment}' {schedule.schedule_id}"
+        )
 
 
 def deploy(

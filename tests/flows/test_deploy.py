@@ -22,13 +22,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from flows.schedules import read_schedules
+from flows.schedules import SERVED_SUFFIX, read_schedules
 from tests.paths import ROOT
 
 BIN = Path(sys.executable).parent
@@ -37,6 +38,7 @@ RAPPORT = str(BIN / "rapport")
 POOL = "rapport-process"
 STARTUP = 180.0  # seconds; the server has taken 11 s alone and 55 s on a loaded machine
 RUNS = 300.0
+SERVED_RUN = "dispatch-outbox/every-5-minutes"  # one served deployment run is enough
 
 pytestmark = pytest.mark.slow
 
@@ -137,7 +139,28 @@ def deployments(api: str) -> list[dict[str, Any]]:
     return list(response.json())
 
 
-def test_deploy_run_and_list_every_deployment_on_a_real_server(server: dict[str, str]) -> None:
+@contextmanager
+def served(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`rapport serve` against the same server, stopped by its pid (and its runs' group)."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [RAPPORT, "serve"],
+            cwd=ROOT,
+            env={**env, "PREFECT_RUNNER_POLL_FREQUENCY": "2"},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+
+
+def test_deploy_run_and_list_every_deployment_on_a_real_server(
+    server: dict[str, str], tmp_path: Path
+) -> None:
     env, api = server, server["PREFECT_API_URL"]
     assert run(env, RAPPORT, "db", "upgrade").returncode == 0
 
@@ -161,7 +184,12 @@ def test_deploy_run_and_list_every_deployment_on_a_real_server(server: dict[str,
     zones = {s["schedule"]["timezone"] for d in found for s in d["schedules"]}
     assert zones == {"Asia/Shanghai"}
     assert {d["work_pool_name"] for d in found} == {POOL}
+    ids = {d["id"] for d in found}
 
+    # `rapport serve` on the same server: its own deployments beside the pool's (it used
+    # to take theirs over, and the worker's runs crashed: "storage at None"), and a
+    # warning that both sets are scheduled.
+    serve_log = tmp_path / "serve.log"
     worker = subprocess.Popen(
         [PREFECT, "worker", "start", "--pool", POOL],
         cwd=ROOT,
@@ -171,29 +199,45 @@ def test_deploy_run_and_list_every_deployment_on_a_real_server(server: dict[str,
         start_new_session=True,
     )
     try:
-        triggered = {}
-        for name in sorted(expected):
-            started = run(env, PREFECT, "deployment", "run", name)
-            assert started.returncode == 0, started.stdout + started.stderr
-            triggered[name] = started.stdout
-        ids = {d["id"] for d in found}
+        with served(env, serve_log) as serving:
 
-        def all_finished() -> list[dict[str, Any]] | None:
-            manual = [
-                r for r in flow_runs(api) if r["deployment_id"] in ids and not r["auto_scheduled"]
-            ]
-            if len(manual) == len(expected) and all(
-                r["state_type"] in ("COMPLETED", "FAILED", "CRASHED") for r in manual
-            ):
-                return manual
-            return None
+            def serving_started() -> bool:
+                assert serving.poll() is None, serve_log.read_text(errors="replace")
+                return "being served" in serve_log.read_text(errors="replace")
 
-        finished = wait_until(all_finished, RUNS, "every triggered run finishing")
-        states = {r["name"]: r["state_type"] for r in finished}
-        assert set(states.values()) == {"COMPLETED"}, json.dumps(states)
+            wait_until(serving_started, STARTUP, "rapport serve serving")
+            warning = serve_log.read_text(errors="replace")
+            assert all(f"{name} (work pool {POOL})" in warning for name in expected), warning
+            pool_fields = {(d["id"], d["work_pool_name"], str(d["pull_steps"])) for d in found}
+            now = {(d["id"], d["work_pool_name"], str(d["pull_steps"])) for d in deployments(api)}
+            assert pool_fields <= now, "rapport serve changed the pool's deployments"
+            names = sorted(expected) + [f"{SERVED_RUN}{SERVED_SUFFIX}"]
+            for name in names:
+                started = run(env, PREFECT, "deployment", "run", name)
+                assert started.returncode == 0, started.stdout + started.stderr
+            ids |= {d["id"] for d in deployments(api) if d["name"].endswith(SERVED_SUFFIX)}
+
+            def all_finished() -> list[dict[str, Any]] | None:
+                manual = [
+                    r
+                    for r in flow_runs(api)
+                    if r["deployment_id"] in ids and not r["auto_scheduled"]
+                ]
+                if len(manual) == len(names) and all(
+                    r["state_type"] in ("COMPLETED", "FAILED", "CRASHED") for r in manual
+                ):
+                    return manual
+                return None
+
+            finished = wait_until(all_finished, RUNS, "every triggered run finishing")
+            states = {r["name"]: r["state_type"] for r in finished}
+            assert set(states.values()) == {"COMPLETED"}, json.dumps(states)
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=30)
+    # serve paused its own schedules on the way out, not the pool's.
+    after = {d["id"]: d for d in deployments(api)}
+    assert all(s["active"] for d in found for s in after[d["id"]]["schedules"])
 
     for command in (("deployment", "ls"), ("flow-run", "ls"), ("work-pool", "ls")):
         listed = run(env, PREFECT, *command)

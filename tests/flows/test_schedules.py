@@ -49,7 +49,7 @@ def test_served_and_embedded_schedules_fire_at_the_same_moments(timezone: str) -
     deployments = served_deployments(schedules)
     compared = 0
     for scheduled, deployment in zip(schedules, deployments, strict=True):
-        assert deployment.name == scheduled.name
+        assert deployment.name == scheduled.served_name != scheduled.name
         assert len(deployment.schedules) == len(scheduled.crons)
         for served, trigger in zip(deployment.schedules, triggers(scheduled), strict=True):
             assert served.schedule.timezone == timezone
