@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 from storage.tables import CUSTOMERS
 
@@ -34,3 +34,8 @@ def withdraw_consent(connection: Connection, customer_id: str, channel: str) -> 
         update(CUSTOMERS).where(CUSTOMERS.c.id == customer_id).values({f"consent_{channel}": False})
     )
     return bool(connection.execute(query).rowcount)
+
+
+def count_customers(connection: Connection) -> int:
+    """How many customers there are (what a run over all of them will go through)."""
+    return int(connection.scalar(select(func.count()).select_from(CUSTOMERS)) or 0)

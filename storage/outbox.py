@@ -373,3 +373,9 @@ def capped_sent_since(
         .group_by(MESSAGES.c.customer_id)
     )
     return {customer: count for customer, count in connection.execute(query)}
+
+
+def count_due(connection: Connection, now: datetime) -> int:
+    """Messages due at `now` (what a dispatch run is about to go through)."""
+    query = select(func.count()).where(MESSAGES.c.status == "pending", MESSAGES.c.due_at <= now)
+    return int(connection.scalar(query) or 0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -20,11 +19,14 @@ from rapport.cli.common import (
     as_of_option,
     console,
     database,
+    errors,
     rules_for_run,
     signing_settings,
 )
 from rapport.services.delivery import build_senders, dispatch_settings
 from rapport.services.settings import Settings
+from rapport.services.terminal import progress
+from storage.outbox import count_due
 
 
 def dispatch(
@@ -66,9 +68,14 @@ async def deliver_due(
     """Batches until nothing is due; `as_of` fixes the clock (replays, tests)."""
     senders = build_senders(config)
     templates = Templates(config.templates_dir)
+    with engine.connect() as connection:
+        due = count_due(connection, as_of or datetime.now(UTC))
+    with progress(errors, "delivering due messages", due) as advance:
 
-    def batch() -> Awaitable[DispatchReport]:
-        now = as_of or datetime.now(UTC)
-        return dispatch_once(engine, senders, templates, ruleset, now, options)
+        async def batch() -> DispatchReport:
+            now = as_of or datetime.now(UTC)
+            report = await dispatch_once(engine, senders, templates, ruleset, now, options)
+            advance(report.claimed)
+            return report
 
-    return await dispatch_batches(batch, senders, batches)
+        return await dispatch_batches(batch, senders, batches)

@@ -16,6 +16,7 @@ from rapport.cli.common import (
     as_of_option,
     console,
     database,
+    errors,
     event_option,
     fail,
     firings_line,
@@ -25,6 +26,8 @@ from rapport.cli.common import (
 from rapport.services.explanation import explain_customer
 from rapport.services.reactions import react_to_events
 from rapport.services.scheduled import RunSummary, evaluate_customers
+from rapport.services.terminal import progress
+from storage.customers import count_customers
 from storage.firings import firing_json
 
 AsOf = Annotated[str | None, typer.Option("--as-of", help=AS_OF_HELP)]
@@ -93,17 +96,24 @@ def evaluate(
     moment = as_of_option(as_of)
     ruleset = rules_for_run(record=not dry_run)
     summary = RunSummary()
+    engine = database()
+    with engine.connect() as connection:
+        customers = count_customers(connection)
     firings = evaluate_customers(
-        database(),
+        engine,
         ruleset,
         moment,
         record=not dry_run,
         created_at=datetime.now(UTC),
         summary=summary,
     )
-    for firing in firings:
-        if as_json:
-            typer.echo(json.dumps(firing_json(firing), ensure_ascii=False))
+    with progress(errors, "evaluating customers", customers) as advance:
+        seen = 0
+        for firing in firings:
+            advance(summary.customers - seen)
+            seen = summary.customers
+            if as_json:
+                typer.echo(json.dumps(firing_json(firing), ensure_ascii=False))
     if as_json:
         return
     title = f"Firings as of {moment.isoformat()}" + (" — dry run, nothing written" * dry_run)

@@ -20,7 +20,7 @@ from rapport.cli.common import (
     rules_for_run,
     settings,
 )
-from rapport.report.build import Report, build_report, period
+from rapport.report.build import BUILD_STEPS, Report, build_report, period
 from rapport.report.export import report_data
 from rapport.report.html import report_html
 from rapport.report.text import (
@@ -34,6 +34,7 @@ from rapport.report.text import (
     return_line,
     sla_rows,
 )
+from rapport.services.terminal import progress
 
 DEFAULT_DAYS = 28
 
@@ -47,9 +48,16 @@ def _day(value: str | None, option: str) -> date | None:
 
 def make_report(ruleset: RuleSet, start: datetime, end: datetime) -> Report:
     config = settings()
-    return build_report(
-        database(), ruleset, start, end, timezone=config.timezone, currency=config.currency
-    )
+    with progress(errors, "measuring", BUILD_STEPS) as advance:
+        return build_report(
+            database(),
+            ruleset,
+            start,
+            end,
+            timezone=config.timezone,
+            currency=config.currency,
+            advance=advance,
+        )
 
 
 def _table(headers: Row, rows: list[Row], title: str) -> Table:

@@ -13,7 +13,7 @@ import asyncio
 import os
 import secrets
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -34,7 +34,7 @@ from rapport.demo.summary import (
 )
 from rapport.services.rules import rules_in_force
 from rapport.services.settings import InsecureSecret, Settings, get_settings
-from rapport.services.terminal import output
+from rapport.services.terminal import output, progress
 from storage.db import make_engine
 from storage.facts import iter_customer_facts
 from storage.imports import import_customers
@@ -62,6 +62,7 @@ MESSAGE_STATUSES = (
     "sends it); suppressed: a guard said no (consent, frequency cap, open complaint)"
 )
 HISTORY_WEEKS = 6  # weeks of scheduled runs the demo replays before today's
+DEMO_FLOW_RUNS = 1 + 3 * HISTORY_WEEKS + 5  # ingest, the past weeks (3 flows each), today (5)
 
 
 def run_demo(config: Settings, customers: int, directory: Path) -> None:
@@ -75,15 +76,20 @@ def run_demo(config: Settings, customers: int, directory: Path) -> None:
     with engine.connect() as connection:
         before = last_firing_id(connection)
     own_key = _needs_own_key(config)
-    with running_sink(directory) as (port, received), _local_delivery(port, own_key):
+    with (
+        running_sink(directory) as (port, received),
+        _local_delivery(port, own_key),
+        progress(console, "demo", DEMO_FLOW_RUNS) as advance,
+    ):
         console.print(
             f"\nemail goes to a loopback SMTP sink on {LOOPBACK}:{port} started for this demo "
             f"(your RAPPORT_SMTP_* and webhooks are ignored); sms, wechat and app messages "
             f"are written to {config.outbox_dir}/"
         )
         _ingest(files.events)
+        advance(1)
         first = _show_customers(engine, config)
-        _run_day(today, zone)
+        _run_day(today, zone, advance)
     _print_summary(engine, zone, before)
     console.print(
         f"the SMTP sink received {received.get('messages', 0)} emails "
@@ -155,17 +161,20 @@ def _ingest(events: Path) -> None:
     _figures("ingest-events", ingest_events(path=str(events.resolve())))
 
 
-def _run_day(today: date, zone: ZoneInfo) -> None:
-    """The scheduled flows in the order a day runs them, the SLA watch as of tomorrow."""
+def _run_day(today: date, zone: ZoneInfo, advance: Callable[[float], None]) -> None:
+    """The scheduled flows in the order a day runs them, the SLA watch as of tomorrow;
+    `advance` counts the flow runs."""
     from flows.dispatch import dispatch_outbox
     from flows.evaluate import evaluate_rules
     from flows.report import daily_report
     from flows.sla import watch_sla
 
     later = _tomorrow_morning(today, zone).isoformat()
-    _past_weeks(today, zone)
+    _past_weeks(today, zone, advance)
     _figures("evaluate-rules", evaluate_rules())
+    advance(1)
     _dispatched("dispatch-outbox (now)", asyncio.run(dispatch_outbox()))
+    advance(1)
     console.print(
         f"\nThe SLA watch runs every 5 minutes; here it runs once as of {later}, tomorrow "
         "morning, so that the deadlines of tasks due today have passed: it raises the "
@@ -174,11 +183,14 @@ def _run_day(today: date, zone: ZoneInfo) -> None:
         "hours held back until then."
     )
     _figures("watch-sla (tomorrow morning)", watch_sla(as_of=later))
+    advance(1)
     _dispatched("dispatch-outbox (tomorrow morning)", asyncio.run(dispatch_outbox(as_of=later)))
+    advance(1)
     _figures("daily-report (today so far)", daily_report(day=today.isoformat()))
+    advance(1)
 
 
-def _past_weeks(today: date, zone: ZoneInfo) -> None:
+def _past_weeks(today: date, zone: ZoneInfo, advance: Callable[[float], None]) -> None:
     """The weekly cycle as it would have run on the same weekday of the last three weeks,
     so the relationship report has weeks of work to show, not only today's."""
     from flows.dispatch import dispatch_outbox
@@ -195,6 +207,7 @@ def _past_weeks(today: date, zone: ZoneInfo) -> None:
         evaluated = evaluate_rules(as_of=moment.isoformat())
         sent = asyncio.run(dispatch_outbox(as_of=moment.isoformat()))["outcomes"].get("sent", 0)
         escalated = watch_sla(as_of=moment.isoformat())
+        advance(3)
         console.print(
             f"  {moment.date()}: firings {evaluated['firings']}, messages planned "
             f"{evaluated['messages planned']}, sent {sent}, tasks opened "

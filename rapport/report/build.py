@@ -35,6 +35,7 @@ from storage import report_data as rows
 from storage.report_data import Work
 
 WEEK = timedelta(days=7)
+BUILD_STEPS = 5  # customer groups, this period, the previous one, the groups, the series
 LONG_PERIOD = 26 * WEEK  # longer periods are drawn in 4-week steps
 
 
@@ -98,16 +99,21 @@ def build_report(
     *,
     timezone: str,
     currency: str,
+    advance: Callable[[float], None] = lambda steps: None,
 ) -> Report:
     """Reads what happened in `[start, end)` and measures it; groups (tier, segment,
-    stage) are the customers' as of `start`."""
+    stage) are the customers' as of `start`. `advance` is told as each of the
+    `BUILD_STEPS` is done (a progress bar)."""
     if end <= start:
         raise ValueError("the period ends after it starts")
     settings = ruleset.measures
     with engine.connect() as connection:
         profiles = rows.customer_groups(connection, start, ruleset.parameters)
+        advance(1)
         data = _read(connection, ruleset, sorted(profiles), start, end)
+        advance(1)
         before = _read(connection, ruleset, data.customers, start - (end - start), start)
+        advance(1)
     cost = _costs(settings)
 
     def of(customers: Sequence[str]) -> GroupMeasures:
@@ -120,6 +126,14 @@ def build_report(
     held = set(control)
     treated = [c for c in data.customers if c not in held]
     steps = time_steps(start, end)
+    by_group = {
+        "tier": split(0, TIERS),
+        "segment": split(1, SEGMENTS),
+        "stage": split(2, STAGES),
+    }
+    advance(1)
+    series = _series(data, steps, {"treated": treated, "control": control})
+    advance(1)
     return Report(
         start=start,
         end=end,
@@ -132,11 +146,11 @@ def build_report(
         previous=measure(before, before.customers, settings, cost),
         treated=of(treated),
         control=of(control),
-        by_tier=split(0, TIERS),
-        by_segment=split(1, SEGMENTS),
-        by_stage=split(2, STAGES),
+        by_tier=by_group["tier"],
+        by_segment=by_group["segment"],
+        by_stage=by_group["stage"],
         steps=steps,
-        series=_series(data, steps, {"treated": treated, "control": control}),
+        series=series,
     )
 
 

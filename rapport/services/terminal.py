@@ -1,10 +1,13 @@
-"""The terminal every command and the demo print to."""
+"""The terminal every command and the demo print to, and the progress they show on it."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 PIPED_WIDTH = 1_000
 
@@ -18,3 +21,28 @@ def output(stderr: bool = False) -> Console:
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = PIPED_WIDTH
     return console
+
+
+@contextmanager
+def progress(
+    console: Console, description: str, total: float | None
+) -> Iterator[Callable[[float], None]]:
+    """A progress bar while a long run works (evaluate, dispatch, report, the demo), on a
+    terminal only: piped into a file or a script, the output is the results alone.
+    Yields `advance(n)`; `total` None is a run of unknown length."""
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    with bar:
+        task = bar.add_task(description, total=total)
+
+        def advance(steps: float) -> None:
+            bar.advance(task, steps)
+
+        yield advance
