@@ -2,7 +2,9 @@
 
 Generates (once, cached under var/bench/) a base of customers and events, loads it
 into a fresh SQLite file and, when `RAPPORT_BENCH_POSTGRES_URL` is set, a fresh
-PostgreSQL database: import throughput, facts-as-of time and peak memory for each.
+PostgreSQL database: import throughput (against a raw load of the same events without
+checks, see `bench.phases`), facts-as-of time and peak memory for each
+(`--imports-only` stops there).
 Then evaluates the default rules over every customer's facts ten times, against raw
 durable_rules taking the same number of facts through a trivial rule; and dispatches
 5,000 messages to a loopback SMTP sink in another process, against plain aiosmtplib.
@@ -62,21 +64,29 @@ def measured(module: str, *arguments: str) -> dict[str, Any]:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def storage_benchmark(files: SampleFiles, databases: dict[str, str]) -> None:
+IMPORT_GOALS = {"sqlite": 50_000, "postgresql": 100_000}  # events/s on this machine
+
+
+def storage_benchmark(files: SampleFiles, databases: dict[str, str], facts: bool = True) -> None:
     table = Table(
         title=f"Rapport storage benchmark: {files.customer_count:,} customers, "
         f"{files.event_count:,} events"
     )
     for column in ("database", "phase", "rows", "seconds", "rows/s", "peak MiB"):
         table.add_column(column, justify="right" if column != "phase" else "left")
+    phases = [
+        ("import customers", "import-customers", files.customers),
+        ("raw load of the events, no checks (baseline)", "load-events-raw", files.events),
+        ("import events", "import-events", files.events),
+    ]
+    if facts:
+        phases.append(("facts as of T, all customers", "facts", None))
     for name, url in databases.items():
         fresh_database(url).dispose()
-        for label, step, path in (
-            ("import customers", "import-customers", files.customers),
-            ("import events", "import-events", files.events),
-            ("facts as of T, all customers", "facts", None),
-        ):
+        rates = {}
+        for label, step, path in phases:
             figures = measured("bench.phases", step, url, *([str(path)] if path else []))
+            rates[step] = figures["rate"]
             table.add_row(
                 name,
                 label,
@@ -86,6 +96,11 @@ def storage_benchmark(files: SampleFiles, databases: dict[str, str]) -> None:
                 f"{figures['peak_mib']:.0f}",
             )
             console.print(f"{name}: {label} done in {figures['seconds']:.1f} s")
+        goal = IMPORT_GOALS.get(name, 0)
+        ratio = rates["import-events"] / rates["load-events-raw"]
+        table.add_row(
+            name, f"import events ÷ raw load (goal ≥ {goal:,} events/s)", "", "", f"{ratio:.2f}", ""
+        )
     console.print(table)
 
 
@@ -301,6 +316,9 @@ def main() -> None:
         "--skip-storage", action="store_true", help="reuse var/bench/bench.db from a past run"
     )
     parser.add_argument("--backtest-only", action="store_true", help="only the backtest figures")
+    parser.add_argument(
+        "--imports-only", action="store_true", help="only the import figures, with their baseline"
+    )
     args = parser.parse_args()
     if args.backtest_only:
         backtest_benchmark()
@@ -311,6 +329,9 @@ def main() -> None:
         databases["postgresql"] = postgres
     else:
         console.print("PostgreSQL skipped: RAPPORT_BENCH_POSTGRES_URL is not set")
+    if args.imports_only:
+        storage_benchmark(files, databases, facts=False)
+        return
     if not args.skip_storage:
         storage_benchmark(files, databases)
     rules_benchmark(databases["sqlite"])

@@ -30,7 +30,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, from_json
 
 from engine.facts import CONTACT_CHANNELS, FEEDBACK_LEVELS, SEGMENTS
 
@@ -198,11 +198,14 @@ class EventRow(BaseModel):
 
 @dataclass(frozen=True)
 class RawRow:
-    """One row as read: its first line number and either its fields or why it is unreadable."""
+    """One row as read: its first line number and either its fields or why it is unreadable.
+    `storable` says the reader already knows `unstorable` finds nothing (it saw no NUL,
+    no NaN and no over-long field in the raw line, far cheaper than walking the values)."""
 
     line: int
     fields: dict[str, Any] | None
     problem: str | None = None
+    storable: bool = False
 
 
 def blank_as_null(fields: dict[str, Any]) -> dict[str, Any]:
@@ -232,15 +235,20 @@ def read_rows(path: Path, on_bytes: Callable[[int], None] | None = None) -> Iter
     raise ValueError(f"{path}: unsupported file type {suffix!r} (use .csv or .jsonl)")
 
 
-def _lines(path: Path, on_bytes: Callable[[int], None] | None) -> Iterator[str]:
-    """Decoded lines; bytes that are not UTF-8 survive as surrogates and are caught later."""
+def _lines(path: Path, on_bytes: Callable[[int], None] | None) -> Iterator[bytes]:
+    """Raw lines, the byte-order mark of the first one removed."""
     with path.open("rb") as handle:
         for number, raw in enumerate(handle):
             if on_bytes is not None:
                 on_bytes(len(raw))
             if number == 0 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
-            yield raw.decode("utf-8", "surrogateescape")
+            yield raw
+
+
+def _decoded(raw: bytes) -> str:
+    """A line as text; bytes that are not UTF-8 survive as surrogates and are caught later."""
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def _not_utf8(text: str) -> bool:
@@ -256,13 +264,16 @@ def _csv_rows(path: Path, on_bytes: Callable[[int], None] | None) -> Iterator[Ra
     at the next line (an unclosed quote that swallowed the lines after it shows up as
     the rows that follow being rejected, each with its line, not as lost rows)."""
     csv.field_size_limit(MAX_FIELD_CHARS)  # the csv default, whatever else set it to
-    reader = csv.reader(_lines(path, on_bytes))
+    reader = csv.reader(map(_decoded, _lines(path, on_bytes)))
     header = next(reader, None)
     if header is None:
         return
     header = [name.strip() for name in header]
     if len(set(header)) != len(header):
         raise ValueError(f"{path}:1: duplicate column names in the header")
+    # The reader refuses fields over MAX_FIELD_CHARS and text holds no NaN: NUL is all
+    # `unstorable` could still find.
+    plain_header = "\x00" not in "".join(header)
     start = reader.line_num + 1
     while True:
         try:
@@ -279,27 +290,54 @@ def _csv_rows(path: Path, on_bytes: Callable[[int], None] | None) -> Iterator[Ra
         line, start = start, reader.line_num + 1
         if not record or all(not cell.strip() for cell in record):
             continue
+        text = "".join(record)
         if len(record) != len(header):
             yield RawRow(line, None, f"expected {len(header)} columns, found {len(record)}")
-        elif _not_utf8("".join(record)):
+        elif _not_utf8(text):
             yield RawRow(line, None, "not valid UTF-8")
         else:
-            yield RawRow(line, blank_as_null(dict(zip(header, record, strict=True))))
+            fields = blank_as_null(dict(zip(header, record, strict=True)))
+            yield RawRow(line, fields, storable=plain_header and "\x00" not in text)
 
 
 def _jsonl_rows(path: Path, on_bytes: Callable[[int], None] | None) -> Iterator[RawRow]:
-    for line, text in enumerate(_lines(path, on_bytes), start=1):
-        if not text.strip():
-            continue
-        if _not_utf8(text):
-            yield RawRow(line, None, "not valid UTF-8")
-            continue
+    """Rows of a JSON Lines file. pydantic-core's parser reads a line several times faster
+    than `json.loads` and gives the same values (big integers, NaN and all); a line it
+    refuses (bad JSON, bytes that are not UTF-8, a lone surrogate) is read again by
+    `json.loads`, which keeps the error messages and the few values only it accepts."""
+    for line, raw in enumerate(_lines(path, on_bytes), start=1):
         try:
-            value = json.loads(text)
-        except json.JSONDecodeError as error:
-            yield RawRow(line, None, f"invalid JSON: {error.msg} at column {error.colno}")
-            continue
-        if not isinstance(value, dict):
-            yield RawRow(line, None, "expected a JSON object")
-            continue
-        yield RawRow(line, blank_as_null(value))
+            value = from_json(raw)
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            yield RawRow(line, blank_as_null(value), storable=_plain(raw))
+        elif (row := _json_row(line, raw)) is not None:
+            yield row
+
+
+def _plain(raw: bytes) -> bool:
+    """Whether `unstorable` can find nothing in this line: no NUL (JSON spells it only as
+    an escape), no NaN or Infinity, and too short for an over-long field."""
+    return (
+        len(raw) <= MAX_FIELD_CHARS
+        and b"\\u0000" not in raw
+        and b"NaN" not in raw
+        and b"Infinity" not in raw
+    )
+
+
+def _json_row(line: int, raw: bytes) -> RawRow | None:
+    """One line read by `json.loads`; None for a blank line."""
+    text = _decoded(raw)
+    if not text.strip():
+        return None
+    if _not_utf8(text):
+        return RawRow(line, None, "not valid UTF-8")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        return RawRow(line, None, f"invalid JSON: {error.msg} at column {error.colno}")
+    if not isinstance(value, dict):
+        return RawRow(line, None, "expected a JSON object")
+    return RawRow(line, blank_as_null(value))

@@ -13,13 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import Engine, select
 
-from storage.dialect import dialect_insert, insert_ignoring_conflicts
+from storage.dialect import dialect_insert
+from storage.event_staging import COLUMNS, StagedRow, insert_staged, staged_attributes
 from storage.import_rows import (
     CustomerRow,
     EventRow,
@@ -29,7 +31,7 @@ from storage.import_rows import (
     read_rows,
     unstorable,
 )
-from storage.tables import CUSTOMERS, EVENTS
+from storage.tables import CUSTOMERS
 
 BATCH_SIZE = 5_000
 # How far after the import an event may have happened: clocks disagree by minutes, a
@@ -230,10 +232,14 @@ def _import_events(
 ) -> ImportReport:
     report = importer.report
     latest = imported_at + future_horizon
-    batch: dict[str, tuple[int, dict[str, Any]]] = {}
+    batch: dict[str, StagedRow] = {}
     for raw in rows:
         report.read += 1
-        given = raw if raw.fields is None else RawRow(raw.line, _present(raw.fields))
+        given = (
+            raw
+            if raw.fields is None
+            else RawRow(raw.line, _present(raw.fields), None, raw.storable)
+        )
         row = _validate(importer, given, EventRow)
         if row is None:
             continue
@@ -246,15 +252,22 @@ def _import_events(
         if row.id in batch:
             importer.repeated(raw.line, row.id, batch[row.id][0])
             continue
-        values = row.model_dump(exclude=set(row.model_extra or {}))
-        values["attributes"] = dict(row.model_extra or {})
-        values["imported_at"] = imported_at
-        batch[row.id] = (raw.line, values)
+        values = row.__dict__  # the fields as validated; extra fields are kept apart
+        batch[row.id] = (
+            raw.line,
+            *_STAGED(values),
+            staged_attributes(row.model_extra or {}),
+            imported_at,
+        )
         if len(batch) >= BATCH_SIZE:
-            _insert_events(engine, batch, importer, imported_at)
+            _insert_events(engine, list(batch.values()), importer, imported_at)
             batch.clear()
-    _insert_events(engine, batch, importer, imported_at)
+    _insert_events(engine, list(batch.values()), importer, imported_at)
     return report
+
+
+# A validated row's fields in staging order, up to its attributes.
+_STAGED = itemgetter(*COLUMNS[: COLUMNS.index("attributes")])
 
 
 def _too_late(moment: datetime, horizon: timedelta) -> str:
@@ -266,46 +279,29 @@ def _too_late(moment: datetime, horizon: timedelta) -> str:
 
 
 def _insert_events(
-    engine: Engine,
-    batch: dict[str, tuple[int, dict[str, Any]]],
-    importer: _Importer,
-    imported_at: datetime,
+    engine: Engine, rows: list[StagedRow], importer: _Importer, imported_at: datetime
 ) -> None:
-    """Inserts the batch's new events. An id stored with this very import's time came
-    from an earlier batch of the same file: a repeat, reported as such, without keeping
-    every id of a file of millions in memory."""
-    if not batch:
+    """Inserts a batch's new events and reports the rows the stored tables refuse."""
+    if not rows:
         return
     report = importer.report
     with engine.begin() as connection:
-        customer_ids = {values["customer_id"] for _, values in batch.values()}
-        known = set(
-            connection.scalars(select(CUSTOMERS.c.id).where(CUSTOMERS.c.id.in_(customer_ids)))
-        )
-        query = select(EVENTS.c.id, EVENTS.c.imported_at == imported_at).where(
-            EVENTS.c.id.in_(list(batch))
-        )
-        stored = {event_id: this_import for event_id, this_import in connection.execute(query)}
-        rows = []
-        for event_id, (line, values) in batch.items():
-            if values["customer_id"] not in known:
-                importer.reject(line, f"unknown customer {values['customer_id']!r}")
-            elif stored.get(event_id):
-                importer.repeated(line, event_id, None)
-            elif event_id in stored:
-                report.duplicates += 1
-            else:
-                rows.append(values)
-        if rows:
-            connection.execute(insert_ignoring_conflicts(connection, EVENTS, ["id"]), rows)
-    report.inserted += len(rows)
+        staged = insert_staged(connection, rows, imported_at, ids=report.stored_ids is not None)
+    for line, customer_id in staged.unknown:
+        importer.reject(line, f"unknown customer {customer_id!r}")
+    for line, event_id in staged.repeated:
+        importer.repeated(line, event_id, None)
+    report.duplicates += staged.duplicates
+    report.inserted += staged.inserted
     if report.stored_ids is not None:
-        report.stored_ids.extend(row["id"] for row in rows)
+        report.stored_ids.extend(staged.inserted_ids)
 
 
 def _present(fields: dict[str, Any]) -> dict[str, Any]:
     """An event's given fields; a new event has nothing stored to clear, so a null is
     the same as leaving the field out."""
+    if None not in fields.values():
+        return fields
     return {name: value for name, value in fields.items() if value is not None}
 
 
@@ -318,7 +314,7 @@ def _validate(importer: _Importer, raw: RawRow, model: type[RowT]) -> RowT | Non
     if raw.fields is None:
         importer.reject(raw.line, raw.problem or "unreadable row")
         return None
-    if problem := unstorable(raw.fields):
+    if not raw.storable and (problem := unstorable(raw.fields)):
         importer.reject(raw.line, problem)
         return None
     try:

@@ -5,19 +5,22 @@ email addresses that are not one valid address. The good rows around them land."
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlalchemy.dialects import sqlite
 
 from storage import imports
+from storage.event_staging import sqlite_time
 from storage.imports import RowError, import_customers, import_events
 from storage.tables import CUSTOMERS, EVENTS
 from tests.factories import add_customer
 
 IMPORTED_AT = datetime(2026, 7, 1, tzinfo=UTC)
+EARLIER = datetime(2026, 6, 30, 12, 0, 0, 123456, tzinfo=UTC)
 
 
 def jsonl(path: Path, rows: list[dict[str, Any] | str]) -> Path:
@@ -103,6 +106,43 @@ def test_nan_in_a_customer_attribute_is_refused(engine: Engine, tmp_path: Path) 
     assert stored(engine, CUSTOMERS.c.id) == ["c2"]
 
 
+def test_lines_the_fast_json_parser_refuses_are_read_as_json_reads_them(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A line pydantic-core refuses (a lone surrogate escape, a JSON array) or that may
+    hold NUL or NaN goes the slow way and keeps its outcome; a big integer read by the
+    fast parser is what `json.loads` gives."""
+    add_customer(engine, "c1")
+    lines: list[dict[str, Any] | str] = [
+        '{"id": "e1", "customer_id": "c1", "type": "login", '
+        '"occurred_at": "2026-06-30T10:00:00+08:00", "note": "\\ud800"}',
+        login("e2", note="a\x00b"),
+        login("e3", quantity=2**70),
+        login("e4", big=2**70),
+        '{"id": "e5", "customer_id": "c1", "type": "login", '
+        '"occurred_at": "2026-06-30T10:00:00+08:00", "ratio": NaN}',
+        "[1, 2]",
+        login("e6", when="2026-06-30", empty="  ", gone=None),
+    ]
+    errors: list[RowError] = []
+    path = jsonl(tmp_path / "events.jsonl", lines)
+    report = import_events(engine, path, imported_at=IMPORTED_AT, on_error=errors.append)
+    assert reasons(errors) == {
+        2: "note: text must not contain the NUL character (0x00)",
+        3: "quantity: Input should be less than or equal to 2147483647",
+        5: "ratio: NaN is not a number that can be stored",
+        6: "expected a JSON object",
+    }
+    assert report.inserted == 3
+    with engine.connect() as connection:
+        attributes = dict(connection.execute(select(EVENTS.c.id, EVENTS.c.attributes)).all())
+    assert attributes == {
+        "e1": {"note": "\ud800"},
+        "e4": {"big": 2**70},
+        "e6": {"when": "2026-06-30"},
+    }
+
+
 def test_an_event_id_twice_in_one_file_keeps_the_first_and_reports_the_second(
     engine: Engine, tmp_path: Path
 ) -> None:
@@ -125,17 +165,33 @@ def test_an_event_id_twice_in_one_file_keeps_the_first_and_reports_the_second(
 def test_an_event_id_repeated_in_a_later_batch_is_reported_too(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Across batches too: a repeat of this import is rejected with its line, an event an
+    earlier import stored is counted, an unknown customer rejects only its row."""
     monkeypatch.setattr(imports, "BATCH_SIZE", 2)
     add_customer(engine, "c1")
-    rows: list[dict[str, Any] | str] = [login("e1"), login("e2"), login("e3"), login("e1")]
+    import_events(engine, jsonl(tmp_path / "old.jsonl", [login("e0")]), imported_at=EARLIER)
+    rows: list[dict[str, Any] | str] = [
+        login("e1"),
+        login("e2"),
+        login("e3"),
+        login("e1"),
+        login("e0"),
+        login("e4", customer_id="c9"),
+        login("e5"),
+    ]
     errors: list[RowError] = []
-    report = import_events(
-        engine, jsonl(tmp_path / "e.jsonl", rows), imported_at=IMPORTED_AT, on_error=errors.append
-    )
+    path = jsonl(tmp_path / "e.jsonl", rows)
+    report = import_events(engine, path, imported_at=IMPORTED_AT, on_error=errors.append)
     assert reasons(errors) == {
-        4: "duplicate id 'e1': an earlier row of this file has it; that row is kept"
+        4: "duplicate id 'e1': an earlier row of this file has it; that row is kept",
+        6: "unknown customer 'c9'",
     }
-    assert (report.inserted, report.rejected) == (3, 1)
+    assert str(errors[-1]) == f"{path}:6: unknown customer 'c9'"
+    assert (report.read, report.inserted, report.duplicates, report.rejected) == (7, 4, 1, 2)
+    assert stored(engine, EVENTS.c.id) == ["e0", "e1", "e2", "e3", "e5"]
+    again = import_events(engine, path, imported_at=datetime.now(UTC))
+    assert (again.inserted, again.duplicates, again.rejected) == (0, 6, 1)  # e1 again: batch 1
+    assert stored(engine, EVENTS.c.id) == ["e0", "e1", "e2", "e3", "e5"]
 
 
 def test_a_customer_id_twice_in_one_file_keeps_the_first(engine: Engine, tmp_path: Path) -> None:
@@ -217,3 +273,19 @@ def test_valid_addresses_are_kept_including_international_ones(
     assert stored(engine, CUSTOMERS.c.email) == sorted(
         ["fang@example.cn", "用户@例子.中国", "o'brien+news@example.com"]
     )
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 6, 30, 10, 0, tzinfo=timezone(timedelta(hours=8))),
+        datetime(1900, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+        datetime(2199, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5))),
+    ],
+)
+def test_staged_sqlite_times_are_stored_as_sqlalchemy_stores_them(moment: datetime) -> None:
+    """Stored times compare as text in SQLite: the staging format must be SQLAlchemy's."""
+    dialect = sqlite.dialect()
+    process = EVENTS.c.occurred_at.type.dialect_impl(dialect).bind_processor(dialect)
+    assert process is not None
+    assert sqlite_time(moment) == process(moment)
