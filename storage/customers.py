@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 from storage.tables import CUSTOMERS
 
@@ -19,6 +19,10 @@ def customer_rows(connection: Connection, ids: Iterable[str]) -> dict[str, dict[
 def customer_ids(connection: Connection) -> list[str]:
     """Every customer id, in order."""
     return list(connection.scalars(select(CUSTOMERS.c.id).order_by(CUSTOMERS.c.id)))
+
+
+def customer_count(connection: Connection) -> int:
+    return int(connection.scalar(select(func.count()).select_from(CUSTOMERS)) or 0)
 
 
 def customer_id_batches(connection: Connection, size: int) -> list[list[str]]:

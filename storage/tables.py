@@ -13,7 +13,15 @@ from sqlalchemy import Table
 from sqlalchemy.orm import class_mapper
 from sqlmodel import SQLModel
 
-from storage.models import Customer, Event, OutboxMessage, RuleFiring, RulesetRevision, StaffTask
+from storage.models import (
+    Customer,
+    Event,
+    OutboxMessage,
+    RuleFiring,
+    RulesetRevision,
+    ShardFigure,
+    StaffTask,
+)
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -27,3 +35,4 @@ REVISIONS = _table(RulesetRevision)
 FIRINGS = _table(RuleFiring)
 MESSAGES = _table(OutboxMessage)
 TASKS = _table(StaffTask)
+SHARD_FIGURES = _table(ShardFigure)
