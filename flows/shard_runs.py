@@ -11,7 +11,7 @@ parameters, so the figures are the same.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from prefect import Flow
@@ -19,6 +19,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.context import FlowRunContext
 from prefect.deployments import run_deployment
+from prefect.states import State
 
 from rapport.services.sharding import RunRound, ShardPlan
 
@@ -47,7 +48,7 @@ def in_process(shard_flow: Flow[..., Any], plan: ShardPlan) -> RunRound:
     def run_round(shards: list[int], attempt: int) -> dict[int, str]:
         failures = {}
         for shard in shards:
-            state = shard_flow(**plan.parameters(shard), return_state=True)
+            state = cast(State[Any], shard_flow(**plan.parameters(shard), return_state=True))
             if not state.is_completed():
                 failures[shard] = f"{state.name}: {state.message}"
         return failures
