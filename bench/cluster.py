@@ -224,8 +224,11 @@ def span(runs: list[dict[str, Any]]) -> float:
 
 
 def clear(engine: Engine) -> None:
-    """What an earlier round wrote, so every round does the same work."""
+    """What an earlier round wrote, so every round does the same work. TRUNCATE first:
+    a DELETE of 100,000s of firings checks each against the outbox and the tasks,
+    whose `firing_id` has no index (minutes on PostgreSQL)."""
     with engine.begin() as connection:
+        connection.execute(text("TRUNCATE outbox_messages, staff_tasks, rule_firings"))
         for statement in CLEARED:
             connection.execute(text(statement))
 
