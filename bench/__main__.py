@@ -11,7 +11,9 @@ durable_rules taking the same number of facts through a trivial rule; and dispat
 Then the HTTP API's intake (see `bench.api`), the relationship report over the whole
 base (see `bench.report`). Last, Prefect's share: evaluate +
 dispatch over every customer as Prefect flows against the same functions called
-directly (see `bench.prefect_share`). Then the backtest: a year of daily steps over
+directly (see `bench.prefect_share`). With PostgreSQL, scale-out on the work pool: a
+sharded evaluation on 1 worker against 2, 2 dispatch runs against 1 (see
+`bench.cluster`; `--cluster-customers`). Then the backtest: a year of daily steps over
 25,000 customers and 100,000 events, and its memory as the steps grow (see
 `bench.backtest`).
 """
@@ -254,6 +256,30 @@ def report_benchmark() -> None:
     console.print(table)
 
 
+def cluster_benchmark(customers: int) -> None:
+    """A sharded evaluation on 1 worker against 2, and 2 dispatch runs against 1 (see
+    `bench.cluster`): on PostgreSQL, through a Prefect server and process workers."""
+    console.print(f"cluster: {customers:,} customers on PostgreSQL, 1 then 2 workers …")
+    figures = measured("bench.cluster", "--customers", str(customers))
+    table = Table(
+        title=f"Scale-out on the work pool: {figures['customers']:,} customers, "
+        f"{figures['events']:,} events, {figures['shards']} shards (PostgreSQL)"
+    )
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    evaluation, dispatch = figures["evaluation_seconds"], figures["dispatch_seconds"]
+    for label, value in (
+        ("evaluate-rules, 1 worker", f"{evaluation['1 worker']:.1f} s"),
+        ("evaluate-rules, 2 workers", f"{evaluation['2 workers']:.1f} s"),
+        ("1 worker ÷ 2 workers", f"{figures['evaluation_ratio']:.2f}"),
+        (f"dispatch-outbox, {figures['messages']:,} emails, 1 run", f"{dispatch['1 run']:.1f} s"),
+        ("the same, 2 runs at once", f"{dispatch['2 runs']:.1f} s"),
+        ("1 run ÷ 2 runs", f"{figures['dispatch_ratio']:.2f}"),
+    ):
+        table.add_row(label, value)
+    console.print(table)
+
+
 BACKTEST_DB = "sqlite:///var/bench/backtest.db"
 BACKTEST_MEMORY_CUSTOMERS = 5_000
 
@@ -319,9 +345,19 @@ def main() -> None:
     parser.add_argument(
         "--imports-only", action="store_true", help="only the import figures, with their baseline"
     )
+    parser.add_argument(
+        "--cluster-customers",
+        type=int,
+        default=100_000,
+        help="customers of the scale-out figures (1,000,000 takes hours here)",
+    )
+    parser.add_argument("--cluster-only", action="store_true", help="only the scale-out figures")
     args = parser.parse_args()
     if args.backtest_only:
         backtest_benchmark()
+        return
+    if args.cluster_only:
+        cluster_benchmark(args.cluster_customers)
         return
     files = sample(args.customers, args.events_per_customer)
     databases = {"sqlite": "sqlite:///var/bench/bench.db"}
@@ -339,6 +375,8 @@ def main() -> None:
     api_benchmark()
     report_benchmark()
     prefect_benchmark()
+    if postgres:
+        cluster_benchmark(args.cluster_customers)
     backtest_benchmark()
 
 

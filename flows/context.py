@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from actions.privacy import MaskingFilter
 from engine.model import RuleSet
 from rapport.services.clock import as_of_or_now
-from rapport.services.rules import rules_in_force
+from rapport.services.rules import rules_in_force, rules_of_revision
 from rapport.services.settings import Settings, get_settings
 from storage.db import make_engine
 from storage.migrate import check_schema
@@ -71,14 +71,17 @@ def mask_run_logs() -> None:
             handler.addFilter(_MASKING)
 
 
-def flow_context(as_of: str | None) -> FlowContext:
+def flow_context(as_of: str | None, revision: str | None = None) -> FlowContext:
     """Settings, a database with a current schema, and the rules in force (a new valid
-    revision of `rules/` is recorded; an invalid one keeps the last good revision)."""
+    revision of `rules/` is recorded; an invalid one keeps the last good revision), or
+    exactly the stored `revision` when one is given (a shard runs its parent's)."""
     mask_run_logs()
     settings = get_settings()
     engine = _engine(settings.database_url)
     check_schema(engine)
     now = moment(as_of)
+    if revision is not None:
+        return FlowContext(settings, engine, rules_of_revision(engine, revision), now)
     ruleset, problems = rules_in_force(engine, settings.rules_dir, settings.templates_dir, now)
     if problems:
         get_run_logger().warning(

@@ -21,6 +21,10 @@ def customer_ids(connection: Connection) -> list[str]:
     return list(connection.scalars(select(CUSTOMERS.c.id).order_by(CUSTOMERS.c.id)))
 
 
+def customer_count(connection: Connection) -> int:
+    return int(connection.scalar(select(func.count()).select_from(CUSTOMERS)) or 0)
+
+
 def customer_id_batches(connection: Connection, size: int) -> list[list[str]]:
     """Every customer id in order, cut into batches of `size` (the units of a run)."""
     ids = customer_ids(connection)

@@ -165,3 +165,19 @@ class StaffTask(SQLModel, table=True):
     closed_at: datetime | None = None
     acceptance_note: str | None = None
     created_at: datetime
+
+
+class ShardFigure(SQLModel, table=True):
+    """One figure of one shard of a sharded evaluation (`customers`, `messages`, `tasks`
+    or `firings:<rule>`), kept in the database every worker shares, so the parent run
+    sums its shards' figures whichever machine ran them. Counts grow in the same
+    transaction as the rows they count, so a shard that failed half-way and ran again
+    counts each firing, message and task once."""
+
+    __tablename__ = "evaluation_shard_figures"
+
+    run_id: str = Field(primary_key=True, max_length=64)  # the parent flow run
+    shard: int = Field(primary_key=True)
+    figure: str = Field(primary_key=True, max_length=120)
+    count: int = 0
+    recorded_at: datetime

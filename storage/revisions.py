@@ -34,8 +34,17 @@ def active_revision(engine: Engine) -> RuleSet | None:
     """The active stored revision, rebuilt from its files."""
     with engine.connect() as connection:
         files = connection.scalar(select(REVISIONS.c.files).where(REVISIONS.c.active))
-    if files is None:
-        return None
+    return None if files is None else _rebuilt(files)
+
+
+def stored_revision(engine: Engine, revision: str) -> RuleSet | None:
+    """The stored revision with this hash, rebuilt from its files (None if unknown)."""
+    with engine.connect() as connection:
+        files = connection.scalar(select(REVISIONS.c.files).where(REVISIONS.c.hash == revision))
+    return None if files is None else _rebuilt(files)
+
+
+def _rebuilt(files: dict[str, str]) -> RuleSet | None:
     with tempfile.TemporaryDirectory() as folder:
         for name, text in files.items():
             (Path(folder) / name).write_text(text, encoding="utf-8")

@@ -20,6 +20,7 @@ from storage.models import (
     OutboxMessage,
     RuleFiring,
     RulesetRevision,
+    ShardFigure,
     StaffTask,
 )
 
@@ -36,3 +37,4 @@ FIRINGS = _table(RuleFiring)
 MESSAGES = _table(OutboxMessage)
 JOURNAL = _table(OutboxJournal)
 TASKS = _table(StaffTask)
+SHARD_FIGURES = _table(ShardFigure)

@@ -21,7 +21,7 @@ from actions.templates import template_checker
 from engine.loader import load_rules
 from engine.model import RuleSet
 from engine.problems import Problem
-from storage.revisions import activate, active_revision
+from storage.revisions import activate, active_revision, stored_revision
 
 log = logging.getLogger("rapport.rules")
 
@@ -62,6 +62,17 @@ def rules_in_force(
         raise NoRulesInForce(result.problems)
     log.warning("keeping rules revision %s in force", previous.revision[:12])
     return previous, result.problems
+
+
+def rules_of_revision(engine: Engine, revision: str) -> RuleSet:
+    """Exactly the stored revision `revision`: what a shard of an evaluation runs, so a
+    rules edit while the shards run cannot split one evaluation across two revisions."""
+    ruleset = stored_revision(engine, revision)
+    if ruleset is None:
+        raise LookupError(f"rules revision {revision[:12]} is not stored in this database")
+    if ruleset.revision != revision:  # the stored files no longer load as they did
+        raise LookupError(f"rules revision {revision[:12]} loads as {ruleset.revision[:12]}")
+    return ruleset
 
 
 class WatchedRules:

@@ -5,7 +5,7 @@ Plain functions, so the CLI, the Prefect flows and the tests share them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import islice
@@ -23,6 +23,10 @@ from storage.planned import PlannedMessage, PlannedStep, PlannedTask
 from storage.tasks import store_tasks
 
 BATCH = 1_000
+
+# Called in each batch's write transaction with what that batch added: a sharded run
+# keeps its figures there (`storage.shards`), exact even when a shard runs again.
+Tally = Callable[[Connection, "RunSummary"], None]
 
 
 @dataclass
@@ -56,9 +60,11 @@ def evaluate_customers(
     customer_ids: list[str] | None = None,
     summary: RunSummary | None = None,
     evaluator: Evaluator | None = None,
+    tally: Tally | None = None,
 ) -> Iterator[Firing]:
     """Yields the firings re-entry admits; with `record`, stores them batch by batch,
-    with the messages and tasks they plan (keys make a repeated run add nothing).
+    with the messages and tasks they plan (keys make a repeated run add nothing), and
+    passes what each batch added to `tally` in the same transaction.
     Pass `evaluator` to reuse a compiled engine across calls."""
     evaluator = evaluator or Evaluator(ruleset)
     summary = summary if summary is not None else RunSummary()
@@ -70,11 +76,15 @@ def evaluate_customers(
             summary.matched += len(firings)
             if not firings:
                 continue
+            added = RunSummary()
             with engine.begin() as writer:
                 kept = admit(writer, ruleset, firings)
+                added.count(kept)
                 if record:
-                    apply_firings(writer, ruleset, kept, created_at or as_of, summary)
-            summary.count(kept)
+                    apply_firings(writer, ruleset, kept, created_at or as_of, added)
+                    if tally is not None:
+                        tally(writer, added)
+            summary.add(added)
             yield from kept
 
 

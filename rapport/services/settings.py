@@ -45,6 +45,11 @@ class Settings(BaseSettings):
         default="Asia/Shanghai",
         description="IANA timezone for customers without one and for schedules.",
     )
+    evaluation_shards: int = Field(
+        default=0,
+        ge=0,
+        description="Shards of an evaluate-rules run (0: one per 50,000 customers, at most 8).",
+    )
     currency: str = Field(default="CNY", description="Currency of amounts in imports.")
     import_future_hours: int = Field(
         default=24, ge=0, description="Events dated further after their import are rejected."

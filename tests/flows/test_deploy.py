@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -23,19 +24,27 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from flows.schedules import SERVED_SUFFIX, read_schedules
+from flows.shard_runs import SHARD_DEPLOYMENT
+from rapport.demo.sample import write_sample
+from storage.db import make_engine
+from storage.imports import import_customers, import_events
+from storage.tables import FIRINGS, SHARD_FIGURES
 from tests.paths import ROOT
 
 BIN = Path(sys.executable).parent
 PREFECT = str(BIN / "prefect")
 RAPPORT = str(BIN / "rapport")
 POOL = "rapport-process"
+CUSTOMERS = 30
 STARTUP = 180.0  # seconds; the server has taken 11 s alone and 55 s on a loaded machine
 RUNS = 300.0
 SERVED_RUN = "dispatch-outbox/every-5-minutes"  # one served deployment run is enough
@@ -158,11 +167,32 @@ def served(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
         process.wait(timeout=60)
 
 
+def load_sample(url: str, folder: Path) -> None:
+    """A few customers with a history up to now, so the evaluation has work to share."""
+    engine = make_engine(url)
+    files = write_sample(folder, customers=CUSTOMERS, end=datetime.now(UTC))
+    import_customers(engine, files.customers, default_timezone="Asia/Shanghai")
+    import_events(engine, files.events, imported_at=datetime.now(UTC))
+    engine.dispose()
+
+
+def summary_figures(api: str) -> dict[str, str]:
+    """The figures of the newest `evaluate-summary` artifact (markdown `- **name**: value`)."""
+    response = httpx.post(
+        f"{api}/artifacts/filter",
+        json={"artifacts": {"key": {"any_": ["evaluate-summary"]}}, "sort": "CREATED_DESC"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return dict(re.findall(r"- \*\*(.+?)\*\*: (.+)", response.json()[0]["data"]))
+
+
 def test_deploy_run_and_list_every_deployment_on_a_real_server(
     server: dict[str, str], tmp_path: Path
 ) -> None:
     env, api = server, server["PREFECT_API_URL"]
     assert run(env, RAPPORT, "db", "upgrade").returncode == 0
+    load_sample(env["RAPPORT_DATABASE_URL"], tmp_path / "sample")
 
     pool = run(env, PREFECT, "work-pool", "create", POOL, "--type", "process")
     assert pool.returncode == 0, pool.stdout + pool.stderr
@@ -207,13 +237,17 @@ def test_deploy_run_and_list_every_deployment_on_a_real_server(
 
             wait_until(serving_started, STARTUP, "rapport serve serving")
             warning = serve_log.read_text(errors="replace")
-            assert all(f"{name} (work pool {POOL})" in warning for name in expected), warning
+            scheduled = expected - {SHARD_DEPLOYMENT}  # the shards' has no schedule
+            assert all(f"{name} (work pool {POOL})" in warning for name in scheduled), warning
             pool_fields = {(d["id"], d["work_pool_name"], str(d["pull_steps"])) for d in found}
             now = {(d["id"], d["work_pool_name"], str(d["pull_steps"])) for d in deployments(api)}
             assert pool_fields <= now, "rapport serve changed the pool's deployments"
-            names = sorted(expected) + [f"{SERVED_RUN}{SERVED_SUFFIX}"]
+            # Every pool deployment but the shards' (the evaluation starts them: 2 here),
+            # and one served deployment.
+            names = sorted(scheduled) + [f"{SERVED_RUN}{SERVED_SUFFIX}"]
             for name in names:
-                started = run(env, PREFECT, "deployment", "run", name)
+                shards = ("--param", "shards=2") if name == "evaluate-rules/daily" else ()
+                started = run(env, PREFECT, "deployment", "run", name, *shards)
                 assert started.returncode == 0, started.stdout + started.stderr
             ids |= {d["id"] for d in deployments(api) if d["name"].endswith(SERVED_SUFFIX)}
 
@@ -223,7 +257,7 @@ def test_deploy_run_and_list_every_deployment_on_a_real_server(
                     for r in flow_runs(api)
                     if r["deployment_id"] in ids and not r["auto_scheduled"]
                 ]
-                if len(manual) == len(names) and all(
+                if len(manual) == len(names) + 2 and all(  # and the two shard runs
                     r["state_type"] in ("COMPLETED", "FAILED", "CRASHED") for r in manual
                 ):
                     return manual
@@ -238,6 +272,60 @@ def test_deploy_run_and_list_every_deployment_on_a_real_server(
     # serve paused its own schedules on the way out, not the pool's.
     after = {d["id"]: d for d in deployments(api)}
     assert all(s["active"] for d in found for s in after[d["id"]]["schedules"])
+
+    # The evaluation ran as two flow runs of the shard deployment, which the worker
+    # took like any other, and its figures are their sum.
+    by_flow = {flows[d["flow_id"]]: d["id"] for d in found if d["name"] in ("daily", "shard")}
+    (parent,) = [r for r in finished if r["deployment_id"] == by_flow["evaluate-rules"]]
+    shard_runs = [r for r in finished if r["deployment_id"] == by_flow["evaluate-shard"]]
+    assert sorted(r["parameters"]["shard"] for r in shard_runs) == [0, 1]
+    assert {r["parameters"]["run_id"] for r in shard_runs} == {parent["id"]}
+    engine = make_engine(env["RAPPORT_DATABASE_URL"])
+    with engine.connect() as connection:
+        figures = dict(
+            connection.execute(
+                select(SHARD_FIGURES.c.figure, func.sum(SHARD_FIGURES.c["count"]))
+                .where(SHARD_FIGURES.c.run_id == parent["id"])
+                .group_by(SHARD_FIGURES.c.figure)
+            ).all()
+        )
+        scheduled = FIRINGS.c.event_id == ""  # not the event rules the other runs fired
+        fired = connection.scalar(select(func.count()).select_from(FIRINGS).where(scheduled))
+    engine.dispose()
+    shown = summary_figures(api)
+    assert int(shown["customers"]) == figures["customers"] == CUSTOMERS
+    firings = sum(count for name, count in figures.items() if name.startswith("firings:"))
+    assert int(shown["firings"]) == firings == fired > 0
+    assert int(shown["messages planned"]) == figures.get("messages", 0)
+    assert int(shown["tasks opened"]) == figures.get("tasks", 0)
+
+    # The evaluation ran as two flow runs of the shard deployment, which the worker
+    # took like any other, and its figures are their sum.
+    by_flow = {flows[d["flow_id"]]: d["id"] for d in found if d["name"] in ("daily", "shard")}
+    (parent,) = [r for r in finished if r["deployment_id"] == by_flow["evaluate-rules"]]
+    shard_runs = [r for r in finished if r["deployment_id"] == by_flow["evaluate-shard"]]
+    assert sorted(r["parameters"]["shard"] for r in shard_runs) == [0, 1]
+    assert {r["parameters"]["run_id"] for r in shard_runs} == {parent["id"]}
+    engine = make_engine(env["RAPPORT_DATABASE_URL"])
+    with engine.connect() as connection:
+        figures = dict(
+            connection.execute(
+                select(SHARD_FIGURES.c.figure, func.sum(SHARD_FIGURES.c["count"]))
+                .where(SHARD_FIGURES.c.run_id == parent["id"])
+                .group_by(SHARD_FIGURES.c.figure)
+            ).all()
+        )
+        scheduled_firings = FIRINGS.c.event_id == ""  # not the event rules other runs fired
+        fired = connection.scalar(
+            select(func.count()).select_from(FIRINGS).where(scheduled_firings)
+        )
+    engine.dispose()
+    shown = summary_figures(api)
+    assert int(shown["customers"]) == figures["customers"] == CUSTOMERS
+    firings = sum(count for name, count in figures.items() if name.startswith("firings:"))
+    assert int(shown["firings"]) == firings == fired > 0
+    assert int(shown["messages planned"]) == figures.get("messages", 0)
+    assert int(shown["tasks opened"]) == figures.get("tasks", 0)
 
     for command in (("deployment", "ls"), ("flow-run", "ls"), ("work-pool", "ls")):
         listed = run(env, PREFECT, *command)

@@ -246,7 +246,6 @@ def test_a_major_complaint_gets_its_task_when_ingested(
     assert again["tasks opened"] == 0
 
 
-@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
 def test_two_dispatch_runs_at_once_deliver_each_message_once(
     world: tuple[Engine, SmtpScript],
 ) -> None:

@@ -19,7 +19,14 @@ from flows.schedules import (
 )
 
 START = datetime(2026, 11, 24, 3, 17, tzinfo=UTC)
-FLOW_NAMES = {"evaluate-rules", "dispatch-outbox", "watch-sla", "ingest-events", "daily-report"}
+FLOW_NAMES = {
+    "evaluate-rules",
+    "evaluate-shard",  # no schedule: each evaluation starts its shards
+    "dispatch-outbox",
+    "watch-sla",
+    "ingest-events",
+    "daily-report",
+}
 
 
 def prefect_dates(schedule: object, count: int) -> list[datetime]:
