@@ -257,6 +257,7 @@ class Cluster:
         api = f"http://{HOST}:{self.api_port}"
         env = {**os.environ, "PREFECT_HOME": str(self.state / "prefect")}
         env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        env.setdefault("PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT", "false")
         database_url, prefect_database = self.postgres(env)
         exports = shell_settings(env, self.state, prefect_api, database_url, api)
 
