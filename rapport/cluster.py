@@ -136,14 +136,19 @@ def down(state: Path = STATE, grace: float = GRACE) -> list[str]:
     return report
 
 
-def wait_for(what: str, ready: Callable[[], bool], log: Path, deadline: float = STARTUP) -> None:
-    """Polls `ready` (a piece answering) until true; fails with the log's tail."""
-    end = time.monotonic() + deadline
+def wait_for(what: str, ready: Callable[[], bool], pieces: list[Recorded], state: Path) -> None:
+    """Polls `ready` (the pieces answering) until true, for at most STARTUP seconds;
+    fails at once when a piece exits. The failure shows the piece's log."""
+    end = time.monotonic() + STARTUP
     while time.monotonic() < end:
         if ready():
             return
+        if ended := [piece for piece in pieces if not piece.alive()]:
+            log = state / f"{ended[0].name}.log"
+            raise Failure(f"{what}: {ended[0].name} exited\n{tail(log)}")
         time.sleep(1)
-    raise Failure(f"{what}: no answer within {deadline:.0f} s\n{tail(log)}")
+    log = state / f"{pieces[-1].name}.log"
+    raise Failure(f"{what}: no answer within {STARTUP:.0f} s\n{tail(log)}")
 
 
 def tail(log: Path, lines: int = 20) -> str:
@@ -263,18 +268,17 @@ class Cluster:
 
         server_env = {**env, "PREFECT_API_DATABASE_CONNECTION_URL": prefect_database}
         command = [rapport, "ui", "--host", HOST, "--port", str(self.prefect_port)]
-        self.start("prefect-server", command, server_env)
-        wait_for(
-            "the Prefect server",
-            lambda: answers(f"{prefect_api}/health") is not None,
-            self.state / "prefect-server.log",
-        )
+        server = self.start("prefect-server", command, server_env)
+        health = f"{prefect_api}/health"
+        wait_for("the Prefect server", lambda: answers(health) is not None, [server], self.state)
         self.run("db-upgrade", [rapport, "db", "upgrade"], env)
         self.run("deploy", [rapport, "deploy", "--pool", POOL], env)
 
         names = [f"worker-{n}" for n in range(1, self.workers + 1)]
-        for name in names:
+        workers = [
             self.start(name, [prefect, "worker", "start", "--pool", POOL, "--name", name], env)
+            for name in names
+        ]
 
         def online() -> bool:
             found = answers(f"{prefect_api}/work_pools/{POOL}/workers/filter", "POST", {})
@@ -283,12 +287,14 @@ class Cluster:
             )
             return all(name in listed for name in names)
 
-        wait_for(f"{self.workers} workers online", online, self.state / f"{names[-1]}.log")
-        self.start("api", [rapport, "api", "--host", HOST, "--port", str(self.api_port)], env)
+        wait_for(f"{self.workers} workers online", online, workers, self.state)
+        command = [rapport, "api", "--host", HOST, "--port", str(self.api_port)]
+        api_piece = self.start("api", command, env)
         wait_for(
             "the Rapport API",
             lambda: answers(f"{api}/healthz") is not None,
-            self.state / "api.log",
+            [api_piece],
+            self.state,
         )
         return exports
 

@@ -27,6 +27,7 @@ from rapport.cluster import (
     record,
     recorded,
     shell_settings,
+    wait_for,
 )
 
 
@@ -148,3 +149,14 @@ def test_shell_settings_never_show_the_secret_key(tmp_path: Path) -> None:
     exports = shell_settings(own, tmp_path / "elsewhere", *urls)
     assert set(exports) == {"PREFECT_API_URL", "RAPPORT_DATABASE_URL"}
     assert own["RAPPORT_SECRET_KEY"].startswith("mine-")
+
+
+def test_waiting_for_a_piece_that_exited_fails_at_once_with_its_log(tmp_path: Path) -> None:
+    with running("echo ready; sleep 300") as process:
+        piece = record(tmp_path, "api", process.pid)
+        os.killpg(process.pid, 9)
+        process.wait(timeout=10)
+    (tmp_path / "api.log").write_text("ERROR: address already in use\n")
+    with pytest.raises(Failure, match="the Rapport API: api exited") as failure:
+        wait_for("the Rapport API", lambda: False, [piece], tmp_path)
+    assert "ERROR: address already in use" in str(failure.value)
