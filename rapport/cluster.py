@@ -107,33 +107,56 @@ def recorded(state: Path) -> list[Recorded]:
 
 
 def stop(piece: Recorded, grace: float = GRACE) -> str:
-    """Stops one recorded piece and everything left in its process group (a worker's
-    flow runs), with SIGKILL after `grace` seconds."""
+    """Stops one piece: a process group's leader with everything left in its group (a
+    worker with its children), any other process alone; SIGKILL after `grace` s."""
     if not piece.alive():
         return f"{piece.name}: not running (pid {piece.pid})"
     # The group outlives its leader while a member runs, so its id is not reused.
+    group = os.getpgid(piece.pid) == piece.pid
+
+    def left() -> bool:
+        return bool(members(piece.pid)) if group else piece.alive()
+
     with suppress(ProcessLookupError):  # it ended in the meantime
-        if piece.name in STOP_SIGNALS:  # PostgreSQL: its postmaster stops the backends
-            os.kill(piece.pid, STOP_SIGNALS[piece.name])
-        else:
+        if group and piece.name not in STOP_SIGNALS:
             os.killpg(piece.pid, signal.SIGTERM)
+        else:  # PostgreSQL's postmaster stops its backends itself
+            os.kill(piece.pid, STOP_SIGNALS.get(piece.name, signal.SIGTERM))
     end = time.monotonic() + grace
-    while members(piece.pid) and time.monotonic() < end:
+    while left() and time.monotonic() < end:
         time.sleep(0.2)
-    if not members(piece.pid):
+    if not left():
         return f"{piece.name}: stopped (pid {piece.pid})"
     with suppress(ProcessLookupError):
-        os.killpg(piece.pid, signal.SIGKILL)
+        (os.killpg if group else os.kill)(piece.pid, signal.SIGKILL)
     return f"{piece.name}: killed after {grace:.0f} s (pid {piece.pid})"
 
 
+def strays(state: Path) -> list[Recorded]:
+    """What the pieces started in sessions of their own and left behind (Prefect runs
+    each flow run in a process group of its own): every process whose environment has
+    this cluster's PREFECT_HOME, which cluster-up sets for everything it starts."""
+    marker = f"PREFECT_HOME={state / 'prefect'}".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        pid = int(environ.parent.name)
+        try:
+            ours = pid != os.getpid() and marker in environ.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if ours and (started := start_time(pid)) is not None:
+            found.append(Recorded("left behind", pid, started))
+    return found
+
+
 def down(state: Path = STATE, grace: float = GRACE) -> list[str]:
-    """Stops every recorded piece, last started first, and removes its pid file."""
+    """Stops every recorded piece, last started first, and removes its pid file; then
+    whatever they left behind."""
     report = []
     for piece in recorded(state):
         report.append(stop(piece, grace))
         (state / f"{piece.name}.pid").unlink(missing_ok=True)
-    return report
+    return report + [stop(stray, grace) for stray in strays(state)]
 
 
 def wait_for(what: str, ready: Callable[[], bool], pieces: list[Recorded], state: Path) -> None:

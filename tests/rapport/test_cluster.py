@@ -32,10 +32,15 @@ from rapport.cluster import (
 
 
 @contextmanager
-def running(script: str) -> Iterator[subprocess.Popen[bytes]]:
+def running(script: str, **env: str) -> Iterator[subprocess.Popen[bytes]]:
     """`sh -c script` in a session of its own, once it has printed `ready`; its group is
     killed at the end if it still runs."""
-    process = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, start_new_session=True)
+    process = subprocess.Popen(
+        ["sh", "-c", script],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
     with process:
         try:
             assert process.stdout is not None and process.stdout.readline() == b"ready\n"
@@ -160,3 +165,20 @@ def test_waiting_for_a_piece_that_exited_fails_at_once_with_its_log(tmp_path: Pa
     with pytest.raises(Failure, match="the Rapport API: api exited") as failure:
         wait_for("the Rapport API", lambda: False, [piece], tmp_path)
     assert "ERROR: address already in use" in str(failure.value)
+
+
+def test_down_stops_what_the_pieces_left_in_sessions_of_their_own(
+    tmp_path: Path, piece: subprocess.Popen[bytes]
+) -> None:
+    """A flow run its worker started in a process group of its own, still running."""
+    marker = {"PREFECT_HOME": str(tmp_path / "prefect")}
+    with running("echo ready; exec sleep 300", **marker) as flow_run:
+        record(tmp_path, "worker-1", piece.pid)
+        assert down(tmp_path, grace=5) == [
+            f"worker-1: stopped (pid {piece.pid})",
+            f"left behind: stopped (pid {flow_run.pid})",
+        ]
+        assert flow_run.wait(timeout=10) == -15
+    with running("echo ready; exec sleep 300", PREFECT_HOME="/elsewhere") as other:
+        assert down(tmp_path) == []
+        assert other.poll() is None, "another cluster's process is left alone"
