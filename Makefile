@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench cluster-up cluster-down clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,14 @@ lint: setup
 bench: setup
 	RAPPORT_BENCH_POSTGRES_URL=$${RAPPORT_BENCH_POSTGRES_URL:-$$(scripts/postgres-start rapport_bench)} \
 		$(BIN)/python -u -m bench
+
+# Rapport's cluster on this machine (README, "Scaling out"): `make cluster-up WORKERS=3`.
+WORKERS ?= 2
+cluster-up: setup
+	scripts/cluster-up --workers $(WORKERS)
+
+cluster-down:
+	scripts/cluster-down
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache
