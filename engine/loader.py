@@ -79,10 +79,13 @@ def load_rules(
         except EXHAUSTED as error:
             source.error((1, 1), "resource-limit", exhausted(error))
         state.problems.extend(source.problems)
+    # A file or rule that did not read may open any task kind: "no rule opens it" would
+    # only echo that problem in measures.yaml, so the costs are checked on clean reads.
+    read_cleanly = not any(p.severity is Severity.ERROR for p in state.problems)
     if template_check is not None:
         state.problems.extend(template_check(state.rules))
     state.problems.extend(check_rules(state.rules, MAX_RULES_PER_TRIGGER))
-    if state.cost_kinds is not None:
+    if state.cost_kinds is not None and read_cleanly:
         state.problems.extend(_unknown_task_kinds(state.cost_kinds, state.rules))
     problems = tuple(sorted(state.problems))
     if any(p.severity is Severity.ERROR for p in problems):
