@@ -1,4 +1,4 @@
-"""`rapport preview`: a template rendered for one real customer, or a failure saying what to pass."""
+"""`rapport preview`: a template rendered for one customer, or a failure naming what to pass."""
 
 from __future__ import annotations
 
