@@ -40,7 +40,8 @@ DURATION = {
 }
 
 
-def _value(fact: Fact) -> dict[str, Any]:
+def fact_value(fact: Fact) -> dict[str, Any]:
+    """One value of `fact`'s type (and choices); rule files and rule tests both use it."""
     schema: dict[str, Any] = {"type": _JSON_TYPES[fact.type]}
     if fact.choices:
         schema["enum"] = list(fact.choices)
@@ -48,7 +49,7 @@ def _value(fact: Fact) -> dict[str, Any]:
 
 
 def _operand(fact: Fact, kind: Operand) -> dict[str, Any]:
-    value = _value(fact)
+    value = fact_value(fact)
     if kind is Operand.FLAG:
         return {"type": "boolean"}
     if kind is Operand.RANGE:
@@ -70,7 +71,7 @@ def _subject(fact: Fact) -> dict[str, Any]:
     return {
         "description": description,
         "anyOf": [
-            _value(fact),
+            fact_value(fact),
             {
                 "type": "object",
                 "properties": operators,
