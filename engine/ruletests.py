@@ -15,7 +15,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from engine.conditions import PYTHON_TYPES
 from engine.evaluate import Evaluator
-from engine.facts import FACTS, FACTS_BY_NAME, FactType
+from engine.facts import FACTS, FACTS_BY_NAME, PRODUCT_PURCHASES, FactType, fact_named
 from engine.model import RuleSet
 from engine.problems import Problem, did_you_mean
 from engine.schema import fact_value
@@ -131,7 +131,7 @@ def _case(source: Source, node: Any, at: tuple[int, int], ruleset: RuleSet) -> C
     source.unknown_keys(node, CASE_KEYS, "case key")
     facts = dict(node.get("facts") or {})
     for name, value in facts.items():
-        fact = FACTS_BY_NAME.get(str(name))
+        fact = fact_named(str(name))
         if fact is None:
             source.error(
                 Source.key(node["facts"], name),
@@ -267,6 +267,9 @@ def rule_test_schema() -> dict[str, Any]:
                 "type": "object",
                 "description": "Facts that differ from the baseline customer (BASELINE).",
                 "properties": facts,
+                "patternProperties": {  # e.g. product_purchases[coffee-beans,180d]
+                    r"^product_purchases\[[^,\[\]]+,[0-9]+d\]$": fact_value(PRODUCT_PURCHASES)
+                },
                 "additionalProperties": False,
             },
             "event": {"oneOf": events},
