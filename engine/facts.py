@@ -206,8 +206,8 @@ PRODUCT_PURCHASES = Fact(
 )
 PARAMETERISED_FACTS: dict[str, Fact] = {PRODUCT_PURCHASES.name: PRODUCT_PURCHASES}
 FACT_PARAMETERS: dict[str, str] = {
-    "product": "The product id, as in the purchase events (and the affinity table).",
-    "within": "The window before as_of, in whole days or weeks: 30d, 13w.",
+    "product": "the product id, as in the purchase events and the affinity table",
+    "within": "the window before as_of, in whole days or weeks (30d, 13w)",
 }
 _PRODUCT_FACT = re.compile(r"^product_purchases\[(?P<product>[^,\[\]]+),(?P<days>[0-9]+)d\]$")
 
