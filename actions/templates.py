@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
-from jinja2 import StrictUndefined, Template, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError, meta, nodes
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
@@ -132,6 +132,24 @@ class Templates:
             if file is not None:
                 return _render(file, context)
         raise TemplateNotFound(f"no template {name!r} in {self.directory}")
+
+    def event_fields(self, name: str) -> tuple[str, ...] | None:
+        """The `event.<field>`s the files of template `name` read, or None when none of
+        them uses the triggering event: what `rapport preview` must ask `--event` for."""
+        used: set[str] = set()
+        uses_event = False
+        for (file_name, _), file in self.files.items():
+            if file_name != name:
+                continue
+            for source in file.parts.values():
+                tree = _TEXT.parse(source)
+                uses_event |= "event" in meta.find_undeclared_variables(tree)
+                used |= {
+                    node.attr
+                    for node in tree.find_all(nodes.Getattr)
+                    if isinstance(node.node, nodes.Name) and node.node.name == "event"
+                }
+        return tuple(sorted(used)) if uses_event else None
 
 
 @lru_cache(maxsize=1024)

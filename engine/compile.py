@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.facts import FACTS_BY_NAME
+from engine.facts import fact_named
 from engine.model import AllOf, AnyOf, Comparison, Condition, FactRef, Not, Rule
 
 SNAPSHOT = "customer_snapshot"
@@ -80,7 +80,8 @@ def _condition(condition: Condition) -> dict[str, Any]:
 
 
 def _nullable(subject: str) -> bool:
-    return subject.startswith("event.") or FACTS_BY_NAME[subject].nullable
+    fact = fact_named(subject)
+    return subject.startswith("event.") or (fact is not None and fact.nullable)
 
 
 def negate(condition: Condition) -> Condition:

@@ -9,11 +9,21 @@ another fact: `purchases_recent: {lt: {fact: purchases_previous, times: 0.5}}`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from engine.facts import FACTS_BY_NAME, Fact, FactType
+from engine.durations import parse_duration
+from engine.facts import (
+    FACT_PARAMETERS,
+    FACTS_BY_NAME,
+    PARAMETERISED_FACTS,
+    Fact,
+    FactType,
+    ProductWindow,
+)
 from engine.model import AllOf, AnyOf, Comparison, Condition, FactRef, Not, Position
 from engine.problems import did_you_mean
 from engine.vocabulary import EVENT_TYPES, NUMERIC, OPERATORS, Operand
@@ -91,9 +101,10 @@ class ConditionParser:
                     at, "unknown-field", f"a {self.event} event has no field {name!r}{hint}"
                 )
             return field
-        fact = FACTS_BY_NAME.get(name)
+        fact = FACTS_BY_NAME.get(name) or PARAMETERISED_FACTS.get(name)
         if fact is None:
-            hint = did_you_mean(name, [*FACTS_BY_NAME, "all", "any", "not"])
+            known = [*FACTS_BY_NAME, *PARAMETERISED_FACTS, "all", "any", "not"]
+            hint = did_you_mean(name, known)
             self.source.error(at, "unknown-fact", f"unknown fact {name!r}{hint}")
         return fact
 
@@ -103,6 +114,12 @@ class ConditionParser:
         fact = self._subject(name, at)
         if fact is None:
             return None
+        if fact.name in PARAMETERISED_FACTS:
+            window = self._product_window(value, at)
+            if window is None:
+                return None
+            name = window.fact
+        skip = FACT_PARAMETERS if fact.name in PARAMETERISED_FACTS else {}
         position = Position(self.source.path, *at)
         if not isinstance(value, CommentedMap):  # shorthand: `tier: high` means eq
             if fact.type not in OPERATORS["eq"].types:
@@ -114,11 +131,13 @@ class ConditionParser:
                 return None
             operand = self._value(fact, value, Source.value(node, name))
             return None if operand is _INVALID else Comparison(name, "eq", operand, position)
-        if not value:
+        if len(value) == len(skip):
             self.source.error(at, "wrong-type", f"{name!r} needs at least one operator")
             return None
         parts: list[Condition] = []
         for op_name, operand in value.items():
+            if op_name in skip:
+                continue
             op_at = Source.key(value, op_name)
             operator = OPERATORS.get(str(op_name))
             if operator is None:
@@ -135,9 +154,41 @@ class ConditionParser:
                 parts.append(
                     Comparison(name, operator.name, parsed, Position(self.source.path, *op_at))
                 )
-        if len(parts) != len(value):
+        if len(parts) != len(value) - len(skip):
             return None
         return parts[0] if len(parts) == 1 else AllOf(tuple(parts))
+
+    def _product_window(self, node: Any, at: tuple[int, int]) -> ProductWindow | None:
+        """`{product: ID, within: 90d, <operators>}`: the product and window counted."""
+        shape = "`product_purchases` takes {product: ID, within: 90d} and operators, e.g. gte: 2"
+        if not isinstance(node, CommentedMap):
+            self.source.error(at, "wrong-type", shape)
+            return None
+        for key in FACT_PARAMETERS:
+            if key not in node:
+                self.source.error(at, "missing-key", f"`product_purchases` needs `{key}`; {shape}")
+                return None
+        product = node["product"]
+        if not isinstance(product, str) or not product.strip() or "," in product:
+            self.source.error(
+                Source.value(node, "product"), "wrong-type", "`product` is a product id"
+            )
+            return None
+        within_at = Source.value(node, "within")
+        try:
+            within = parse_duration(node["within"])
+        except ValueError as error:
+            self.source.error(within_at, "bad-duration", str(error))
+            return None
+        days = within // timedelta(days=1)
+        if within % timedelta(days=1) or days > MAX_WINDOW_DAYS:
+            self.source.error(
+                within_at,
+                "bad-duration",
+                f"`within` is whole days or weeks up to {MAX_WINDOW_DAYS:,}d, e.g. 90d or 13w",
+            )
+            return None
+        return ProductWindow(str(product), days)
 
     def _operand(self, fact: Fact, kind: Operand, node: Any, at: tuple[int, int]) -> Any:
         if kind is Operand.FLAG:
@@ -178,6 +229,13 @@ class ConditionParser:
             )
             return _INVALID
         other = FACTS_BY_NAME.get(str(node["fact"]))
+        if str(node["fact"]) in PARAMETERISED_FACTS:
+            self.source.error(
+                Source.value(node, "fact"),
+                "operator-type",
+                f"{node['fact']!r} takes a product and a window; compare it with a number",
+            )
+            return _INVALID
         if other is None:
             hint = did_you_mean(str(node["fact"]), FACTS_BY_NAME)
             self.source.error(
@@ -222,4 +280,16 @@ _PLAIN: dict[FactType, Any] = {
     FactType.DATE: str,
 }
 _INVALID: Any = object()
+MAX_WINDOW_DAYS = 36_500  # a hundred years, as for the windows of `parameters:`
 INVALID_EVENT = "?"  # the trigger names no valid event; its error was reported already
+
+
+def comparisons(condition: Condition) -> Iterator[tuple[str, Position]]:
+    """Every comparison's subject in `condition`, with where it is written."""
+    if isinstance(condition, Comparison):
+        yield condition.subject, condition.position
+    elif isinstance(condition, AllOf | AnyOf):
+        for item in condition.items:
+            yield from comparisons(item)
+    elif isinstance(condition, Not):
+        yield from comparisons(condition.item)

@@ -7,7 +7,8 @@ turns one customer's SQL aggregates (see `storage/facts.py`) into a typed snapsh
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -192,6 +193,48 @@ FACTS: tuple[Fact, ...] = (
 
 FACTS_BY_NAME: dict[str, Fact] = {fact.name: fact for fact in FACTS}
 
+# Facts a rule names with parameters, e.g. `product_purchases: {product: grinder,
+# within: 90d, gte: 2}`. Each distinct use is a fact of its own in the snapshot, keyed
+# `product_purchases[grinder,90d]` (`ProductWindow.fact`), computed for the windows the
+# rules in force name (`FactParameters.product_windows`).
+PRODUCT_PURCHASES = Fact(
+    "product_purchases",
+    _I,
+    "orders",
+    "Purchases of one product (its id in the purchase events) within a window before "
+    "as_of: `{product: coffee-beans, within: 180d}` with the operators beside them.",
+)
+PARAMETERISED_FACTS: dict[str, Fact] = {PRODUCT_PURCHASES.name: PRODUCT_PURCHASES}
+FACT_PARAMETERS: dict[str, str] = {
+    "product": "the product id, as in the purchase events and the affinity table",
+    "within": "the window before as_of, in whole days or weeks (30d, 13w)",
+}
+_PRODUCT_FACT = re.compile(r"^product_purchases\[(?P<product>[^,\[\]]+),(?P<days>[0-9]+)d\]$")
+
+
+@dataclass(frozen=True, order=True)
+class ProductWindow:
+    """One product and window a rule counts purchases of (`product_purchases`)."""
+
+    product: str
+    days: int
+
+    @property
+    def fact(self) -> str:
+        """The snapshot key of the count, as rules, explain and rule tests name it."""
+        return f"{PRODUCT_PURCHASES.name}[{self.product},{self.days}d]"
+
+    @classmethod
+    def of_fact(cls, name: str) -> ProductWindow | None:
+        match = _PRODUCT_FACT.match(name)
+        return cls(match["product"], int(match["days"])) if match else None
+
+
+def fact_named(name: str) -> Fact | None:
+    """The declared fact a snapshot key stands for: a plain fact, or a parameterised
+    fact's instance such as `product_purchases[grinder,90d]`."""
+    return FACTS_BY_NAME.get(name) or (PRODUCT_PURCHASES if ProductWindow.of_fact(name) else None)
+
 
 @dataclass(frozen=True)
 class FactParameters:
@@ -208,12 +251,17 @@ class FactParameters:
     # A drop compares like with like: one old purchase is not a frequency to drop from.
     at_risk_drop_min_purchases: int = 2
     holidays: tuple[CareDay, ...] = ()
+    product_windows: tuple[ProductWindow, ...] = ()  # the ones the rules name
 
     def __post_init__(self) -> None:
         if not 0 <= self.mid_tier_spend <= self.high_tier_spend:
             raise ValueError("tier thresholds need 0 <= mid_tier_spend <= high_tier_spend")
         if min(self.recent_window_days, self.new_customer_days, self.dormant_days) <= 0:
             raise ValueError("windows must be positive numbers of days")
+
+
+# FactParameters that are not numbers in `parameters:`: their own section, or the rules.
+DERIVED_PARAMETERS = ("holidays", "product_windows")
 
 
 @dataclass(frozen=True)
@@ -246,6 +294,7 @@ class CustomerAggregates:
     last_complaint_at: datetime | None
     last_survey_score: int | None
     last_survey_at: datetime | None
+    product_purchases: dict[ProductWindow, int] = field(default_factory=dict)
 
 
 def tier_for(spend_12m: float, params: FactParameters) -> str:
@@ -368,6 +417,7 @@ def derive_facts(
         "last_survey_score": agg.last_survey_score,
         "days_since_survey": whole_days(as_of, agg.last_survey_at),
         **calendar_facts(agg.birthday, first_local, today, holiday_on(today, params)),
+        **{w.fact: agg.product_purchases.get(w, 0) for w in params.product_windows},
     }
     return facts
 

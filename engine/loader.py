@@ -18,9 +18,9 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from engine.care_calendar import CareDay, parse_holidays
 from engine.checks import check_rules
-from engine.conditions import INVALID_EVENT, ConditionParser
+from engine.conditions import INVALID_EVENT, MAX_WINDOW_DAYS, ConditionParser, comparisons
 from engine.durations import parse_duration
-from engine.facts import FactParameters
+from engine.facts import DERIVED_PARAMETERS, FactParameters, ProductWindow
 from engine.measure_settings import Measures, TaskCostKinds, parse_measures, task_cost_kinds
 from engine.model import Position, Reentry, Rule, RuleSet
 from engine.policy import Policy, parse_policy
@@ -44,7 +44,7 @@ RULE_KEYS = (
 )
 SECTIONS = ("description", "rules", "parameters", "holidays", "affinity", "policy", "measures")
 MAX_RULES_PER_TRIGGER = 60
-MAX_WHOLE_PARAMETER = 36_500  # days (100 years): windows become timedeltas and dates
+MAX_WHOLE_PARAMETER = MAX_WINDOW_DAYS  # days: windows become timedeltas and dates
 
 
 @dataclass(frozen=True)
@@ -79,11 +79,17 @@ def load_rules(
         except EXHAUSTED as error:
             source.error((1, 1), "resource-limit", exhausted(error))
         state.problems.extend(source.problems)
+    # A file or rule that did not read may open any task kind: "no rule opens it" would
+    # only echo that problem in measures.yaml, so the costs are checked on clean reads.
+    read_cleanly = not any(p.severity is Severity.ERROR for p in state.problems)
     if template_check is not None:
         state.problems.extend(template_check(state.rules))
     state.problems.extend(check_rules(state.rules, MAX_RULES_PER_TRIGGER))
-    if state.cost_kinds is not None:
+    if state.cost_kinds is not None and read_cleanly:
         state.problems.extend(_unknown_task_kinds(state.cost_kinds, state.rules))
+    windows = product_windows(state.rules)
+    if state.affinity and read_cleanly:
+        state.problems.extend(_unknown_products(windows, state.affinity))
     problems = tuple(sorted(state.problems))
     if any(p.severity is Severity.ERROR for p in problems):
         return LoadResult(None, problems)
@@ -91,7 +97,11 @@ def load_rules(
     ruleset = RuleSet(
         revision=revision,
         rules=tuple(state.rules),
-        parameters=FactParameters(**state.parameters, holidays=tuple(state.holidays)),
+        parameters=FactParameters(
+            **state.parameters,
+            holidays=tuple(state.holidays),
+            product_windows=tuple(sorted(windows)),
+        ),
         affinity=state.affinity,
         policy=state.policy,
         measures=state.measures,
@@ -119,6 +129,37 @@ def _unknown_task_kinds(costs: TaskCostKinds, rules: list[Rule]) -> list[Problem
         )
         for kind, at in costs.positions.items()
         if kind not in opened
+    ]
+
+
+def product_windows(rules: list[Rule]) -> dict[ProductWindow, Position]:
+    """The products and windows the rules count purchases of (`product_purchases`), each
+    with the first place it is named: the facts computed for this ruleset."""
+    found: dict[ProductWindow, Position] = {}
+    for rule in rules:
+        for subject, position in comparisons(rule.when):
+            window = ProductWindow.of_fact(subject)
+            if window is not None:
+                found.setdefault(window, position)
+    return found
+
+
+def _unknown_products(
+    windows: dict[ProductWindow, Position], affinity: dict[str, tuple[str, ...]]
+) -> list[Problem]:
+    """A product the affinity table (every product sold) does not list: most likely a
+    typo, and its count would stay 0 for everyone."""
+    return [
+        Problem(
+            at.path,
+            at.line,
+            at.column,
+            "unknown-product",
+            f"no product {window.product!r} in the affinity table"
+            f"{did_you_mean(window.product, affinity)}",
+        )
+        for window, at in windows.items()
+        if window.product not in affinity
     ]
 
 
@@ -317,7 +358,7 @@ def _tags(source: Source, node: CommentedMap) -> tuple[str, ...]:
 def _load_parameters(
     source: Source, node: Any, at: tuple[int, int], state: _DirectoryState
 ) -> None:
-    known = {f.name: f for f in fields(FactParameters) if f.name != "holidays"}
+    known = {f.name: f for f in fields(FactParameters) if f.name not in DERIVED_PARAMETERS}
     if not isinstance(node, CommentedMap):
         source.error(at, "wrong-type", "`parameters` is a mapping of name: number")
         return

@@ -60,6 +60,10 @@ CODES: dict[str, tuple[str, str]] = {
         "parameters, holidays, affinity, policy or measures given in two files.",
     ),
     "unknown-task-kind": ("check", "A cost given for a task kind no rule opens."),
+    "unknown-product": (
+        "check",
+        "`product_purchases` names a product the affinity table (every product sold) lacks.",
+    ),
     "unknown-template": ("validate", "A message template missing in a language."),
     "template-error": (
         "validate",

@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import fields
 
 from engine.durations import format_duration
-from engine.facts import FACTS, FactParameters
+from engine.facts import (
+    DERIVED_PARAMETERS,
+    FACT_PARAMETERS,
+    FACTS,
+    PARAMETERISED_FACTS,
+    FactParameters,
+)
 from engine.measure_settings import Measures
 from engine.problems import CODES
 from engine.vocabulary import ACTIONS, EVENT_TYPES, OPERATORS, TEMPLATE_VARIABLES
@@ -30,6 +36,20 @@ def reference_markdown() -> str:
     for fact in FACTS:
         values = ", ".join(fact.choices) + (" or null" if fact.nullable else "")
         lines.append(_row(f"`{fact.name}`", fact.type, fact.unit, values.strip(), fact.description))
+    lines += [
+        "",
+        "### Facts with parameters",
+        "",
+        "Named with their parameters beside the operators, e.g. "
+        "`product_purchases: {product: coffee-beans, within: 180d, gte: 2}`; explain and "
+        "rule tests show each use as `product_purchases[coffee-beans,180d]`.",
+        "",
+        _row("fact", "type", "unit", "parameters", "description"),
+        _row(*["---"] * 5),
+    ]
+    for fact in PARAMETERISED_FACTS.values():
+        parameters = "; ".join(f"`{name}`: {text}" for name, text in FACT_PARAMETERS.items())
+        lines.append(_row(f"`{fact.name}`", fact.type, fact.unit, parameters, fact.description))
     lines += [
         "",
         "### Event triggers and their fields",
@@ -75,7 +95,7 @@ def reference_markdown() -> str:
     ]
     defaults = FactParameters()
     for f in fields(FactParameters):
-        if f.name != "holidays":
+        if f.name not in DERIVED_PARAMETERS:
             lines.append(_row(f"`{f.name}`", f"{getattr(defaults, f.name):g}"))
     lines += [
         "",

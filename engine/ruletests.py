@@ -15,9 +15,10 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from engine.conditions import PYTHON_TYPES
 from engine.evaluate import Evaluator
-from engine.facts import FACTS_BY_NAME, FactType
+from engine.facts import FACTS, FACTS_BY_NAME, PRODUCT_PURCHASES, FactType, fact_named
 from engine.model import RuleSet
 from engine.problems import Problem, did_you_mean
+from engine.schema import fact_value
 from engine.vocabulary import EVENT_TYPES
 from engine.yamlsource import Source, parse, rule_files
 
@@ -75,6 +76,9 @@ BASELINE: dict[str, Any] = {
 }
 
 
+CASE_KEYS = ("name", "facts", "event", "fires", "not_fires")
+
+
 @dataclass(frozen=True)
 class CaseResult:
     path: str
@@ -124,10 +128,10 @@ def _case(source: Source, node: Any, at: tuple[int, int], ruleset: RuleSet) -> C
     if not isinstance(node, CommentedMap) or "name" not in node:
         source.error(at, "missing-key", "a case is a mapping with name, facts, fires, not_fires")
         return None
-    source.unknown_keys(node, ("name", "facts", "event", "fires", "not_fires"), "case key")
+    source.unknown_keys(node, CASE_KEYS, "case key")
     facts = dict(node.get("facts") or {})
     for name, value in facts.items():
-        fact = FACTS_BY_NAME.get(str(name))
+        fact = fact_named(str(name))
         if fact is None:
             source.error(
                 Source.key(node["facts"], name),
@@ -225,3 +229,59 @@ def untested_rules(cases: list[Case], ruleset: RuleSet) -> list[str]:
     """Enabled rules that no case expects to fire."""
     covered = {rule_id for case in cases for rule_id in case.fires}
     return [rule.id for rule in ruleset.enabled if rule.id not in covered]
+
+
+def rule_test_schema() -> dict[str, Any]:
+    """The JSON Schema (2020-12) of a rule-test file, from what `load_cases` accepts:
+    the case keys, every fact by its type (null where the fact may be missing), and
+    each event type with its own fields (`rapport rules schema --tests`)."""
+
+    def nullable(schema: dict[str, Any], allowed: bool) -> dict[str, Any]:
+        return {"anyOf": [schema, {"type": "null"}]} if allowed else schema
+
+    facts = {
+        fact.name: {**nullable(fact_value(fact), fact.nullable), "description": fact.description}
+        for fact in FACTS
+    }
+    events = [
+        {
+            "type": "object",
+            "description": event.description,
+            "required": ["type"],
+            "additionalProperties": False,
+            "properties": {
+                "type": {"const": event.name},
+                **{field.name: fact_value(field) for field in event.fields},
+            },
+        }
+        for event in EVENT_TYPES.values()
+    ]
+    rule_ids = {"type": "array", "items": {"type": "string"}}
+    case = {
+        "type": "object",
+        "required": ["name"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "minLength": 1},
+            "facts": {
+                "type": "object",
+                "description": "Facts that differ from the baseline customer (BASELINE).",
+                "properties": facts,
+                "patternProperties": {  # e.g. product_purchases[coffee-beans,180d]
+                    r"^product_purchases\[[^,\[\]]+,[0-9]+d\]$": fact_value(PRODUCT_PURCHASES)
+                },
+                "additionalProperties": False,
+            },
+            "event": {"oneOf": events},
+            "fires": rule_ids | {"description": "Rules that must fire."},
+            "not_fires": rule_ids | {"description": "Rules that must not fire."},
+        },
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Rapport rule tests",
+        "type": "object",
+        "required": ["cases"],
+        "additionalProperties": False,
+        "properties": {"cases": {"type": "array", "items": case}},
+    }

@@ -10,7 +10,16 @@ from dataclasses import fields
 from typing import Any
 
 from engine.care_calendar import DEFAULT_COUNTRY
-from engine.facts import FACTS, MESSAGE_CHANNELS, Fact, FactParameters, FactType
+from engine.facts import (
+    DERIVED_PARAMETERS,
+    FACT_PARAMETERS,
+    FACTS,
+    MESSAGE_CHANNELS,
+    PARAMETERISED_FACTS,
+    Fact,
+    FactParameters,
+    FactType,
+)
 from engine.measure_settings import MAX_CONTROL_PERCENT
 from engine.policy import CAPPABLE
 from engine.service_levels import CLOCKS, TARGETS, WEEKDAYS
@@ -40,7 +49,8 @@ DURATION = {
 }
 
 
-def _value(fact: Fact) -> dict[str, Any]:
+def fact_value(fact: Fact) -> dict[str, Any]:
+    """One value of `fact`'s type (and choices); rule files and rule tests both use it."""
     schema: dict[str, Any] = {"type": _JSON_TYPES[fact.type]}
     if fact.choices:
         schema["enum"] = list(fact.choices)
@@ -48,7 +58,7 @@ def _value(fact: Fact) -> dict[str, Any]:
 
 
 def _operand(fact: Fact, kind: Operand) -> dict[str, Any]:
-    value = _value(fact)
+    value = fact_value(fact)
     if kind is Operand.FLAG:
         return {"type": "boolean"}
     if kind is Operand.RANGE:
@@ -70,7 +80,7 @@ def _subject(fact: Fact) -> dict[str, Any]:
     return {
         "description": description,
         "anyOf": [
-            _value(fact),
+            fact_value(fact),
             {
                 "type": "object",
                 "properties": operators,
@@ -78,6 +88,23 @@ def _subject(fact: Fact) -> dict[str, Any]:
                 "minProperties": 1,
             },
         ],
+    }
+
+
+def _parameterised(fact: Fact) -> dict[str, Any]:
+    """A fact named with parameters: `{product: ID, within: 90d}` beside its operators."""
+    subject = _subject(fact)
+    operators = subject["anyOf"][1]
+    parameters = {
+        "product": {"type": "string", "minLength": 1, "description": FACT_PARAMETERS["product"]},
+        "within": {"$ref": "#/$defs/duration", "description": FACT_PARAMETERS["within"]},
+    }
+    return {
+        "description": subject["description"],
+        **operators,
+        "properties": {**parameters, **operators["properties"]},
+        "required": list(FACT_PARAMETERS),
+        "minProperties": len(FACT_PARAMETERS) + 1,
     }
 
 
@@ -142,6 +169,7 @@ def _condition_schema() -> dict[str, Any]:
             "any": nested,
             "not": {"$ref": "#/$defs/condition"},
             **{fact.name: _subject(fact) for fact in FACTS},
+            **{fact.name: _parameterised(fact) for fact in PARAMETERISED_FACTS.values()},
             **event_fields,
         },
         "additionalProperties": False,
@@ -229,7 +257,7 @@ def _parameters_schema() -> dict[str, Any]:
     parameters = {
         f.name: {"type": "number", "minimum": 0}
         for f in fields(FactParameters)
-        if f.name != "holidays"  # a section of its own
+        if f.name not in DERIVED_PARAMETERS
     }
     return {"type": "object", "properties": parameters, "additionalProperties": False}
 

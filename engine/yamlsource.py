@@ -37,7 +37,8 @@ MAX_INTEGER = 2**53  # the integers a JSON number (the engine's messages) holds 
 
 
 class LimitError(MarkedYAMLError):
-    """A document past one of the bounds above; `code` is its problem code."""
+    """A document past one of the bounds above, or with a value other YAML tools would
+    read otherwise (an unquoted date); `code` is its problem code."""
 
     def __init__(self, code: str, problem: str, mark: StreamMark) -> None:
         super().__init__(problem=problem, problem_mark=mark)
@@ -129,8 +130,18 @@ class _Composer(Composer):
 
 
 class _Constructor(RoundTripConstructor):
-    """Round-trip loading, but dates stay text (the loader validates them with a
-    position) and integers stay within what the engine holds."""
+    """Round-trip loading, but unquoted dates are refused and integers stay within what
+    the engine holds."""
+
+    def construct_quoted_date(self, node: Any) -> Any:
+        """An unquoted 2026-12-24 is a date to YAML 1.1 loaders (PyYAML, editors) and
+        text to YAML 1.2 ones: the JSON Schema, which wants text, would then pass or fail
+        by tool. Quoted, it is text everywhere; the loader validates it with a position."""
+        raise LimitError(
+            "wrong-type",
+            f'quote the date: "{node.value}" (unquoted, YAML tools disagree on its type)',
+            node.start_mark,
+        )
 
     def construct_bounded_int(self, node: Any) -> Any:
         try:
@@ -161,7 +172,7 @@ class _Constructor(RoundTripConstructor):
         return value
 
 
-_Constructor.add_constructor("tag:yaml.org,2002:timestamp", RoundTripConstructor.construct_yaml_str)
+_Constructor.add_constructor("tag:yaml.org,2002:timestamp", _Constructor.construct_quoted_date)
 _Constructor.add_constructor("tag:yaml.org,2002:float", _Constructor.construct_bounded_float)
 _Constructor.add_constructor("tag:yaml.org,2002:int", _Constructor.construct_bounded_int)
 

@@ -92,6 +92,16 @@ def _event_aggregates(
             _count(and_(complaint, in_recent)).label("complaints_recent"),
             _latest(complaint).label("last_complaint_at"),
             _latest(_nps_answer(EVENTS.c)).label("survey_at"),
+            *(
+                _count(
+                    and_(
+                        purchase,
+                        EVENTS.c.product == window.product,
+                        EVENTS.c.occurred_at > as_of - timedelta(days=window.days),
+                    )
+                ).label(f"product_{index}")
+                for index, window in enumerate(params.product_windows)
+            ),
         )
         .where(EVENTS.c.occurred_at <= as_of)
         .group_by(EVENTS.c.customer_id)
@@ -205,10 +215,10 @@ def iter_customer_facts(
     # On the statement, not the connection: a connection option would outlive this query.
     result = connection.execute(query.execution_options(yield_per=batch_size))
     for row in result.mappings():
-        yield derive_facts(_aggregates(row), as_of, params)
+        yield derive_facts(_aggregates(row, params), as_of, params)
 
 
-def _aggregates(row: Any) -> CustomerAggregates:
+def _aggregates(row: Any, params: FactParameters) -> CustomerAggregates:
     return CustomerAggregates(
         customer_id=row["id"],
         segment=row["segment"],
@@ -236,6 +246,10 @@ def _aggregates(row: Any) -> CustomerAggregates:
         last_complaint_at=row["last_complaint_at"],
         last_survey_score=row["survey_score"],
         last_survey_at=row["survey_at"],
+        product_purchases={
+            window: int(row[f"product_{index}"] or 0)
+            for index, window in enumerate(params.product_windows)
+        },
     )
 
 

@@ -38,6 +38,7 @@ class CustomerHistory:
         self.events = events
         self.resolved_at = resolved_at  # feedback id -> its first resolution
         self.recent_us = timedelta(days=params.recent_window_days) // MICROSECOND
+        self.product_windows = params.product_windows
         self._cached: CustomerAggregates | None = None
         self._valid = (NEVER, -NEVER)  # the cached aggregates hold on [from, until)
 
@@ -59,7 +60,7 @@ class CustomerHistory:
         """Mirrors `storage.facts._event_aggregates` and `_open_feedback` for one customer
         (see `totals.py`); also returns the first moment after `at` at which the result
         can differ."""
-        accumulator = Accumulator(at, self.recent_us, self.resolved_at)
+        accumulator = Accumulator(at, self.recent_us, self.resolved_at, self.product_windows)
         for event in self.events:
             if event.at > at:
                 accumulator.changes_at(event.at)

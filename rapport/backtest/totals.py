@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from engine.facts import CONTACT_CHANNELS, FEEDBACK_LEVELS, CustomerAggregates
+from engine.facts import CONTACT_CHANNELS, FEEDBACK_LEVELS, CustomerAggregates, ProductWindow
 from rapport.backtest.history import Happening, Profile
 from rapport.backtest.timeline import MICROSECOND
 
@@ -57,6 +57,7 @@ class Totals:
     last_complaint_at: datetime | None = None
     last_survey_score: int | None = None
     last_survey_at: datetime | None = None
+    product_purchases: dict[ProductWindow, int] = field(default_factory=dict)
 
     def aggregates(self, profile: Profile) -> CustomerAggregates:
         """The row `storage.facts._aggregates` builds for this customer."""
@@ -87,6 +88,7 @@ class Totals:
             last_complaint_at=self.last_complaint_at,
             last_survey_score=self.last_survey_score,
             last_survey_at=self.last_survey_at,
+            product_purchases=self.product_purchases,
         )
 
 
@@ -94,12 +96,21 @@ class Accumulator:
     """Adds a customer's events, in time order, into `totals` as of `at` (microseconds);
     `changes` is the first moment after `at` at which the totals can differ."""
 
-    def __init__(self, at: int, recent_us: int, resolved_at: dict[str, int]) -> None:
+    def __init__(
+        self,
+        at: int,
+        recent_us: int,
+        resolved_at: dict[str, int],
+        product_windows: tuple[ProductWindow, ...] = (),
+    ) -> None:
         self.at, self.recent_us, self.resolved_at = at, recent_us, resolved_at
+        self.product_windows = [
+            (window, timedelta(days=window.days) // MICROSECOND) for window in product_windows
+        ]
         self.year, self.recent = at - YEAR_US, at - recent_us
         self.previous = self.recent - recent_us
         self.month, self.two_months = at - MONTH_US, at - 2 * MONTH_US
-        self.totals = Totals()
+        self.totals = Totals(product_purchases=dict.fromkeys(product_windows, 0))
         self.changes = NEVER
         self._by_type: dict[str, Callable[[Happening], None]] = {
             "purchase": self._purchase,
@@ -138,6 +149,10 @@ class Accumulator:
             sums.purchases_previous += 1
             sums.spend_previous += amount
             self.changes_at(when + 2 * self.recent_us)
+        for window, length in self.product_windows:
+            if event.product == window.product and when > self.at - length:
+                sums.product_purchases[window] += 1
+                self.changes_at(when + length)
 
     def _refund(self, event: Happening) -> None:
         amount = event.amount or 0.0

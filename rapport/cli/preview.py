@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
@@ -39,6 +40,15 @@ def preview(
     config = settings()
     moment = as_of_option(as_of)
     fields = event_option(event)
+    templates = Templates(config.templates_dir)
+    needed = templates.event_fields(template)
+    if fields is None and needed is not None:
+        example = json.dumps(dict.fromkeys(needed or ("type",), "..."))
+        raise fail(
+            f"template {template!r} uses the triggering event"
+            f"{' (' + ', '.join(f'event.{n}' for n in needed) + ')' if needed else ''}: "
+            f"give it with --event '{example}'"
+        )
     ruleset = rules_for_run(record=False)
     with database().connect() as connection:
         customer = customer_rows(connection, [customer_id]).get(customer_id)
@@ -47,13 +57,16 @@ def preview(
     if customer is None or facts is None:
         raise fail(f"no customer with id {customer_id!r}")
     suggestions = ruleset.suggestions_for((fields or {}).get("product"), owned)
+    reply_by = None  # a feedback item's first-response deadline, as if it came in now
+    if fields is not None and fields.get("type", "feedback") == "feedback":
+        reply_by = ruleset.policy.service_levels.target(
+            fields.get("level"), "first_response", moment
+        )
     context = message_context(
-        customer, facts, config.company(), "[unsubscribe link]", fields, suggestions
+        customer, facts, config.company(), "[unsubscribe link]", fields, suggestions, reply_by
     )
     try:
-        message = Templates(config.templates_dir).render(
-            template, locale or customer["locale"], context
-        )
+        message = templates.render(template, locale or customer["locale"], context)
     except (TemplateNotFound, TemplateError) as error:
         raise fail(str(error)) from None
     console.print(f"[bold]{message.template}[/bold] ({message.locale})", highlight=False)

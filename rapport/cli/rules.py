@@ -14,7 +14,7 @@ from engine.evaluate import Evaluator
 from engine.loader import load_rules
 from engine.problems import Severity
 from engine.reference import README_MARKERS, reference_markdown, replace_reference
-from engine.ruletests import load_cases, run_case, untested_rules
+from engine.ruletests import load_cases, rule_test_schema, run_case, untested_rules
 from engine.schema import rule_schema
 from rapport.cli.common import console, errors, fail, print_json, settings
 
@@ -69,9 +69,14 @@ def check(
 @app.command("schema")
 def schema(
     output: Annotated[Path | None, typer.Option(help="Write to this file instead.")] = None,
+    tests: Annotated[
+        bool, typer.Option("--tests", help="The schema of rule-test files instead.")
+    ] = False,
 ) -> None:
-    """Print the JSON Schema of rule files (committed as rules/rules.schema.json)."""
-    text = json.dumps(rule_schema(), indent=2, ensure_ascii=False) + "\n"
+    """Print the JSON Schema of rule files (committed as rules/rules.schema.json) or, with
+    --tests, of rule-test files (rules/tests/tests.schema.json)."""
+    document = rule_test_schema() if tests else rule_schema()
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if output is None:
         typer.echo(text, nl=False)
     else:

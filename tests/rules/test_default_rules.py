@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 
 from actions.templates import template_checker
 from engine.evaluate import Evaluator
@@ -15,7 +18,15 @@ from engine.facts import holiday_on
 from engine.loader import load_rules
 from engine.model import RuleSet
 from engine.reference import reference_markdown, replace_reference
-from engine.ruletests import AS_OF, BASELINE, Case, load_cases, run_case, untested_rules
+from engine.ruletests import (
+    AS_OF,
+    BASELINE,
+    Case,
+    load_cases,
+    rule_test_schema,
+    run_case,
+    untested_rules,
+)
 from engine.schema import rule_schema
 from engine.yamlsource import Source, parse, rule_files
 from tests.paths import ROOT
@@ -79,14 +90,43 @@ def test_every_template_the_default_rules_use_renders_in_both_languages() -> Non
     assert [str(p) for p in result.problems] == []
 
 
-def test_the_committed_json_schema_is_current_and_accepts_the_default_rules() -> None:
-    committed = json.loads((RULES / "rules.schema.json").read_text(encoding="utf-8"))
-    assert committed == rule_schema(), "run: rapport rules schema --output rules/rules.schema.json"
+SCHEMAS = [  # folder, committed schema, its generator, the command that writes it
+    pytest.param(RULES, "rules.schema.json", rule_schema, "", id="rules"),
+    pytest.param(RULES / "tests", "tests.schema.json", rule_test_schema, " --tests", id="tests"),
+]
+
+
+@pytest.mark.parametrize(("folder", "name", "generate", "flag"), SCHEMAS)
+def test_the_committed_json_schema_is_current_and_accepts_every_shipped_file(
+    folder: Path, name: str, generate: Callable[[], dict[str, Any]], flag: str
+) -> None:
+    """Current, declared by every file for editors, and passing each file as a standard
+    YAML loader reads it (PyYAML is YAML 1.1: an unquoted date would be a date there)."""
+    committed = json.loads((folder / name).read_text(encoding="utf-8"))
+    assert committed == generate(), f"run: rapport rules schema{flag} --output {folder / name}"
     validator = jsonschema.Draft202012Validator(committed)
-    for path in rule_files(RULES):
-        document = parse(Source(str(path)), path.read_bytes())  # dates stay text, as in YAML 1.2
-        errors = [error.message for error in validator.iter_errors(document)]
-        assert errors == [], path
+    modeline = f"# yaml-language-server: $schema=./{name}\n"
+    for path in rule_files(folder):
+        text = path.read_text(encoding="utf-8")
+        assert text.startswith(modeline), f"{path}: first line should be {modeline!r}"
+        for document in (yaml.safe_load(text), parse(Source(str(path)), path.read_bytes())):
+            errors = [
+                f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)
+            ]
+            assert errors == [], path
+
+
+def test_the_schema_of_rule_tests_rejects_what_the_reader_rejects() -> None:
+    validator = jsonschema.Draft202012Validator(rule_test_schema())
+    assert validator.is_valid({"cases": [{"name": "n", "facts": {"tier": "high"}}]})
+    for bad in (
+        {"name": "n", "facts": {"teir": "high"}},
+        {"name": "n", "facts": {"tier": "gold"}},
+        {"name": "n", "facts": {"tier": None}},  # tier is never missing
+        {"name": "n", "event": {"type": "purchase", "score": 3}},
+        {"name": "n", "fire": ["x"]},
+    ):
+        assert not validator.is_valid({"cases": [bad]}), bad
 
 
 def test_the_schema_rejects_what_the_loader_rejects() -> None:

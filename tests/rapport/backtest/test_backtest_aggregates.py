@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import fields
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 from sqlalchemy import Engine
 
 import storage.facts
-from engine.facts import CustomerAggregates, FactParameters, derive_facts
+from engine.facts import CustomerAggregates, FactParameters, ProductWindow, derive_facts
 from engine.loader import load_rules
 from rapport.backtest.aggregates import CustomerHistory
 from rapport.backtest.drift import DAY_US, MOVING, Drift, Snapshot
@@ -41,7 +42,9 @@ MOMENTS = (
     "2025-11-01T08:00:00+08:00",
     "2025-07-01T00:00:00-04:00",
 )
-PARAMS = FactParameters()
+# Per-product counts too, with windows shorter and longer than the recent window.
+WINDOWS = (ProductWindow("coffee-beans", 90), ProductWindow("grinder", 400))
+PARAMS = FactParameters(product_windows=WINDOWS)
 
 
 def sampled(engine: Engine, tmp_path: Path, customers: int = 300) -> None:
@@ -88,6 +91,7 @@ def test_python_aggregates_equal_the_sql_at_any_moment(
 ) -> None:
     sampled(engine, tmp_path)
     found = histories(engine)
+    counts: Counter[int] = Counter()
     for text in MOMENTS:
         moment = datetime.fromisoformat(text)
         expected = sql_aggregates(engine, moment, monkeypatch)
@@ -98,6 +102,8 @@ def test_python_aggregates_equal_the_sql_at_any_moment(
             mine = history.aggregates(to_us(moment))
             assert same(mine, expected[customer]), (customer, text)
             assert derive_facts(mine, moment, PARAMS) == facts[customer], (customer, text)
+        counts.update(f["product_purchases[coffee-beans,90d]"] for f in facts.values())
+    assert counts[1] and sum(n for c, n in counts.items() if c >= 2), counts  # not all 0
 
 
 def test_aggregates_hold_until_the_moment_they_may_change(tmp_path: Path) -> None:
