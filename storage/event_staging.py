@@ -20,24 +20,9 @@ from sqlalchemy import Connection, bindparam, text
 
 from storage.tables import EVENTS
 
-# The columns a staged row gives, in order, after its line.
-COLUMNS = (
-    "id",
-    "customer_id",
-    "type",
-    "occurred_at",
-    "amount",
-    "quantity",
-    "product",
-    "channel",
-    "level",
-    "category",
-    "score",
-    "ref",
-    "text",
-    "attributes",
-    "imported_at",
-)
+# The columns a staged row gives, in order, after its line: every column of the events
+# table but the reaction time, which an import never sets.
+COLUMNS = tuple(column.name for column in EVENTS.columns if column.name != "reacted_at")
 _LISTED = ", ".join(COLUMNS)
 _OCCURRED_AT = COLUMNS.index("occurred_at") + 1
 

@@ -27,7 +27,7 @@ from rapport.services.explanation import explain_customer
 from rapport.services.reactions import react_to_events
 from rapport.services.scheduled import RunSummary, evaluate_customers
 from rapport.services.terminal import progress
-from storage.customers import count_customers
+from storage.customers import customer_count
 from storage.firings import firing_json
 
 AsOf = Annotated[str | None, typer.Option("--as-of", help=AS_OF_HELP)]
@@ -98,7 +98,7 @@ def evaluate(
     summary = RunSummary()
     engine = database()
     with engine.connect() as connection:
-        customers = count_customers(connection)
+        customers = customer_count(connection)
     firings = evaluate_customers(
         engine,
         ruleset,
