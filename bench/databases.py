@@ -37,6 +37,7 @@ def fresh_database(url: str) -> Engine:
 # What an earlier run planned, and the events Rapport itself writes: `rapport:` contacts,
 # `step:` steps, `overdue:` task events.
 CLEARED = (
+    "DELETE FROM outbox_journal",
     "DELETE FROM outbox_messages",
     "DELETE FROM staff_tasks",
     "DELETE FROM rule_firings",
