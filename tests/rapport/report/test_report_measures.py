@@ -338,7 +338,7 @@ def test_the_previous_period_of_the_same_length(report: Report) -> None:
 
 
 def test_the_headline_names_the_last_day_included(report: Report) -> None:
-    assert "2026-06-01 to 2026-06-30 (both days included, UTC)" in headline(report)
+    assert "Jun 1, 2026 to Jun 30, 2026 (both days included, UTC)" in headline(report)
 
 
 def test_groups_are_the_customers_standing_at_the_start(report: Report) -> None:
