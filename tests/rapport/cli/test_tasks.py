@@ -103,7 +103,7 @@ def test_tasks_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     seed(engine)
     runner = CliRunner()
     listed = runner.invoke(app, ["tasks", "list", "--owner", "management"])
-    assert listed.exit_code == 0 and "1 open task(s)" in listed.output
+    assert listed.exit_code == 0 and "1 open task," in listed.output
     refused = runner.invoke(app, ["tasks", "close", "1"])
     assert refused.exit_code == 1 and "remediation-ledger item" in refused.output
     closed = runner.invoke(app, ["tasks", "close", "1", "--note", "Verified with the customer"])
@@ -197,9 +197,9 @@ def test_tasks_list_filters_by_person_and_by_role(
         store_tasks(connection, [task("m1", "account_manager", timedelta(days=3))], NOW)
     runner = CliRunner()
     by_person = runner.invoke(app, ["tasks", "list", "--owner", "chen.hv"])
-    assert by_person.exit_code == 0 and "1 open task(s)" in by_person.output, by_person.output
+    assert by_person.exit_code == 0 and "1 open task," in by_person.output, by_person.output
     by_role = runner.invoke(app, ["tasks", "list", "--role", "account_manager"])
-    assert by_role.exit_code == 0 and "1 open task(s)" in by_role.output, by_role.output
+    assert by_role.exit_code == 0 and "1 open task," in by_role.output, by_role.output
     get_settings.cache_clear()
 
 
@@ -224,13 +224,13 @@ def test_tasks_list_reads_in_local_time_as_of_a_moment_with_a_limit(
 
     listed = runner.invoke(app, ["tasks", "list", *as_of])
     assert listed.exit_code == 0, listed.output
-    assert "Jun 30, 2026 6:00 PM (overdue)" in listed.output  # NOW - 2 h, in Shanghai
+    assert "Jun 30, 2026 6:00\u202fPM (overdue)" in listed.output  # NOW - 2 h, in Shanghai
     assert listed.output.count("(overdue)") == 1
     assert "Z" not in listed.output.replace("Asia/Shanghai", "")
     later = runner.invoke(app, ["tasks", "list", "--as-of", (NOW + timedelta(days=4)).isoformat()])
     assert later.output.count("(overdue)") == 3
     utc = runner.invoke(app, ["tasks", "list", *as_of, "--tz", "UTC"])
-    assert f"{NOW - timedelta(hours=2):%Y-%m-%d %H:%M} (overdue)" in utc.output
+    assert "Jun 30, 2026 10:00\u202fAM (overdue)" in utc.output
     cut = runner.invoke(app, ["tasks", "list", *as_of, "--limit", "1"])
     assert "customer_service" in cut.output and "management" not in cut.output
     assert "2 more not shown" in cut.output
@@ -241,6 +241,24 @@ def test_tasks_list_reads_in_local_time_as_of_a_moment_with_a_limit(
     first = found["tasks"][0]
     assert first["owner_role"] == "customer_service" and first["overdue"] is True
     assert datetime.fromisoformat(first["due_at"]) == NOW - timedelta(hours=2)
+    get_settings.cache_clear()
+
+
+def test_tasks_list_in_the_staff_language(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RAPPORT_STAFF_LOCALE=zh-CN (the default outside tests): title, columns, due times
+    and the lateness mark in Chinese, dates as zh-CN writes them."""
+    seed(cli_database(tmp_path, monkeypatch))
+    monkeypatch.setenv("RAPPORT_STAFF_LOCALE", "zh-CN")
+    get_settings.cache_clear()
+    runner = CliRunner(env={"COLUMNS": "200"})
+
+    listed = runner.invoke(app, ["tasks", "list", "--as-of", NOW.isoformat(), "--limit", "2"])
+    assert listed.exit_code == 0, listed.output
+    assert "3 项未关闭任务，截止时间为 Asia/Shanghai" in listed.output
+    assert "截止时间" in listed.output and "负责人" in listed.output
+    assert "2026年6月30日 18:00（逾期）" in listed.output  # NOW - 2 h, in Shanghai
+    assert "另有 1 项未显示（--limit 2）" in listed.output
+    assert "overdue" not in listed.output
     get_settings.cache_clear()
 
 
