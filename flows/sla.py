@@ -44,10 +44,9 @@ def watch_sla(as_of: str | None = None) -> dict[str, Any]:
     total.add(react(context, None))
     with context.engine.connect() as connection:
         open_by_owner, late_by_owner = open_tasks_by_owner(connection, context.as_of)
-    reactions = _("Escalations and other reactions")
+    reactions, late = _("Escalations and other reactions"), _("Overdue open tasks per owner")
     artifacts.counts_table("sla-firings", reactions, N_("rule"), total.firings)
-    overdue = _("Overdue open tasks per owner")
-    artifacts.counts_table("sla-overdue", overdue, N_("owner"), late_by_owner)
+    artifacts.counts_table("sla-overdue", late, N_("owner"), late_by_owner)
     artifacts.counts_table("sla-open", _("Open tasks per owner"), N_("owner"), open_by_owner)
     return {
         "overdue events raised": len(overdue),
