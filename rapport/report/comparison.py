@@ -102,7 +102,9 @@ def few(treated: int, control: int) -> str | None:
     small = [f"{name} {format_number(n)}" for name, n in groups if n < MIN_SAMPLE]
     if not small:
         return None
-    return _("few: {groups} (under {minimum})").format(groups=", ".join(small), minimum=MIN_SAMPLE)
+    return _("few: {groups} (under {minimum})").format(
+        groups=_(", ").join(small), minimum=MIN_SAMPLE
+    )
 
 
 @dataclass(frozen=True)

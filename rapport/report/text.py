@@ -181,7 +181,7 @@ def return_line(report: Report) -> str:
     text += _("; the playbook calls 3:1 good and 1:1 average")
     if not revenue.clear:
         text += _("; the interval includes 0: these data show no return either way")
-    return text + (f"; {revenue.few}" if revenue.few else "")
+    return text + (_("; {note}").format(note=revenue.few) if revenue.few else "")
 
 
 def group_headers() -> Row:
@@ -239,7 +239,8 @@ def sla_rows(sla: Mapping[str, Sla], levels: ServiceLevels, counts: bool = True)
 
     def target(level: str, value: timedelta) -> str:
         clock = levels.clock(level)
-        return f"{format_duration(value)} {_('business') if clock == 'business' else '24×7'}"
+        hours = _("business") if clock == "business" else "24×7"
+        return f"{format_duration(value)} {hours}"
 
     return [
         (
