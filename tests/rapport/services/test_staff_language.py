@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -81,6 +82,27 @@ def test_the_catalogue_is_in_step_with_the_code(locale: str) -> None:
     in_catalogue = {m.id[0] if m.pluralizable else m.id for m in catalogue(locale) if m.id}
     assert not in_code - in_catalogue, f"new, run `make catalogue`: {in_code - in_catalogue}"
     assert not in_catalogue - in_code, f"obsolete: {in_catalogue - in_code}"
+
+
+def test_no_marked_string_hides_inside_an_f_string() -> None:
+    """Babel's extractor does not look inside f-strings: `f"{_('x')}"` would never reach
+    the catalogue (and the sync test above could not tell)."""
+    hidden = []
+    for folder in ("rapport", "flows", "engine"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not isinstance(node, ast.JoinedStr):
+                    continue
+                for inner in ast.walk(node):
+                    if (
+                        isinstance(inner, ast.Call)
+                        and isinstance(inner.func, ast.Name)
+                        and inner.func.id in {"_", "N_", "ngettext"}
+                        and inner.args
+                        and isinstance(inner.args[0], ast.Constant)
+                    ):
+                        hidden.append(f"{path.relative_to(ROOT)}:{inner.lineno}")
+    assert hidden == []
 
 
 def test_every_vocabulary_description_is_a_translated_message() -> None:
