@@ -22,6 +22,7 @@ def customer_ids(connection: Connection) -> list[str]:
 
 
 def customer_count(connection: Connection) -> int:
+    """How many customers there are (what a run over all of them goes through)."""
     return int(connection.scalar(select(func.count()).select_from(CUSTOMERS)) or 0)
 
 
@@ -38,8 +39,3 @@ def withdraw_consent(connection: Connection, customer_id: str, channel: str) -> 
         update(CUSTOMERS).where(CUSTOMERS.c.id == customer_id).values({f"consent_{channel}": False})
     )
     return bool(connection.execute(query).rowcount)
-
-
-def count_customers(connection: Connection) -> int:
-    """How many customers there are (what a run over all of them will go through)."""
-    return int(connection.scalar(select(func.count()).select_from(CUSTOMERS)) or 0)

@@ -20,24 +20,9 @@ from sqlalchemy import Connection, bindparam, text
 
 from storage.tables import EVENTS
 
-# The columns a staged row gives, in order, after its line.
-COLUMNS = (
-    "id",
-    "customer_id",
-    "type",
-    "occurred_at",
-    "amount",
-    "quantity",
-    "product",
-    "channel",
-    "level",
-    "category",
-    "score",
-    "ref",
-    "text",
-    "attributes",
-    "imported_at",
-)
+# The columns a staged row gives, in order, after its line: every column of the events
+# table but the reaction time, which an import never sets.
+COLUMNS = tuple(column.name for column in EVENTS.columns if column.name != "reacted_at")
 _LISTED = ", ".join(COLUMNS)
 _OCCURRED_AT = COLUMNS.index("occurred_at") + 1
 
@@ -90,6 +75,8 @@ def insert_staged(
     if not rows:
         return staged
     postgres = connection.dialect.name == "postgresql"
+    if not postgres:
+        _write_lock(connection)
     connection.exec_driver_sql(_CREATE)
     connection.exec_driver_sql(
         "TRUNCATE import_events" if postgres else "DELETE FROM import_events"
@@ -113,6 +100,16 @@ def insert_staged(
     else:
         staged.inserted = connection.exec_driver_sql(_INSERT).rowcount
     return staged
+
+
+def _write_lock(connection: Connection) -> None:
+    """SQLite: the batch takes the write lock before it reads (BEGIN IMMEDIATE, waiting
+    its turn behind other writers). Begun as a read, its INSERT would need to upgrade
+    the read to a write, which SQLite refuses at once ("database is locked", no wait)
+    when another connection wrote in between: the API's reaction worker, say."""
+    driver = connection.connection.driver_connection
+    if driver is not None and not driver.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _copy(connection: Connection, rows: list[StagedRow]) -> None:

@@ -7,20 +7,11 @@ from typing import Any
 
 from sqlalchemy import Engine, insert
 
+from storage.events import FIELDS
 from storage.tables import CUSTOMERS, EVENTS
 
 NOW = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
-OPTIONAL_EVENT_FIELDS = (
-    "amount",
-    "quantity",
-    "product",
-    "channel",
-    "level",
-    "category",
-    "score",
-    "ref",
-    "text",
-)
+OPTIONAL_EVENT_FIELDS = FIELDS
 
 
 def add_customer(engine: Engine, customer_id: str, **fields: Any) -> None:

@@ -29,7 +29,7 @@ from rapport.services.reactions import react_to_events
 from rapport.services.scheduled import RunSummary, evaluate_customers
 from rapport.services.staff_language import _, format_moment, format_number
 from rapport.services.terminal import progress
-from storage.customers import count_customers
+from storage.customers import customer_count
 from storage.firings import firing_json
 
 AsOf = Annotated[str | None, typer.Option("--as-of", help=AS_OF_HELP)]
@@ -105,7 +105,7 @@ def evaluate(
     summary = RunSummary()
     engine = database()
     with engine.connect() as connection:
-        customers = count_customers(connection)
+        customers = customer_count(connection)
     firings = evaluate_customers(
         engine,
         ruleset,

@@ -5,17 +5,20 @@ email addresses that are not one valid address. The good rows around them land."
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.dialects import sqlite
 
 from storage import imports
+from storage.db import make_engine
 from storage.event_staging import sqlite_time
 from storage.imports import RowError, import_customers, import_events
+from storage.migrate import upgrade_database
 from storage.tables import CUSTOMERS, EVENTS
 from tests.factories import add_customer
 
@@ -289,3 +292,36 @@ def test_staged_sqlite_times_are_stored_as_sqlalchemy_stores_them(moment: dateti
     process = EVENTS.c.occurred_at.type.dialect_impl(dialect).bind_processor(dialect)
     assert process is not None
     assert sqlite_time(moment) == process(moment)
+
+
+def test_a_sqlite_batch_waits_its_turn_when_another_writer_commits_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """The API imports while its reaction worker writes. A batch that began as a read
+    could not upgrade to a write once another connection had written: SQLite refused
+    at once ("database is locked", whatever the timeout)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'race.db'}")
+    upgrade_database(engine)
+    add_customer(engine, "c1")
+    other = sqlite3.connect(tmp_path / "race.db", timeout=0.2)
+    wrote: list[str] = []
+
+    def meanwhile(_conn, _cursor, statement: str, *_args: Any) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("SELECT s.line") and not wrote:
+            try:  # another writer, between the batch's read and its write
+                other.execute("UPDATE customers SET locale = 'en' WHERE id = 'c1'")
+                other.commit()
+                wrote.append("committed")
+            except sqlite3.OperationalError as error:
+                wrote.append(str(error))
+
+    event.listen(engine, "after_cursor_execute", meanwhile)
+    path = tmp_path / "e.jsonl"
+    path.write_text(
+        '{"id": "e1", "customer_id": "c1", "type": "login", '
+        '"occurred_at": "2026-06-01T10:00:00Z"}\n'
+    )
+    report = import_events(engine, path, imported_at=datetime(2026, 6, 2, tzinfo=UTC))
+    other.close()
+    assert report.inserted == 1
+    assert wrote == ["database is locked"]  # the other writer waited for the batch

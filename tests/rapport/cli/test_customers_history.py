@@ -4,29 +4,19 @@ time and as JSON, with `--since` read like `--as-of`."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from rapport.cli.app import app
-from rapport.services.settings import get_settings
-from storage.db import make_engine
-from storage.migrate import upgrade_database
 from tests.rapport.services.test_history import a_complaint_handled_late
 
 
 @pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    monkeypatch.setenv("RAPPORT_DATABASE_URL", url)
-    monkeypatch.setenv("RAPPORT_TIMEZONE", "Asia/Shanghai")
-    get_settings.cache_clear()
-    engine = make_engine(url)
-    upgrade_database(engine)
-    a_complaint_handled_late(engine)
-    yield CliRunner(env={"COLUMNS": "250"})
-    get_settings.cache_clear()
+def runner(cli_engine: Engine) -> CliRunner:
+    a_complaint_handled_late(cli_engine)
+    return CliRunner(env={"COLUMNS": "250"})
 
 
 def test_history_as_a_table_and_as_json(runner: CliRunner) -> None:

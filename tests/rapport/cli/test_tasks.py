@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
@@ -12,8 +11,6 @@ from typer.testing import CliRunner
 
 from rapport.cli.app import app
 from rapport.services.settings import get_settings
-from storage.db import make_engine
-from storage.migrate import upgrade_database
 from storage.models import Event, StaffTask
 from storage.planned import PlannedTask
 from storage.tables import TASKS
@@ -94,13 +91,8 @@ def test_a_ledger_item_closes_only_with_an_acceptance_note(engine: Engine) -> No
     )
 
 
-def test_tasks_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    monkeypatch.setenv("RAPPORT_DATABASE_URL", url)
-    get_settings.cache_clear()
-    engine = make_engine(url)
-    upgrade_database(engine)
-    seed(engine)
+def test_tasks_commands(cli_engine: Engine) -> None:
+    seed(cli_engine)
     runner = CliRunner()
     listed = runner.invoke(app, ["tasks", "list", "--owner", "management"])
     assert listed.exit_code == 0 and "1 open task," in listed.output
@@ -108,7 +100,6 @@ def test_tasks_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert refused.exit_code == 1 and "remediation-ledger item" in refused.output
     closed = runner.invoke(app, ["tasks", "close", "1", "--note", "Verified with the customer"])
     assert closed.exit_code == 0 and "task 1 closed" in closed.output
-    get_settings.cache_clear()
 
 
 def test_overdue_tasks_raise_one_event_each(engine: Engine) -> None:
@@ -184,14 +175,8 @@ def test_an_escalation_keeps_the_department(engine: Engine) -> None:
     assert (taken_over.department, taken_over.ledger) == ("Technical support", True)
 
 
-def test_tasks_list_filters_by_person_and_by_role(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    monkeypatch.setenv("RAPPORT_DATABASE_URL", url)
-    get_settings.cache_clear()
-    engine = make_engine(url)
-    upgrade_database(engine)
+def test_tasks_list_filters_by_person_and_by_role(cli_engine: Engine) -> None:
+    engine = cli_engine
     add_customer(engine, "c1", account_manager="chen.hv")
     with engine.begin() as connection:
         store_tasks(connection, [task("m1", "account_manager", timedelta(days=3))], NOW)
@@ -200,25 +185,12 @@ def test_tasks_list_filters_by_person_and_by_role(
     assert by_person.exit_code == 0 and "1 open task," in by_person.output, by_person.output
     by_role = runner.invoke(app, ["tasks", "list", "--role", "account_manager"])
     assert by_role.exit_code == 0 and "1 open task," in by_role.output, by_role.output
-    get_settings.cache_clear()
 
 
-def cli_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Engine:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    monkeypatch.setenv("RAPPORT_DATABASE_URL", url)
-    monkeypatch.setenv("RAPPORT_TIMEZONE", "Asia/Shanghai")
-    get_settings.cache_clear()
-    engine = make_engine(url)
-    upgrade_database(engine)
-    return engine
-
-
-def test_tasks_list_reads_in_local_time_as_of_a_moment_with_a_limit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_tasks_list_reads_in_local_time_as_of_a_moment_with_a_limit(cli_engine: Engine) -> None:
     """Due times as the staff read them (RAPPORT_TIMEZONE, or --tz), lateness as of
     --as-of, and a long list cut at --limit with a count of the rest."""
-    seed(cli_database(tmp_path, monkeypatch))
+    seed(cli_engine)
     runner = CliRunner(env={"COLUMNS": "200"})
     as_of = ["--as-of", NOW.isoformat()]
 
@@ -241,13 +213,14 @@ def test_tasks_list_reads_in_local_time_as_of_a_moment_with_a_limit(
     first = found["tasks"][0]
     assert first["owner_role"] == "customer_service" and first["overdue"] is True
     assert datetime.fromisoformat(first["due_at"]) == NOW - timedelta(hours=2)
-    get_settings.cache_clear()
 
 
-def test_tasks_list_in_the_staff_language(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tasks_list_in_the_staff_language(
+    cli_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """RAPPORT_STAFF_LOCALE=zh-CN (the default outside tests): title, columns, due times
     and the lateness mark in Chinese, dates as zh-CN writes them."""
-    seed(cli_database(tmp_path, monkeypatch))
+    seed(cli_engine)
     monkeypatch.setenv("RAPPORT_STAFF_LOCALE", "zh-CN")
     get_settings.cache_clear()
     runner = CliRunner(env={"COLUMNS": "200"})
@@ -259,11 +232,10 @@ def test_tasks_list_in_the_staff_language(tmp_path: Path, monkeypatch: pytest.Mo
     assert "2026年6月30日 18:00（逾期）" in listed.output  # NOW - 2 h, in Shanghai
     assert "另有 1 项未显示（--limit 2）" in listed.output
     assert "overdue" not in listed.output
-    get_settings.cache_clear()
 
 
-def test_tasks_show_tells_the_whole_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    seed(cli_database(tmp_path, monkeypatch))
+def test_tasks_show_tells_the_whole_task(cli_engine: Engine) -> None:
+    seed(cli_engine)
     runner = CliRunner(env={"COLUMNS": "200"})
     shown = runner.invoke(app, ["tasks", "show", "1"])
     assert shown.exit_code == 0, shown.output
@@ -272,4 +244,3 @@ def test_tasks_show_tells_the_whole_task(tmp_path: Path, monkeypatch: pytest.Mon
     assert as_json["id"] == 1 and as_json["ledger"] is True and as_json["status"] == "open"
     missing = runner.invoke(app, ["tasks", "show", "99"])
     assert missing.exit_code == 1 and "no task 99" in missing.output
-    get_settings.cache_clear()
