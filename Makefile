@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench cluster-up cluster-down clean
+.PHONY: setup demo test lint bench catalogue cluster-up cluster-down clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,17 @@ lint: setup
 bench: setup
 	RAPPORT_BENCH_POSTGRES_URL=$${RAPPORT_BENCH_POSTGRES_URL:-$$(scripts/postgres-start rapport_bench)} \
 		$(BIN)/python -u -m bench
+
+# The staff-language catalogue (README, "Staff language"): extract every marked string
+# (babel.cfg), merge new ones into each .po (then translate them: the test
+# tests/rapport/services/test_staff_language.py fails until every entry is translated),
+# and regenerate the zh-CN rules guide.
+catalogue: setup
+	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output \
+		-k N_ -o rapport/locale/rapport.pot .
+	$(BIN)/pybabel update -i rapport/locale/rapport.pot -d rapport/locale -D rapport \
+		--no-wrap --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/rapport rules reference --locale zh-CN --write rules/README.zh-CN.md
 
 # Rapport's cluster on this machine (README, "Scaling out"): `make cluster-up WORKERS=3`.
 WORKERS ?= 2

@@ -28,6 +28,7 @@ from actions.templates import Templates
 from flows import artifacts
 from flows.context import FlowContext, flow_context, moment, unwalked
 from rapport.services.delivery import build_senders, dispatch_settings, public_url_warning
+from rapport.services.staff_language import N_, _
 
 
 class DeliveryOutage(RuntimeError):
@@ -91,14 +92,12 @@ def outages(total: DispatchReport) -> dict[str, int]:
 
 def publish(total: DispatchReport) -> None:
     """Messages per channel and outcome, guard decisions and failures, as artifacts."""
-    artifacts.counts_table("dispatch-outcomes", "Messages per outcome", "outcome", total.outcomes)
-    artifacts.counts_table(
-        "dispatch-channels", "Messages sent per channel", "channel", total.channels
-    )
-    artifacts.counts_table(
-        "dispatch-decisions", "Guard decisions and failures", "decision", total.reasons
-    )
-    artifacts.counts_table("dispatch-failures", "Failures with reasons", "failure", total.failures)
+    outcomes, channels = _("Messages per outcome"), _("Messages sent per channel")
+    artifacts.counts_table("dispatch-outcomes", outcomes, N_("outcome"), total.outcomes)
+    artifacts.counts_table("dispatch-channels", channels, N_("channel"), total.channels)
+    decisions, failures = _("Guard decisions and failures"), _("Failures with reasons")
+    artifacts.counts_table("dispatch-decisions", decisions, N_("decision"), total.reasons)
+    artifacts.counts_table("dispatch-failures", failures, N_("failure"), total.failures)
 
 
 def figures(total: DispatchReport) -> dict[str, Any]:

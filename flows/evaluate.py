@@ -25,6 +25,7 @@ from flows.context import FlowContext, flow_context, unwalked
 from flows.shard_runs import current_run_id, in_process, on_pool, on_work_pool
 from rapport.services.scheduled import RunSummary, Tally, evaluate_customers
 from rapport.services.sharding import ShardPlan, run_shards, shard_count, summed
+from rapport.services.staff_language import N_, _
 from storage.customers import customer_count
 from storage.shards import add_shard_figures, finish_shard, shard_figures, shard_id_batches
 from storage.tasks import tasks_opened_at
@@ -35,7 +36,7 @@ def evaluate_batch(
     context: FlowContext, evaluator: Evaluator, customer_ids: list[str], tally: Tally
 ) -> RunSummary:
     summary = RunSummary()
-    for _ in evaluate_customers(
+    for _step in evaluate_customers(
         context.engine,
         context.ruleset,
         context.as_of,
@@ -84,7 +85,7 @@ def evaluate_rules(
     publish(total, revision, "evaluate")
     with context.engine.connect() as connection:
         opened = tasks_opened_at(connection, context.as_of)
-    artifacts.counts_table("evaluate-tasks", "Tasks opened per owner", "owner", opened)
+    artifacts.counts_table("evaluate-tasks", _("Tasks opened per owner"), N_("owner"), opened)
     return run_figures(total, revision)
 
 
@@ -120,16 +121,19 @@ def now() -> datetime:
 def publish(total: RunSummary, revision: str, prefix: str) -> None:
     """Firings per rule and the run's totals, as artifacts."""
     artifacts.counts_table(
-        f"{prefix}-firings", f"Firings per rule (revision {revision})", "rule", total.firings
+        f"{prefix}-firings",
+        _("Firings per rule (revision {revision})").format(revision=revision),
+        N_("rule"),
+        total.firings,
     )
-    artifacts.summary(f"{prefix}-summary", "Run summary", run_figures(total, revision))
+    artifacts.summary(f"{prefix}-summary", _("Run summary"), run_figures(total, revision))
 
 
 def run_figures(total: RunSummary, revision: str) -> dict[str, object]:
     return {
-        "revision": revision,
-        "customers": total.customers,
-        "firings": sum(total.firings.values()),
-        "messages planned": total.messages,
-        "tasks opened": total.tasks,
+        N_("revision"): revision,
+        N_("customers"): total.customers,
+        N_("firings"): sum(total.firings.values()),
+        N_("messages planned"): total.messages,
+        N_("tasks opened"): total.tasks,
     }

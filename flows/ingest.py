@@ -25,6 +25,7 @@ from actions.privacy import mask
 from flows import artifacts
 from flows.context import FlowContext, flow_context
 from flows.sla import react
+from rapport.services.staff_language import N_, _
 from storage.imports import ImportReport, import_events
 
 EventIds = Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=10_000)]
@@ -59,21 +60,22 @@ def ingest_events(
         )
     reactions = react(context, event_ids or None)
     figures = {
-        "read": report.read,
-        "inserted": report.inserted,
-        "already stored": report.duplicates,
-        "rejected": report.rejected,
-        "events reacted to, firings": sum(reactions.firings.values()),
-        "tasks opened": reactions.tasks,
-        "messages planned": reactions.messages,
+        N_("read"): report.read,
+        N_("inserted"): report.inserted,
+        N_("already stored"): report.duplicates,
+        N_("rejected"): report.rejected,
+        N_("events reacted to, firings"): sum(reactions.firings.values()),
+        N_("tasks opened"): reactions.tasks,
+        N_("messages planned"): reactions.messages,
     }
-    artifacts.summary("ingest-summary", "Events ingested", figures)
-    artifacts.counts_table("ingest-firings", "Event rules that fired", "rule", reactions.firings)
+    artifacts.summary("ingest-summary", _("Events ingested"), figures)
+    fired = _("Event rules that fired")
+    artifacts.counts_table("ingest-firings", fired, N_("rule"), reactions.firings)
     if report.samples:
         artifacts.counts_table(
             "ingest-rejected",
-            "Rejected rows (first 20)",
-            "row",
+            _("Rejected rows (first 20)"),
+            N_("row"),
             {mask(str(error)): 1 for error in report.samples},
         )
     return figures

@@ -16,6 +16,7 @@ from flows.context import FlowContext, flow_context
 from rapport.report.build import Report, build_report, period
 from rapport.report.html import report_html
 from rapport.report.text import report_markdown
+from rapport.services.staff_language import N_, _, format_day
 from storage.daily import DayNumbers, day_numbers
 
 REPORT_DAYS = 28
@@ -52,28 +53,33 @@ def daily_report(day: str | None = None, as_of: str | None = None) -> dict[str, 
     )
     numbers = count_the_day(context, *period(local, local, timezone))
     figures = {
-        "day": local.isoformat(),
-        "firings": sum(numbers.firings.values()),
-        "messages sent": sum(numbers.sent.values()),
-        "tasks opened": sum(numbers.tasks_opened.values()),
-        "tasks closed": numbers.tasks_closed,
-        "tasks escalated": numbers.tasks_escalated,
-        "remediation-ledger items open now": numbers.ledger_open,
+        N_("day"): local.isoformat(),
+        N_("firings"): sum(numbers.firings.values()),
+        N_("messages sent"): sum(numbers.sent.values()),
+        N_("tasks opened"): sum(numbers.tasks_opened.values()),
+        N_("tasks closed"): numbers.tasks_closed,
+        N_("tasks escalated"): numbers.tasks_escalated,
+        N_("remediation-ledger items open now"): numbers.ledger_open,
     }
-    artifacts.summary("daily-summary", f"Rapport on {local.isoformat()}", figures)
-    artifacts.counts_table("daily-firings", "Firings per rule", "rule", numbers.firings)
-    artifacts.counts_table("daily-sent", "Messages sent per channel", "channel", numbers.sent)
+    title = _("Rapport on {day}").format(day=format_day(local))
+    artifacts.summary("daily-summary", title, figures)
+    artifacts.counts_table("daily-firings", _("Firings per rule"), N_("rule"), numbers.firings)
+    sent = _("Messages sent per channel")
+    artifacts.counts_table("daily-sent", sent, N_("channel"), numbers.sent)
     artifacts.counts_table(
-        "daily-planned", "Messages planned today, by status now", "status", numbers.planned
+        "daily-planned", _("Messages planned today, by status now"), N_("status"), numbers.planned
     )
-    artifacts.counts_table("daily-tasks", "Tasks opened per owner", "owner", numbers.tasks_opened)
+    opened = _("Tasks opened per owner")
+    artifacts.counts_table("daily-tasks", opened, N_("owner"), numbers.tasks_opened)
     first = local - timedelta(days=REPORT_DAYS - 1)
     report = measure_four_weeks(context, *period(first, local, timezone))
     page = context.settings.reports_dir / f"relationship-report-{local.isoformat()}.html"
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(report_html(report), encoding="utf-8")
     artifacts.markdown(
-        "relationship-report", "Relationship report, last four weeks", report_markdown(report, page)
+        "relationship-report",
+        _("Relationship report, last four weeks"),
+        report_markdown(report, page),
     )
     figures["relationship report"] = str(page)
     return figures

@@ -18,6 +18,7 @@ from flows import artifacts
 from flows.context import FlowContext, flow_context
 from rapport.services.reactions import react_to_events
 from rapport.services.scheduled import RunSummary
+from rapport.services.staff_language import N_, _
 from storage.tasks import open_tasks_by_owner, raise_overdue_events
 
 
@@ -43,9 +44,10 @@ def watch_sla(as_of: str | None = None) -> dict[str, Any]:
     total.add(react(context, None))
     with context.engine.connect() as connection:
         open_by_owner, late_by_owner = open_tasks_by_owner(connection, context.as_of)
-    artifacts.counts_table("sla-firings", "Escalations and other reactions", "rule", total.firings)
-    artifacts.counts_table("sla-overdue", "Overdue open tasks per owner", "owner", late_by_owner)
-    artifacts.counts_table("sla-open", "Open tasks per owner", "owner", open_by_owner)
+    reactions, late = _("Escalations and other reactions"), _("Overdue open tasks per owner")
+    artifacts.counts_table("sla-firings", reactions, N_("rule"), total.firings)
+    artifacts.counts_table("sla-overdue", late, N_("owner"), late_by_owner)
+    artifacts.counts_table("sla-open", _("Open tasks per owner"), N_("owner"), open_by_owner)
     return {
         "overdue events raised": len(overdue),
         "firings": sum(total.firings.values()),

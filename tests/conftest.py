@@ -15,6 +15,10 @@ from pathlib import Path
 # own logging only for what is critical (its shutdown otherwise logs tracebacks).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_SERVER_LEVEL", "CRITICAL")
+# Staff-facing output in English unless a test chooses zh-CN (the product's default):
+# most tests read the English msgids; tests/rapport/services/test_staff_language.py
+# and its neighbours check the Chinese.
+os.environ.setdefault("RAPPORT_STAFF_LOCALE", "en")
 
 import pytest  # noqa: E402
 from sqlalchemy import Engine, text

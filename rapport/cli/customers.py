@@ -21,6 +21,7 @@ from rapport.cli.common import (
 )
 from rapport.services.clock import local_time
 from rapport.services.history import customer_history
+from rapport.services.staff_language import _, format_moment, format_number, ngettext
 from storage.facts import facts_of
 
 app = typer.Typer(help="Look at customers as the rules see them.", no_args_is_help=True)
@@ -45,12 +46,16 @@ def show(
     if as_json:
         print_json({"customer_id": customer_id, "as_of": moment, "facts": facts})
         return
-    table = Table(title=f"Customer {customer_id} as of {moment.isoformat()}")
-    for column in ("fact", "value", "unit", "description"):
+    zone = settings().timezone
+    title = _("Customer {id} as of {moment}").format(
+        id=customer_id, moment=format_moment(moment, zone)
+    )
+    table = Table(title=title)
+    for column in (_("fact"), _("value"), _("unit"), _("description")):
         table.add_column(column)
     for fact in FACTS:
-        value = facts[fact.name]
-        table.add_row(fact.name, "—" if value is None else str(value), fact.unit, fact.description)
+        value = "—" if facts[fact.name] is None else str(facts[fact.name])
+        table.add_row(fact.name, value, fact.unit, _(fact.description))
     console.print(table)
 
 
@@ -77,8 +82,13 @@ def history(
     if as_json:
         print_json(entries)
         return
-    table = Table(title=f"Customer {customer_id}: {len(entries)} entries ({zone})")
-    for column in ("time", "kind", "what"):
+    title = ngettext(
+        "Customer {id}: {count} entry ({zone})",
+        "Customer {id}: {count} entries ({zone})",
+        len(entries),
+    )
+    table = Table(title=title.format(id=customer_id, count=format_number(len(entries)), zone=zone))
+    for column in (_("time"), _("kind"), _("what")):
         table.add_column(column, overflow="fold")
     for entry in entries:
         table.add_row(local_time(entry.at, zone), entry.kind, entry.what)

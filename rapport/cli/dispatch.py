@@ -25,6 +25,7 @@ from rapport.cli.common import (
 )
 from rapport.services.delivery import build_senders, dispatch_settings
 from rapport.services.settings import Settings
+from rapport.services.staff_language import _, format_number
 from rapport.services.terminal import progress
 from storage.outbox import count_due
 
@@ -45,15 +46,16 @@ def dispatch(
     options = replace(dispatch_settings(config), batch=batch_size, lease=timedelta(seconds=lease))
     moment = as_of_option(as_of) if as_of else None
     report = asyncio.run(deliver_due(engine, ruleset, config, options, batches, moment))
-    table = Table(title=f"Dispatch: {report.claimed} messages claimed")
-    table.add_column("outcome")
-    table.add_column("messages", justify="right")
+    title = _("Dispatch: {count} messages claimed").format(count=format_number(report.claimed))
+    table = Table(title=title)
+    table.add_column(_("outcome"))
+    table.add_column(_("messages"), justify="right")
     for outcome, count in report.outcomes.most_common():
-        table.add_row(outcome, str(count))
+        table.add_row(outcome, format_number(count))
     for channel, count in report.channels.most_common():
-        table.add_row(f"sent by {channel}", str(count))
+        table.add_row(_("sent by {channel}").format(channel=channel), format_number(count))
     for reason, count in report.reasons.most_common():
-        table.add_row(f"guard/failure: {reason}", str(count))
+        table.add_row(_("guard/failure: {reason}").format(reason=reason), format_number(count))
     console.print(table)
 
 

@@ -22,10 +22,12 @@ from rapport.cli.common import (
     firings_line,
     print_json,
     rules_for_run,
+    settings,
 )
 from rapport.services.explanation import explain_customer
 from rapport.services.reactions import react_to_events
 from rapport.services.scheduled import RunSummary, evaluate_customers
+from rapport.services.staff_language import _, format_moment, format_number
 from rapport.services.terminal import progress
 from storage.customers import customer_count
 from storage.firings import firing_json
@@ -59,8 +61,13 @@ def explain(
             | asdict(explanation)
         )
         return
+    heading = _("Customer {id} as of {moment}, rules revision {revision}")
     console.print(
-        f"Customer {customer_id} as of {moment.isoformat()}, rules revision {ruleset.revision[:12]}"
+        heading.format(
+            id=customer_id,
+            moment=format_moment(moment, settings().timezone),
+            revision=ruleset.revision[:12],
+        )
     )
     for rule in explanation.rules:
         if rule.state == "waits for an event":
@@ -116,23 +123,34 @@ def evaluate(
                 typer.echo(json.dumps(firing_json(firing), ensure_ascii=False))
     if as_json:
         return
-    title = f"Firings as of {moment.isoformat()}" + (" — dry run, nothing written" * dry_run)
+    title = _("Firings as of {moment}").format(moment=format_moment(moment, settings().timezone))
+    title += _(" — dry run, nothing written") * dry_run
     print_run(summary, title, ruleset.revision)
     if dry_run:  # what the next reaction run would add (see `rapport run`)
         pending = react_to_events(database(), ruleset, moment, record=False)
-        console.print(f"event reactions pending: {firings_line(pending, dry_run=True)}")
+        line = firings_line(pending, dry_run=True)
+        console.print(_("event reactions pending: {firings}").format(firings=line))
 
 
 def print_run(summary: RunSummary, title: str, revision: str) -> None:
     """Firings per rule, then what re-entry let through."""
     table = Table(title=title)
-    table.add_column("rule")
-    table.add_column("firings", justify="right")
+    table.add_column(_("rule"))
+    table.add_column(_("firings"), justify="right")
     for rule_id, count in Counter(summary.firings).most_common():
-        table.add_row(rule_id, str(count))
+        table.add_row(rule_id, format_number(count))
     console.print(table)
     admitted = sum(summary.firings.values())
+    line = _(
+        "{matched} matches over {customers} customers, {admitted} admitted "
+        "({held} held back by re-entry); revision {revision}"
+    )
     console.print(
-        f"{summary.matched} matches over {summary.customers} customers, {admitted} admitted "
-        f"({summary.matched - admitted} held back by re-entry); revision {revision[:12]}"
+        line.format(
+            matched=format_number(summary.matched),
+            customers=format_number(summary.customers),
+            admitted=format_number(admitted),
+            held=format_number(summary.matched - admitted),
+            revision=revision[:12],
+        )
     )

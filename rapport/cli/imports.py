@@ -11,6 +11,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
 from rapport.cli.common import console, database, errors, fail, settings
+from rapport.services.staff_language import _, format_number
 from storage.imports import ImportReport, RowError, import_customers, import_events
 
 app = typer.Typer(help="Import customers or events from CSV or JSON Lines.", no_args_is_help=True)
@@ -41,9 +42,19 @@ def _run(kind: str, path: Path, job: Callable[[Callable[[int], None]], ImportRep
             report = job(lambda n: progress.advance(task, n))
         except ValueError as error:
             raise fail(str(error)) from None
+    line = _(
+        "{kind}: {read} rows read, {inserted} inserted, {updated} updated, "
+        "{duplicates} already imported, {rejected} rejected"
+    )
     console.print(
-        f"{kind}: {report.read} rows read, {report.inserted} inserted, {report.updated} updated, "
-        f"{report.duplicates} already imported, {report.rejected} rejected"
+        line.format(
+            kind=kind,
+            read=format_number(report.read),
+            inserted=format_number(report.inserted),
+            updated=format_number(report.updated),
+            duplicates=format_number(report.duplicates),
+            rejected=format_number(report.rejected),
+        )
     )
     if report.rejected:
         raise fail(f"{report.rejected} row(s) of {path} rejected (listed above)")

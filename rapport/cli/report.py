@@ -24,16 +24,18 @@ from rapport.report.build import BUILD_STEPS, Report, build_report, period
 from rapport.report.export import report_data
 from rapport.report.html import report_html
 from rapport.report.text import (
-    COMPARISON_HEADERS,
-    GROUP_HEADERS,
-    SLA_HEADERS,
     Row,
+    comparison_headers,
     comparison_rows,
+    group_headers,
     group_rows,
     headline,
+    ledger_line,
     return_line,
+    sla_headers,
     sla_rows,
 )
+from rapport.services.staff_language import _
 from rapport.services.terminal import progress
 
 DEFAULT_DAYS = 28
@@ -69,18 +71,15 @@ def _table(headers: Row, rows: list[Row], title: str) -> Table:
 
 def print_summary(report: Report) -> None:
     console.print(headline(report), highlight=False)
-    console.print(_table(COMPARISON_HEADERS, comparison_rows(report, counts=False), "Measures"))
+    measures = comparison_rows(report, counts=False)
+    console.print(_table(comparison_headers(), measures, _("Measures")))
     console.print(return_line(report), highlight=False)
     sla = sla_rows(report.overall.sla, report.service_levels, counts=False)
-    console.print(_table(SLA_HEADERS, sla, "Feedback against its SLA"))
-    ledger = report.overall.ledger
-    console.print(
-        f"Remediation ledger at the end: {ledger.open} open, {ledger.overdue} overdue; "
-        f"{ledger.closed_accepted} closed with acceptance in the period",
-        highlight=False,
-    )
+    console.print(_table(sla_headers(), sla, _("Feedback against its SLA")))
+    console.print(ledger_line(report), highlight=False)
     tiers = [row[:6] for row in group_rows(report.by_tier)]
-    console.print(_table(("tier", *GROUP_HEADERS[:5]), tiers, "By tier (more in the HTML report)"))
+    headers = (_("tier"), *group_headers()[:5])
+    console.print(_table(headers, tiers, _("By tier (more in the HTML report)")))
 
 
 def report(
@@ -116,4 +115,4 @@ def report(
     if html is not None:
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(report_html(result), encoding="utf-8")
-        (errors if as_json else console).print(f"wrote {html}", highlight=False)
+        (errors if as_json else console).print(_("wrote {path}").format(path=html), highlight=False)

@@ -17,6 +17,8 @@ from engine.reference import README_MARKERS, reference_markdown, replace_referen
 from engine.ruletests import load_cases, rule_test_schema, run_case, untested_rules
 from engine.schema import rule_schema
 from rapport.cli.common import console, errors, fail, print_json, settings
+from rapport.services.settings import STAFF_LOCALES
+from rapport.services.staff_language import _, use_locale
 
 app = typer.Typer(help="Check, test and document the YAML rules.", no_args_is_help=True)
 
@@ -60,9 +62,14 @@ def check(
     if result.ruleset is None:
         raise fail(f"{len(result.errors)} problem(s) in {folder}; the rules were not applied")
     rules = result.ruleset.rules
+    line = _("{folder}: {count} rules valid ({enabled} enabled), revision {revision}")
     console.print(
-        f"{folder}: {len(rules)} rules valid ({sum(r.enabled for r in rules)} enabled), "
-        f"revision {result.ruleset.revision[:12]}"
+        line.format(
+            folder=folder,
+            count=len(rules),
+            enabled=sum(r.enabled for r in rules),
+            revision=result.ruleset.revision[:12],
+        )
     )
 
 
@@ -88,9 +95,19 @@ def reference(
     write: Annotated[
         Path | None, typer.Option(help="Update the reference section of this README.")
     ] = None,
+    locale: Annotated[
+        str,
+        typer.Option(
+            help="Edition: en (rules/README.md) or zh-CN (rules/README.zh-CN.md), "
+            "translated through the staff catalogue."
+        ),
+    ] = "en",
 ) -> None:
     """Print the rule-language reference generated from the vocabulary."""
-    text = reference_markdown()
+    if locale not in STAFF_LOCALES:
+        raise fail(f"--locale {locale!r}: one of {', '.join(STAFF_LOCALES)}")
+    with use_locale(locale):
+        text = reference_markdown(_)
     if write is None:
         typer.echo(text, nl=False)
         return
@@ -131,7 +148,11 @@ def test(directory: DirArgument = None) -> None:
                     soft_wrap=True,
                 )
     for rule_id in untested_rules(cases, result.ruleset):
-        console.print(f"warning: rule {rule_id} has no case that expects it to fire")
-    console.print(f"{len(cases) - failed} passed, {failed} failed")
+        console.print(
+            _("warning: rule {id} has no case that expects it to fire").format(id=rule_id)
+        )
+    console.print(
+        _("{passed} passed, {failed} failed").format(passed=len(cases) - failed, failed=failed)
+    )
     if failed:
         raise typer.Exit(code=1)

@@ -18,7 +18,7 @@ from rapport.cli.common import (
     print_json,
     zone_option,
 )
-from rapport.services.clock import local_time
+from rapport.services.staff_language import _, format_moment, format_number, ngettext
 from storage.tasks import TaskNotClosable, close_task, count_tasks, holder, list_tasks, task_by_id
 
 app = typer.Typer(help="Staff tasks and the remediation ledger.", no_args_is_help=True)
@@ -57,24 +57,37 @@ def list_command(
         listed = [{**asdict(task), "overdue": task.due_at < now} for task in tasks]
         print_json({"open": total, "tasks": listed})
         return
-    table = Table(title=f"{total} open task(s), due times in {zone}")
-    for column in ("id", "due", "owner", "kind", "customer", "ledger", "acceptance criteria"):
+    title = ngettext(
+        "{count} open task, due times in {zone}", "{count} open tasks, due times in {zone}", total
+    )
+    table = Table(title=title.format(count=format_number(total), zone=zone))
+    columns = (
+        _("id"),
+        _("due"),
+        _("owner"),
+        _("kind"),
+        _("customer"),
+        _("ledger"),
+        _("acceptance criteria"),
+    )
+    for column in columns:
         table.add_column(column, overflow="fold")
     for task in tasks:
-        late = " (overdue)" if task.due_at < now else ""
+        late = _(" (overdue)") if task.due_at < now else ""
         table.add_row(
             str(task.id),
-            local_time(task.due_at, zone) + late,
+            format_moment(task.due_at, zone) + late,
             holder(task.owner, task.owner_role)
             + (f" / {task.department}" if task.department else ""),
             task.kind,
             task.customer_id,
-            "yes" if task.ledger else "",
+            _("yes") if task.ledger else "",
             task.acceptance_criteria or "",
         )
     console.print(table)
     if total > len(tasks):
-        console.print(f"… and {total - len(tasks)} more not shown (--limit {limit})")
+        more = _("… and {count} more not shown (--limit {limit})")
+        console.print(more.format(count=format_number(total - len(tasks)), limit=limit))
 
 
 @app.command("show")
@@ -93,12 +106,14 @@ def show_command(
     if as_json:
         print_json(task)
         return
-    table = Table(title=f"Task {task_id} ({task['status']}), times in {zone}", show_header=False)
-    table.add_column("field")
-    table.add_column("value", overflow="fold")
+    title = _("Task {id} ({status}), times in {zone}")
+    heading = title.format(id=task_id, status=task["status"], zone=zone)
+    table = Table(title=heading, show_header=False)
+    table.add_column(_("field"))
+    table.add_column(_("value"), overflow="fold")
     for name, value in task.items():
         if isinstance(value, datetime):
-            value = local_time(value, zone)
+            value = format_moment(value, zone)
         table.add_row(name, "" if value is None else str(value))
     console.print(table)
 
@@ -116,4 +131,4 @@ def close_command(
             close_task(connection, task_id, note, datetime.now(UTC))
     except TaskNotClosable as error:
         raise fail(str(error)) from None
-    console.print(f"task {task_id} closed")
+    console.print(_("task {id} closed").format(id=task_id))

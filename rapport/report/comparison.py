@@ -20,6 +20,7 @@ from math import sqrt
 from statistics import NormalDist
 
 from rapport.report.measures import GroupMeasures, Rate
+from rapport.services.staff_language import _, format_number
 
 CONFIDENCE = 0.95
 Z = NormalDist().inv_cdf(0.5 + CONFIDENCE / 2)  # 1.96
@@ -97,9 +98,13 @@ def nps_difference(treated: GroupMeasures, control: GroupMeasures) -> Difference
 
 def few(treated: int, control: int) -> str | None:
     """Which group is under MIN_SAMPLE, in words, or None."""
-    groups = (("treated", treated), ("control", control))
-    small = [f"{name} {n:,}" for name, n in groups if n < MIN_SAMPLE]
-    return f"few: {', '.join(small)} (under {MIN_SAMPLE})" if small else None
+    groups = ((_("treated"), treated), (_("control"), control))
+    small = [f"{name} {format_number(n)}" for name, n in groups if n < MIN_SAMPLE]
+    if not small:
+        return None
+    return _("few: {groups} (under {minimum})").format(
+        groups=_(", ").join(small), minimum=MIN_SAMPLE
+    )
 
 
 @dataclass(frozen=True)

@@ -132,8 +132,17 @@ footer { color: var(--muted); font-size: 0.85rem; border-top: 1px solid var(--li
 """
 
 
-def render_page(title: str, subtitle: str, sections: Sequence[Section], *, footer: str = "") -> str:
-    """The whole report as one HTML5 document with a table of contents; deterministic."""
+def render_page(
+    title: str,
+    subtitle: str,
+    sections: Sequence[Section],
+    *,
+    footer: str = "",
+    lang: str = "en",
+    contents: str = "Contents",
+) -> str:
+    """The whole report as one HTML5 document with a table of contents; deterministic.
+    `lang` (BCP 47, e.g. zh-CN) tells browsers and screen readers the page's language."""
     toc = "".join(
         f'<li><a href="#{_anchor(n)}">{escape(s.title)}</a></li>'
         for n, s in enumerate(sections, start=1)
@@ -142,12 +151,13 @@ def render_page(title: str, subtitle: str, sections: Sequence[Section], *, foote
     tail = f"<footer>{escape(footer)}</footer>\n" if footer else ""
     return (
         "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<html lang="{escape(lang)}">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
         '<div class="page">\n'
         f'<header><h1>{escape(title)}</h1><p class="subtitle">{escape(subtitle)}</p></header>\n'
-        f'<nav class="toc" aria-label="Contents"><h2>Contents</h2><ol>{toc}</ol></nav>\n'
+        f'<nav class="toc" aria-label="{escape(contents)}"><h2>{escape(contents)}</h2>'
+        f"<ol>{toc}</ol></nav>\n"
         f"{body}\n{tail}</div>\n</body>\n</html>\n"
     )
 

@@ -18,30 +18,37 @@ from rapport.report.comparison import (
     rate_difference,
 )
 from rapport.report.measures import GroupMeasures, Rate, Sla
+from rapport.services.staff_language import _, format_day, format_number, format_share
 
-NA = "n/a"
 Row = tuple[str, ...]
+
+
+def not_available() -> str:
+    """What a cell shows when a figure cannot be computed (`n/a`)."""
+    return _("n/a")
 
 
 def percent(rate: Rate, counts: bool = True) -> str:
     if rate.value is None:
-        return NA
-    shown = f"{100 * rate.value:.1f}%"
-    return f"{shown} ({rate.part:,}/{rate.whole:,})" if counts else shown
+        return not_available()
+    shown = format_share(rate.value)
+    return f"{shown} ({format_number(rate.part)}/{format_number(rate.whole)})" if counts else shown
 
 
 def number(value: float | None, decimals: int = 0, sign: bool = False) -> str:
     if value is None:
-        return NA
-    return f"{value:{'+' if sign else ''},.{decimals}f}"
+        return not_available()
+    return format_number(value, decimals, sign)
 
 
 def ratio(value: float | None) -> str:
-    return NA if value is None else f"{value:,.1f}:1"
+    return not_available() if value is None else f"{format_number(value, 1)}:1"
 
 
 def hours(value: float | None) -> str:
-    return NA if value is None else f"{value:,.1f} h"
+    return (
+        not_available() if value is None else _("{hours} h").format(hours=format_number(value, 1))
+    )
 
 
 def _combined(sla: Mapping[str, Sla], part: Callable[[Sla], Rate]) -> Rate:
@@ -51,27 +58,30 @@ def _combined(sla: Mapping[str, Sla], part: Callable[[Sla], Rate]) -> Rate:
 
 def _difference(treated: float | None, control: float | None, unit: str, decimals: int) -> str:
     if treated is None or control is None:
-        return NA
-    return f"{treated - control:+,.{decimals}f}{unit}"
+        return not_available()
+    return f"{format_number(treated - control, decimals, sign=True)}{unit}"
 
 
 def interval(found: Difference | None, unit: str, decimals: int, scale: float = 1.0) -> str:
     """`+1.2 pts (-3.4 to +5.8)`: the difference and its 95% interval."""
     if found is None:
-        return NA
-    value, low, high = (scale * v for v in (found.value, found.low, found.high))
-    return f"{value:+,.{decimals}f}{unit} ({low:+,.{decimals}f} to {high:+,.{decimals}f})"
+        return not_available()
+    value, low, high = (
+        format_number(scale * v, decimals, sign=True) for v in (found.value, found.low, found.high)
+    )
+    return _("{value}{unit} ({low} to {high})").format(value=value, unit=unit, low=low, high=high)
 
 
-COMPARISON_HEADERS: Row = (
-    "measure",
-    "all",
-    "previous period",
-    "treated",
-    "control",
-    "treated - control (95% CI)",
-    "note",
-)
+def comparison_headers() -> Row:
+    return (
+        _("measure"),
+        _("all"),
+        _("previous period"),
+        _("treated"),
+        _("control"),
+        _("treated - control (95% CI)"),
+        _("note"),
+    )
 
 
 def comparison_rows(report: Report, counts: bool = True) -> list[Row]:
@@ -84,7 +94,7 @@ def comparison_rows(report: Report, counts: bool = True) -> list[Row]:
         report.treated,
         report.control,
     )
-    money = f" ({report.currency})"
+    money = report.currency
 
     def row(
         name: str, shown: Callable[[GroupMeasures], str], found: Difference | None, diff: str
@@ -94,7 +104,8 @@ def comparison_rows(report: Report, counts: bool = True) -> list[Row]:
 
     def rate(name: str, get: Callable[[GroupMeasures], Rate]) -> Row:
         found = rate_difference(get(treated), get(control))
-        return row(name, lambda g: percent(get(g), counts), found, interval(found, " pts", 1, 100))
+        points = _(" pts")
+        return row(name, lambda g: percent(get(g), counts), found, interval(found, points, 1, 100))
 
     def figure(name: str, get: Callable[[GroupMeasures], float | None], decimals: int = 0) -> Row:
         diff = _difference(get(treated), get(control), "", decimals)
@@ -107,35 +118,38 @@ def comparison_rows(report: Report, counts: bool = True) -> list[Row]:
 
     nps = nps_difference(treated, control)
     return [
-        row("Customers", lambda g: f"{g.customers:,}", None, ""),
-        rate("Retention", lambda g: g.retention),
-        rate("Churn", lambda g: g.churn),
-        rate("Win-back rate", lambda g: g.winback),
-        row("NPS", lambda g: number(g.nps), nps, interval(nps, "", 1)),
-        row("NPS answers", lambda g: f"{g.nps_answers:,}", None, ""),
-        figure("Satisfaction index (0-100)", lambda g: g.satisfaction, 1),
-        rate("First response within SLA", lambda g: _combined(g.sla, lambda s: s.response)),
-        rate("Resolved within target", lambda g: _combined(g.sla, lambda s: s.resolution)),
-        figure("Ledger items open, not yet due", lambda g: g.ledger.open),
-        figure("Ledger items overdue", lambda g: g.ledger.overdue),
-        figure("Ledger items closed with acceptance", lambda g: g.ledger.closed_accepted),
+        row(_("Customers"), lambda g: format_number(g.customers), None, ""),
+        rate(_("Retention"), lambda g: g.retention),
+        rate(_("Churn"), lambda g: g.churn),
+        rate(_("Win-back rate"), lambda g: g.winback),
+        row(_("NPS"), lambda g: number(g.nps), nps, interval(nps, "", 1)),
+        row(_("NPS answers"), lambda g: format_number(g.nps_answers), None, ""),
+        figure(_("Satisfaction index (0-100)"), lambda g: g.satisfaction, 1),
+        rate(_("First response within SLA"), lambda g: _combined(g.sla, lambda s: s.response)),
+        rate(_("Resolved within target"), lambda g: _combined(g.sla, lambda s: s.resolution)),
+        figure(_("Ledger items open, not yet due"), lambda g: g.ledger.open),
+        figure(_("Ledger items overdue"), lambda g: g.ledger.overdue),
+        figure(_("Ledger items closed with acceptance"), lambda g: g.ledger.closed_accepted),
         mean(
-            f"Revenue per customer{money}",
+            _("Revenue per customer ({currency})").format(currency=money),
             lambda g: g.revenue_per_customer,
             mean_difference(treated.revenue_moments, control.revenue_moments),
         ),
         mean(
-            f"Relationship spend per customer{money}",
+            _("Relationship spend per customer ({currency})").format(currency=money),
             lambda g: g.spend_per_customer,
             mean_difference(treated.spend_moments, control.spend_moments),
         ),
         figure(
-            "Revenue of contacted customers / spend (all revenue, not the return)",
+            _("Revenue of contacted customers / spend (all revenue, not the return)"),
             lambda g: g.contacted_revenue_per_spend,
             1,
         ),
-        figure(f"Lifetime value, to date{money}", lambda g: g.clv),
-        figure(f"Lifetime value, projected{money}", lambda g: g.clv_projected),
+        figure(_("Lifetime value, to date ({currency})").format(currency=money), lambda g: g.clv),
+        figure(
+            _("Lifetime value, projected ({currency})").format(currency=money),
+            lambda g: g.clv_projected,
+        ),
     ]
 
 
@@ -145,37 +159,45 @@ def return_line(report: Report) -> str:
     found = incremental_return(report.treated, report.control)
     money = report.currency
     if found is None:
-        return (
+        return _(
             "Return on relationship spend: n/a (treated and control need 2 customers each "
             "to compare)"
         )
     revenue = found.revenue
-    text = (
-        f"Return on relationship spend: incremental revenue {revenue.value:+,.0f} {money} "
-        f"(95% CI {revenue.low:+,.0f} to {revenue.high:+,.0f}) on a spend of "
-        f"{found.spend:,.0f} {money}"
+    text = _(
+        "Return on relationship spend: incremental revenue {revenue} {currency} "
+        "(95% CI {low} to {high}) on a spend of {spend} {currency}"
+    ).format(
+        revenue=format_number(revenue.value, sign=True),
+        low=format_number(revenue.low, sign=True),
+        high=format_number(revenue.high, sign=True),
+        spend=format_number(found.spend),
+        currency=money,
     )
     if found.ratio is not None and found.low is not None and found.high is not None:
-        text += f": {found.ratio:,.1f}:1 ({found.low:,.1f}:1 to {found.high:,.1f}:1)"
-    text += "; the playbook calls 3:1 good and 1:1 average"
+        text += _(": {ratio} ({low} to {high})").format(
+            ratio=ratio(found.ratio), low=ratio(found.low), high=ratio(found.high)
+        )
+    text += _("; the playbook calls 3:1 good and 1:1 average")
     if not revenue.clear:
-        text += "; the interval includes 0: these data show no return either way"
-    return text + (f"; {revenue.few}" if revenue.few else "")
+        text += _("; the interval includes 0: these data show no return either way")
+    return text + (_("; {note}").format(note=revenue.few) if revenue.few else "")
 
 
-GROUP_HEADERS: Row = (
-    "customers",
-    "retention",
-    "churn",
-    "win-back",
-    "NPS",
-    "satisfaction",
-    "revenue",
-    "spend",
-    "contacted revenue / spend",
-    "CLV to date",
-    "CLV projected",
-)
+def group_headers() -> Row:
+    return (
+        _("customers"),
+        _("retention"),
+        _("churn"),
+        _("win-back"),
+        _("NPS"),
+        _("satisfaction"),
+        _("revenue"),
+        _("spend"),
+        _("contacted revenue / spend"),
+        _("CLV to date"),
+        _("CLV projected"),
+    )
 
 
 def group_rows(groups: Mapping[str, GroupMeasures]) -> list[Row]:
@@ -183,7 +205,7 @@ def group_rows(groups: Mapping[str, GroupMeasures]) -> list[Row]:
     return [
         (
             name,
-            f"{g.customers:,}",
+            format_number(g.customers),
             percent(g.retention, counts=False),
             percent(g.churn, counts=False),
             percent(g.winback, counts=False),
@@ -199,16 +221,17 @@ def group_rows(groups: Mapping[str, GroupMeasures]) -> list[Row]:
     ]
 
 
-SLA_HEADERS: Row = (
-    "level",
-    "items",
-    "first response target",
-    "within",
-    "median first response",
-    "resolution target",
-    "within",
-    "median resolution",
-)
+def sla_headers() -> Row:
+    return (
+        _("level"),
+        _("items"),
+        _("first response target"),
+        _("within"),
+        _("median first response"),
+        _("resolution target"),
+        _("within"),
+        _("median resolution"),
+    )
 
 
 def sla_rows(sla: Mapping[str, Sla], levels: ServiceLevels, counts: bool = True) -> list[Row]:
@@ -216,12 +239,13 @@ def sla_rows(sla: Mapping[str, Sla], levels: ServiceLevels, counts: bool = True)
 
     def target(level: str, value: timedelta) -> str:
         clock = levels.clock(level)
-        return f"{format_duration(value)} {'business' if clock == 'business' else '24×7'}"
+        hours = _("business") if clock == "business" else "24×7"
+        return f"{format_duration(value)} {hours}"
 
     return [
         (
             level,
-            f"{figures.items:,}",
+            format_number(figures.items),
             target(level, levels.targets[level].first_response),
             percent(figures.response, counts),
             hours(figures.median_response_hours),
@@ -235,14 +259,37 @@ def sla_rows(sla: Mapping[str, Sla], levels: ServiceLevels, counts: bool = True)
 
 def headline(report: Report) -> str:
     """One line naming the period, the time zone and the rules revision."""
-    first = report.start.date().isoformat()
-    last = (report.end - timedelta(days=1)).date().isoformat()
-    return (
-        f"Relationship report {first} to {last} (both days included, {report.timezone}), "
-        f"rules revision {report.revision[:12]}, "
-        f"control group {report.measures.control.percent:g}% "
-        f"({report.control.customers:,} of {report.overall.customers:,} customers held out of "
-        "marketing rules)"
+    first, last = period_days(report)
+    return _(
+        "Relationship report {first} to {last} (both days included, {zone}), "
+        "rules revision {revision}, control group {percent}% ({control} of {customers} "
+        "customers held out of marketing rules)"
+    ).format(
+        first=first,
+        last=last,
+        zone=report.timezone,
+        revision=report.revision[:12],
+        percent=f"{report.measures.control.percent:g}",
+        control=format_number(report.control.customers),
+        customers=format_number(report.overall.customers),
+    )
+
+
+def period_days(report: Report) -> tuple[str, str]:
+    """The period's first and last day (its end is exclusive), as the locale writes dates."""
+    return format_day(report.start.date()), format_day((report.end - timedelta(days=1)).date())
+
+
+def ledger_line(report: Report) -> str:
+    """The remediation ledger at the end of the period, in one sentence."""
+    ledger = report.overall.ledger
+    return _(
+        "Remediation ledger at the end: {open} open, {overdue} overdue; "
+        "{closed} closed with acceptance in the period"
+    ).format(
+        open=format_number(ledger.open),
+        overdue=format_number(ledger.overdue),
+        closed=format_number(ledger.closed_accepted),
     )
 
 
@@ -254,15 +301,13 @@ def markdown_table(headers: Row, rows: list[Row]) -> str:
 
 def report_markdown(report: Report, page: Path) -> str:
     """The summary for the Prefect UI: the measures, the feedback SLA, where the page is."""
-    ledger = report.overall.ledger
     return "\n\n".join(
         (
-            headline(report) + ".",
-            markdown_table(COMPARISON_HEADERS, comparison_rows(report)),
-            return_line(report) + ".",
-            markdown_table(SLA_HEADERS, sla_rows(report.overall.sla, report.service_levels)),
-            f"Remediation ledger at the end: {ledger.open} open, {ledger.overdue} overdue; "
-            f"{ledger.closed_accepted} closed with acceptance in the period.",
-            f"The page with the charts: `{page}`",
+            headline(report) + _("."),
+            markdown_table(comparison_headers(), comparison_rows(report)),
+            return_line(report) + _("."),
+            markdown_table(sla_headers(), sla_rows(report.overall.sla, report.service_levels)),
+            ledger_line(report) + _("."),
+            _("The page with the charts: `{page}`").format(page=page),
         )
     )

@@ -21,6 +21,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DOCUMENTED_SECRET_KEY = "rapport-demo-secret-change-me"  # in the README: anyone knows it
 # Plain addresses only: nothing in them needs escaping inside a mailto: URI.
+# The languages of staff-facing output (rapport/services/staff_language.py).
+STAFF_LOCALES = ("zh-CN", "en")
 _MAILBOX = re.compile(r"[A-Za-z0-9._+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 
 
@@ -44,6 +46,10 @@ class Settings(BaseSettings):
     timezone: str = Field(
         default="Asia/Shanghai",
         description="IANA timezone for customers without one and for schedules.",
+    )
+    staff_locale: Literal["zh-CN", "en"] = Field(
+        default="zh-CN",
+        description="Language of the report, artifacts and command messages: zh-CN or en.",
     )
     evaluation_shards: int = Field(
         default=0,

@@ -92,7 +92,7 @@ REASONS = {  # what the failed row's reason says, per poison
 KEY_HEADER = re.compile(rb"^X-Rapport-Key: (.*?)\r?$", re.MULTILINE | re.IGNORECASE)
 MESSAGE_ID_HEADER = re.compile(rb"^Message-ID: (.*?)\r?$", re.MULTILINE | re.IGNORECASE)
 RecordProperty = Callable[[str, object], None]  # pytest's `record_property` fixture
-CLAIMED = re.compile(r"Dispatch: (\d+) messages claimed")
+CLAIMED = re.compile(r"Dispatch: ([\d,]+) messages claimed")  # 1,698: grouped as en writes it
 
 
 def rapport_command() -> list[str]:
@@ -248,6 +248,7 @@ def dispatch_env(folder: Path, database_url: str, smtp_port: int) -> dict[str, s
         RAPPORT_SMTP_PORT=str(smtp_port),
         RAPPORT_SMTP_FROM="rapport@example.com",
         RAPPORT_SECRET_KEY="crash-test-secret",
+        RAPPORT_STAFF_LOCALE="en",  # the dispatch summary is parsed in English
     )
     return env
 
@@ -276,7 +277,7 @@ def finish(process: subprocess.Popen[str], timeout: float = 120) -> int:
     assert process.returncode == 0, f"rapport dispatch failed ({process.returncode}):\n{err}"
     found = CLAIMED.search(out)
     assert found, f"no report in the output:\n{out}"
-    return int(found[1])
+    return int(found[1].replace(",", ""))
 
 
 def statuses(engine: Engine) -> Counter[str]:

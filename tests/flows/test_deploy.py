@@ -88,6 +88,7 @@ def environment(tmp_path: Path) -> dict[str, str]:
         RAPPORT_REPORTS_DIR=str(tmp_path / "reports"),
         RAPPORT_SECRET_KEY="deploy-test-" + "k" * 32,
         RAPPORT_PUBLIC_URL="https://rapport.example.com",
+        RAPPORT_STAFF_LOCALE="en",  # summary_figures reads the English artifact
         COLUMNS="200",  # the command line's tables, uncut
     )
     return env

@@ -29,6 +29,7 @@ from engine.ruletests import (
 )
 from engine.schema import rule_schema
 from engine.yamlsource import Source, parse, rule_files
+from rapport.services.staff_language import _, use_locale
 from tests.paths import ROOT
 
 RULES = ROOT / "rules"
@@ -150,6 +151,21 @@ def test_the_operations_reference_is_current() -> None:
     assert replace_reference(readme, reference_markdown()) == readme, (
         "run: rapport rules reference --write rules/README.md"
     )
+
+
+def test_the_chinese_operations_reference_is_current() -> None:
+    """rules/README.zh-CN.md: the same vocabulary through the zh-CN catalogue, section
+    titles and descriptions in Chinese, names as the rules write them."""
+    readme = (RULES / "README.zh-CN.md").read_text(encoding="utf-8")
+    with use_locale("zh-CN"):
+        reference = reference_markdown(_)
+    assert replace_reference(readme, reference) == readme, (
+        "run: rapport rules reference --locale zh-CN --write rules/README.zh-CN.md"
+    )
+    assert "### 事实" in reference and "### 问题代码" in reference
+    assert "| `tier` | string |  | high, mid, base | 按最近 12 个月消费额" in reference
+    assert "| `gte` | integer, number | 大于或等于 |" in reference
+    assert reference.count("\n") == reference_markdown().count("\n")  # the same tables
 
 
 def test_an_escalation_ends_at_its_last_owner() -> None:

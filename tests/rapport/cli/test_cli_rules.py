@@ -213,3 +213,42 @@ def test_a_hostile_file_is_reported_and_evaluate_and_dispatch_keep_the_good_revi
         fired = set(connection.scalars(select(RuleFiring.revision)).all())
     assert revisions == [(good, True)]
     assert fired == {good}
+
+
+def test_command_messages_in_the_staff_language(
+    rules_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RAPPORT_STAFF_LOCALE=zh-CN: the summaries staff read daily come in Chinese."""
+    monkeypatch.setenv("RAPPORT_STAFF_LOCALE", "zh-CN")
+    get_settings.cache_clear()
+    wide = CliRunner(env={"COLUMNS": "200"})
+    checked = wide.invoke(app, ["rules", "check"])
+    assert checked.exit_code == 0, checked.output
+    assert f"{rules_dir}：" in checked.output and "条规则有效（已启用" in checked.output
+    assert wide.invoke(app, ["db", "upgrade"]).exit_code == 0
+    engine = make_engine(get_settings().database_url)
+    add_customer(engine, "C1")
+    run = wide.invoke(app, ["evaluate", "--as-of", "2026-06-30T00:00:00Z", "--dry-run"])
+    assert run.exit_code == 0, run.output
+    assert "截至 2026年6月30日 08:00 的规则触发 — 试运行，未写入任何数据" in run.output
+    assert "1 位客户共匹配" in run.output
+    shown = wide.invoke(app, ["customers", "show", "C1", "--as-of", "2026-06-30T00:00:00Z"])
+    assert "客户 C1（截至 2026年6月30日 08:00）" in shown.output
+    assert "按最近 12 个月消费额对照阈值确定的客户等级。" in shown.output
+    history = wide.invoke(app, ["customers", "history", "C1"])
+    assert history.exit_code == 0, history.output
+    assert "客户 C1：" in history.output and "条记录（Asia/Shanghai）" in history.output
+
+
+def test_rules_reference_in_chinese(tmp_path: Path) -> None:
+    guide = tmp_path / "README.zh-CN.md"
+    guide.write_text("# 规则\n\n<!-- reference:start -->\n<!-- reference:end -->\n")
+    written = runner.invoke(app, ["rules", "reference", "--locale", "zh-CN", "--write", guide])
+    assert written.exit_code == 0, written.output
+    text = guide.read_text(encoding="utf-8")
+    assert text.startswith("# 规则\n\n<!-- reference:start -->\n## 参考（由 `rapport rules")
+    assert "### 事实" in text and "| 事实 | 类型 | 单位 | 取值 | 说明 |" in text
+    english = runner.invoke(app, ["rules", "reference"])
+    assert "### Facts" in english.output and "事实" not in english.output
+    wrong = runner.invoke(app, ["rules", "reference", "--locale", "fr"])
+    assert wrong.exit_code == 1 and "--locale 'fr': one of zh-CN, en" in wrong.output

@@ -52,7 +52,7 @@ def test_report_prints_the_measures_and_writes_a_self_contained_page(
         app, ["report", "--from", "2026-07-01", "--to", "2026-09-30", "--html", str(page)]
     )
     assert result.exit_code == 0, result.output
-    assert "Relationship report 2026-07-01 to 2026-09-30 (both days included" in result.output
+    assert "Relationship report Jul 1, 2026 to Sep 30, 2026 (both days included" in result.output
     for measure in ("Retention", "Churn", "Win-back rate", "NPS", "Satisfaction index"):
         assert measure in result.output
     assert "(150 of" not in result.output  # the control group is a share, not everyone

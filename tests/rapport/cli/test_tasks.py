@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from rapport.cli.app import app
+from rapport.services.settings import get_settings
 from storage.models import Event, StaffTask
 from storage.planned import PlannedTask
 from storage.tables import TASKS
@@ -95,7 +95,7 @@ def test_tasks_commands(cli_engine: Engine) -> None:
     seed(cli_engine)
     runner = CliRunner()
     listed = runner.invoke(app, ["tasks", "list", "--owner", "management"])
-    assert listed.exit_code == 0 and "1 open task(s)" in listed.output
+    assert listed.exit_code == 0 and "1 open task," in listed.output
     refused = runner.invoke(app, ["tasks", "close", "1"])
     assert refused.exit_code == 1 and "remediation-ledger item" in refused.output
     closed = runner.invoke(app, ["tasks", "close", "1", "--note", "Verified with the customer"])
@@ -182,9 +182,9 @@ def test_tasks_list_filters_by_person_and_by_role(cli_engine: Engine) -> None:
         store_tasks(connection, [task("m1", "account_manager", timedelta(days=3))], NOW)
     runner = CliRunner()
     by_person = runner.invoke(app, ["tasks", "list", "--owner", "chen.hv"])
-    assert by_person.exit_code == 0 and "1 open task(s)" in by_person.output, by_person.output
+    assert by_person.exit_code == 0 and "1 open task," in by_person.output, by_person.output
     by_role = runner.invoke(app, ["tasks", "list", "--role", "account_manager"])
-    assert by_role.exit_code == 0 and "1 open task(s)" in by_role.output, by_role.output
+    assert by_role.exit_code == 0 and "1 open task," in by_role.output, by_role.output
 
 
 def test_tasks_list_reads_in_local_time_as_of_a_moment_with_a_limit(cli_engine: Engine) -> None:
@@ -195,15 +195,14 @@ def test_tasks_list_reads_in_local_time_as_of_a_moment_with_a_limit(cli_engine: 
     as_of = ["--as-of", NOW.isoformat()]
 
     listed = runner.invoke(app, ["tasks", "list", *as_of])
-    due = (NOW - timedelta(hours=2)).astimezone(ZoneInfo("Asia/Shanghai"))
     assert listed.exit_code == 0, listed.output
-    assert f"{due:%Y-%m-%d %H:%M} (overdue)" in listed.output
+    assert "Jun 30, 2026 6:00\u202fPM (overdue)" in listed.output  # NOW - 2 h, in Shanghai
     assert listed.output.count("(overdue)") == 1
     assert "Z" not in listed.output.replace("Asia/Shanghai", "")
     later = runner.invoke(app, ["tasks", "list", "--as-of", (NOW + timedelta(days=4)).isoformat()])
     assert later.output.count("(overdue)") == 3
     utc = runner.invoke(app, ["tasks", "list", *as_of, "--tz", "UTC"])
-    assert f"{NOW - timedelta(hours=2):%Y-%m-%d %H:%M} (overdue)" in utc.output
+    assert "Jun 30, 2026 10:00\u202fAM (overdue)" in utc.output
     cut = runner.invoke(app, ["tasks", "list", *as_of, "--limit", "1"])
     assert "customer_service" in cut.output and "management" not in cut.output
     assert "2 more not shown" in cut.output
@@ -214,6 +213,25 @@ def test_tasks_list_reads_in_local_time_as_of_a_moment_with_a_limit(cli_engine: 
     first = found["tasks"][0]
     assert first["owner_role"] == "customer_service" and first["overdue"] is True
     assert datetime.fromisoformat(first["due_at"]) == NOW - timedelta(hours=2)
+
+
+def test_tasks_list_in_the_staff_language(
+    cli_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RAPPORT_STAFF_LOCALE=zh-CN (the default outside tests): title, columns, due times
+    and the lateness mark in Chinese, dates as zh-CN writes them."""
+    seed(cli_engine)
+    monkeypatch.setenv("RAPPORT_STAFF_LOCALE", "zh-CN")
+    get_settings.cache_clear()
+    runner = CliRunner(env={"COLUMNS": "200"})
+
+    listed = runner.invoke(app, ["tasks", "list", "--as-of", NOW.isoformat(), "--limit", "2"])
+    assert listed.exit_code == 0, listed.output
+    assert "3 项未关闭任务，截止时间为 Asia/Shanghai" in listed.output
+    assert "截止时间" in listed.output and "负责人" in listed.output
+    assert "2026年6月30日 18:00（逾期）" in listed.output  # NOW - 2 h, in Shanghai
+    assert "另有 1 项未显示（--limit 2）" in listed.output
+    assert "overdue" not in listed.output
 
 
 def test_tasks_show_tells_the_whole_task(cli_engine: Engine) -> None:

@@ -6,6 +6,7 @@ The data set: six customers over June 2026 (UTC). C is in the control group (sal
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,8 +18,10 @@ from engine.loader import load_rules
 from engine.measure_settings import ControlGroup, Measures
 from engine.model import RuleSet
 from rapport.report.build import Report, build_report
+from rapport.report.html import report_html
 from rapport.report.measures import Rate
-from rapport.report.text import headline, return_line
+from rapport.report.text import comparison_headers, comparison_rows, headline, return_line
+from rapport.services.staff_language import use_locale
 from storage.tables import FIRINGS, MESSAGES, REVISIONS, TASKS
 from tests.factories import add_customer, add_events
 from tests.paths import ROOT
@@ -338,7 +341,7 @@ def test_the_previous_period_of_the_same_length(report: Report) -> None:
 
 
 def test_the_headline_names_the_last_day_included(report: Report) -> None:
-    assert "2026-06-01 to 2026-06-30 (both days included, UTC)" in headline(report)
+    assert "Jun 1, 2026 to Jun 30, 2026 (both days included, UTC)" in headline(report)
 
 
 def test_groups_are_the_customers_standing_at_the_start(report: Report) -> None:
@@ -400,3 +403,27 @@ def test_the_return_line_says_when_the_data_show_nothing(report: Report) -> None
     line = return_line(noisy)
     assert "incremental revenue +3,000 CNY" in line and ": 3.0:1 (" in line
     assert "the interval includes 0" in line
+
+
+def test_the_page_and_its_tables_in_the_staff_language(report: Report) -> None:
+    """zh-CN: the page says so (`lang`), every section title and header is Chinese, and
+    dates read as Chinese writes them; en stays English."""
+    with use_locale("zh-CN"):
+        page = report_html(report)
+        line = headline(report)
+        rows = comparison_rows(report)
+        headers = comparison_headers()
+    assert page.startswith('<!DOCTYPE html>\n<html lang="zh-CN">')
+    assert "<title>客户关系报告：2026年6月1日 至 2026年6月30日</title>" in page
+    titles = re.findall(r"<h2[^>]*>(.*?)</h2>", page)
+    assert "概要" in titles and "实验组与对照组" in titles and "目录" in titles
+    assert not [title for title in titles if re.search("[a-z]{3}", title)], titles
+    assert "6月1日" in page  # the charts' x axis
+    assert line.startswith("客户关系报告：2026年6月1日 至 2026年6月30日（含首尾两日，UTC）")
+    assert headers[5] == "实验组 − 对照组（95% 置信区间）"
+    assert [row[0] for row in rows[:4]] == ["客户数", "留存率", "流失率", "挽回率"]
+
+    english = report_html(report)
+    assert english.startswith('<!DOCTYPE html>\n<html lang="en">')
+    assert "Relationship report Jun 1, 2026 to Jun 30, 2026" in english
+    assert not re.search("[\u4e00-\u9fff]", english)
