@@ -228,7 +228,9 @@ def clear(engine: Engine) -> None:
     a DELETE of 100,000s of firings checks each against the outbox and the tasks,
     whose `firing_id` has no index (minutes on PostgreSQL)."""
     with engine.begin() as connection:
-        connection.execute(text("TRUNCATE outbox_journal, outbox_messages, staff_tasks, rule_firings"))
+        connection.execute(
+            text("TRUNCATE outbox_journal, outbox_messages, staff_tasks, rule_firings")
+        )
         for statement in CLEARED:
             connection.execute(text(statement))
 
