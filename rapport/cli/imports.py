@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-from rapport.cli.common import console, database, errors, fail, settings
+from rapport.cli.common import console, database, errors, fail, print_json, settings
 from rapport.services.staff_language import _, format_number
 from storage.imports import ImportReport, RowError, import_customers, import_events
 
@@ -26,7 +26,22 @@ def _report_row(error: RowError) -> None:
     errors.print(str(error), markup=False, highlight=False, soft_wrap=True)
 
 
-def _run(kind: str, path: Path, job: Callable[[Callable[[int], None]], ImportReport]) -> None:
+JsonOption = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="The summary as JSON on stdout: {kind, file, read, inserted, updated, "
+        "duplicates, rejected}; rejected rows stay FILE:LINE lines on stderr.",
+    ),
+]
+
+
+def _run(
+    kind: str,
+    path: Path,
+    job: Callable[[Callable[[int], None]], ImportReport],
+    as_json: bool = False,
+) -> None:
     progress = Progress(
         "{task.description}",
         BarColumn(),
@@ -42,6 +57,12 @@ def _run(kind: str, path: Path, job: Callable[[Callable[[int], None]], ImportRep
             report = job(lambda n: progress.advance(task, n))
         except ValueError as error:
             raise fail(str(error)) from None
+    if as_json:
+        counts = ("read", "inserted", "updated", "duplicates", "rejected")
+        print_json({"kind": kind, "file": str(path), **{n: getattr(report, n) for n in counts}})
+        if report.rejected:
+            raise typer.Exit(code=1)
+        return
     line = _(
         "{kind}: {read} rows read, {inserted} inserted, {updated} updated, "
         "{duplicates} already imported, {rejected} rejected"
@@ -61,7 +82,7 @@ def _run(kind: str, path: Path, job: Callable[[Callable[[int], None]], ImportRep
 
 
 @app.command("customers")
-def customers(path: FileArgument) -> None:
+def customers(path: FileArgument, as_json: JsonOption = False) -> None:
     """Upsert customers by id; unknown columns are kept as attributes."""
     engine, zone = database(), settings().timezone
     _run(
@@ -70,11 +91,12 @@ def customers(path: FileArgument) -> None:
         lambda on_bytes: import_customers(
             engine, path, default_timezone=zone, on_error=_report_row, on_bytes=on_bytes
         ),
+        as_json,
     )
 
 
 @app.command("events")
-def events(path: FileArgument) -> None:
+def events(path: FileArgument, as_json: JsonOption = False) -> None:
     """Insert events; an event id already imported is skipped, never duplicated."""
     engine, now, horizon = database(), datetime.now(UTC), settings().future_horizon()
     _run(
@@ -88,4 +110,5 @@ def events(path: FileArgument) -> None:
             on_error=_report_row,
             on_bytes=on_bytes,
         ),
+        as_json,
     )

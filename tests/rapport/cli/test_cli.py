@@ -65,7 +65,7 @@ def test_import_then_show(tmp_path: Path) -> None:
 
 
 def test_read_commands_speak_json(tmp_path: Path) -> None:
-    """`--json` on customers show, explain and report: one JSON document on stdout."""
+    """`--json` on import, customers show, explain and report: one JSON document on stdout."""
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     customers = tmp_path / "c.csv"
     customers.write_text("id,name,timezone\nC1,Ana Lima,Europe/Lisbon\n")
@@ -74,8 +74,21 @@ def test_read_commands_speak_json(tmp_path: Path) -> None:
         '{"id": "e1", "customer_id": "C1", "type": "purchase", '
         '"occurred_at": "2026-05-01T10:00:00+01:00", "amount": 15000}\n'
     )
-    runner.invoke(app, ["import", "customers", str(customers)])
+    imported = json.loads(
+        runner.invoke(app, ["import", "customers", str(customers), "--json"]).stdout
+    )
+    assert imported == {
+        "kind": "customers",
+        "file": str(customers),
+        "read": 1,
+        "inserted": 1,
+        "updated": 0,
+        "duplicates": 0,
+        "rejected": 0,
+    }
     runner.invoke(app, ["import", "events", str(events)])
+    again = runner.invoke(app, ["import", "events", str(events), "--json"])
+    assert again.exit_code == 0 and json.loads(again.stdout)["duplicates"] == 1
     as_of = ["--as-of", "2026-06-01T00:00:00Z"]
 
     shown = json.loads(runner.invoke(app, ["customers", "show", "C1", *as_of, "--json"]).stdout)
