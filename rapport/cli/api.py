@@ -45,8 +45,8 @@ def api_key(
     if role not in ROLES:
         raise fail(_("role must be one of {roles}").format(roles=", ".join(ROLES)))
     key, entry = new_key(name, role)
-    console.print(f"key (shown once, give it to {name}): {key}")
-    console.print("add to RAPPORT_API_KEYS (a JSON list):")
+    console.print(_("key (shown once, give it to {name}): {key}").format(name=name, key=key))
+    console.print(_("add to RAPPORT_API_KEYS (a JSON list):"))
     console.print(json.dumps(asdict(entry)), soft_wrap=True, highlight=False)
 
 

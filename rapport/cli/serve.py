@@ -127,8 +127,9 @@ def ui(
     os.environ["PREFECT_UI_API_URL"] = api
     os.environ["PREFECT_API_URL"] = api
     console.print(
-        f"Prefect UI: http://{host}:{port}  —  in another shell: "
-        f"export PREFECT_API_URL={api}; rapport serve"
+        _("Prefect UI: {url}  —  in another shell: {commands}").format(
+            url=f"http://{host}:{port}", commands=f"export PREFECT_API_URL={api}; rapport serve"
+        )
     )
     os.execv(prefect, [prefect, "server", "start", "--host", host, "--port", str(port)])
 
