@@ -150,20 +150,31 @@ def task_by_id(connection: Connection, task_id: int) -> dict[str, Any] | None:
 
 
 class TaskNotClosable(ValueError):
-    """The task does not exist, is already closed, or needs an acceptance note."""
+    """The task does not exist, is already closed, or needs an acceptance note.
+
+    `reason` (missing, not_open or needs_note) and `status` let a caller word it in
+    another language; the message is English."""
+
+    def __init__(self, message: str, reason: str, status: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
 
 
 def close_task(connection: Connection, task_id: int, note: str | None, now: datetime) -> None:
     """Closes an open task; remediation-ledger items need a non-empty acceptance note."""
     row = task_by_id(connection, task_id)
     if row is None:
-        raise TaskNotClosable(f"no task {task_id}")
+        raise TaskNotClosable(f"no task {task_id}", "missing")
     if row["status"] != "open":
-        raise TaskNotClosable(f"task {task_id} is already {row['status']}")
+        raise TaskNotClosable(
+            f"task {task_id} is already {row['status']}", "not_open", row["status"]
+        )
     if row["ledger"] and not (note and note.strip()):
         raise TaskNotClosable(
             f"task {task_id} is a remediation-ledger item: close it with --note describing "
-            "the verified outcome against its acceptance criteria"
+            "the verified outcome against its acceptance criteria",
+            "needs_note",
         )
     connection.execute(
         update(TASKS)

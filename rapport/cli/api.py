@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from rapport.cli.common import console, database, fail, signing_settings
+from rapport.services.staff_language import _
 
 OPENAPI_FILE = Path("docs/openapi.json")
 
@@ -42,10 +43,10 @@ def api_key(
     from rapport.api.keys import ROLES, new_key
 
     if role not in ROLES:
-        raise fail(f"role must be one of {', '.join(ROLES)}")
+        raise fail(_("role must be one of {roles}").format(roles=", ".join(ROLES)))
     key, entry = new_key(name, role)
-    console.print(f"key (shown once, give it to {name}): {key}")
-    console.print("add to RAPPORT_API_KEYS (a JSON list):")
+    console.print(_("key (shown once, give it to {name}): {key}").format(name=name, key=key))
+    console.print(_("add to RAPPORT_API_KEYS (a JSON list):"))
     console.print(json.dumps(asdict(entry)), soft_wrap=True, highlight=False)
 
 

@@ -26,6 +26,7 @@ from rapport.backtest.runner import default_workers, run_backtest
 from rapport.backtest.tables import comparison_tables, headline, summary_tables
 from rapport.backtest.timeline import Window
 from rapport.cli.common import console, database, errors, fail, settings
+from rapport.services.staff_language import _
 
 
 def backtest(
@@ -115,7 +116,11 @@ def _day(value: str, option: str) -> date:
     try:
         return date.fromisoformat(value.strip())
     except ValueError:
-        raise fail(f"{option} {value!r} is not a date such as 2026-01-01") from None
+        raise fail(
+            _("{option} {value} is not a date such as {example}").format(
+                option=option, value=repr(value), example="2026-01-01"
+            )
+        ) from None
 
 
 def _valid_rules(directory: Path, templates: Path) -> RuleSet:
@@ -125,7 +130,11 @@ def _valid_rules(directory: Path, templates: Path) -> RuleSet:
     if result.ruleset is None:
         for problem in result.errors:
             errors.print(str(problem), highlight=False, markup=False)
-        raise fail(f"{directory}: {len(result.errors)} problems; nothing was replayed")
+        raise fail(
+            _("{directory}: {count} problems; nothing was replayed").format(
+                directory=directory, count=len(result.errors)
+            )
+        )
     return result.ruleset
 
 
@@ -159,4 +168,6 @@ def _write_json(document: dict[str, Any], target: str) -> None:
     try:
         Path(target).write_text(text, encoding="utf-8")
     except OSError as error:
-        raise fail(f"cannot write {target}: {error.strerror}") from None
+        raise fail(
+            _("cannot write {target}: {problem}").format(target=target, problem=error.strerror)
+        ) from None

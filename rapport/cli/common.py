@@ -18,11 +18,17 @@ from rapport.services.delivery import public_url_warning
 from rapport.services.rules import NoRulesInForce, rules_in_force
 from rapport.services.scheduled import RunSummary
 from rapport.services.settings import InsecureSecret, Settings, get_settings
+from rapport.services.staff_language import _
 from rapport.services.terminal import output
 from storage.db import make_engine
 from storage.migrate import check_schema
 
 AS_OF_HELP = "ISO 8601 time; without an offset, in RAPPORT_TIMEZONE. Default: now."
+
+SECRET_COMMAND = (
+    "export RAPPORT_SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+)
+EVENT_EXAMPLE = '\'{"type": "feedback"}\''
 
 console = output()
 errors = output(stderr=True)
@@ -42,7 +48,7 @@ def settings() -> Settings:
             f"RAPPORT_{str(item['loc'][0]).upper()}: {item['msg'].removeprefix('Value error, ')}"
             for item in error.errors()
         )
-        raise fail(f"configuration: {problems}") from None
+        raise fail(_("configuration: {problems}").format(problems=problems)) from None
 
 
 def signing_settings(sends_mail: bool = True) -> Settings:
@@ -52,10 +58,11 @@ def signing_settings(sends_mail: bool = True) -> Settings:
     config = settings()
     try:
         config.signing_key()
-    except InsecureSecret as error:
-        raise fail(str(error)) from None
+    except InsecureSecret:
+        raise fail(_insecure_secret(config)) from None
     if sends_mail and (warning := public_url_warning(config)):
-        errors.print(f"[yellow]rapport: warning:[/yellow] {warning}", highlight=False)
+        label = _("warning:")
+        errors.print(f"[yellow]rapport: {label}[/yellow] {warning}", highlight=False)
     return config
 
 
@@ -74,8 +81,29 @@ def as_of_option(value: str | None) -> datetime:
     """`--as-of` parsed in the configured timezone, or now."""
     try:
         return as_of_or_now(value, settings().timezone)
-    except ValueError as error:
-        raise fail(str(error)) from None
+    except ValueError:
+        raise fail(not_a_moment(value or "")) from None
+
+
+def not_a_moment(text: str) -> str:
+    """Why `text` is not a time (the one ValueError of `parse_moment`), in the staff
+    language: the clock serves the API too, so the CLI words it here."""
+    shown = text if len(text) <= 40 else text[:40] + "…"  # an answer, not an echo
+    return _("{value} is not an ISO 8601 time such as 2026-07-01T09:00+08:00").format(
+        value=repr(shown)
+    )
+
+
+def _insecure_secret(config: Settings) -> str:
+    """`InsecureSecret`'s refusal (settings cannot use the catalogue), with the fix."""
+    if not config.secret_key.strip():
+        problem = _("RAPPORT_SECRET_KEY is empty")
+    else:
+        problem = _("RAPPORT_SECRET_KEY is the documented default")
+    return _(
+        "{problem}, so anyone can sign unsubscribe links; set a random secret of your own, "
+        "e.g. {command}"
+    ).format(problem=problem, command=SECRET_COMMAND)
 
 
 def moment_option(value: str | None, flag: str) -> datetime | None:
@@ -84,8 +112,8 @@ def moment_option(value: str | None, flag: str) -> datetime | None:
         return None
     try:
         return parse_moment(value, settings().timezone)
-    except ValueError as error:
-        raise fail(f"{flag}: {error}") from None
+    except ValueError:
+        raise fail(f"{flag}: {not_a_moment(value)}") from None
 
 
 def zone_option(value: str | None) -> str:
@@ -95,7 +123,9 @@ def zone_option(value: str | None) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise fail(f"--tz: unknown timezone {value!r} (e.g. Asia/Shanghai, UTC)") from None
+        raise fail(
+            _("--tz: unknown timezone {value} (e.g. Asia/Shanghai, UTC)").format(value=repr(value))
+        ) from None
     return value
 
 
@@ -110,11 +140,16 @@ def rules_for_run(record: bool) -> RuleSet:
     revision, else nothing is written (dry runs and read-only commands)."""
     config = settings()
     try:
-        ruleset, _ = rules_in_force(
+        ruleset, _revision = rules_in_force(
             database(), config.rules_dir, config.templates_dir, datetime.now(UTC), record=record
         )
     except NoRulesInForce as error:
-        raise fail(f"{error}; run `rapport rules check`") from None
+        raise fail(
+            _(
+                "the rules are invalid ({count} problems) and no earlier revision is stored; "
+                "run `rapport rules check`"
+            ).format(count=len(error.problems))
+        ) from None
     return ruleset
 
 
@@ -125,9 +160,9 @@ def event_option(value: str | None) -> dict[str, Any] | None:
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError as error:
-        raise fail(f"--event is not JSON: {error.msg}") from None
+        raise fail(_("--event is not JSON: {problem}").format(problem=error.msg)) from None
     if not isinstance(parsed, dict):
-        raise fail('--event is a JSON object, e.g. \'{"type": "feedback"}\'')
+        raise fail(_("--event is a JSON object, e.g. {example}").format(example=EVENT_EXAMPLE))
     return parsed
 
 
@@ -135,7 +170,10 @@ def firings_line(summary: RunSummary, dry_run: bool) -> str:
     """`N fired (rule ×n, …); M message(s), K task(s) planned` (a dry run plans nothing)."""
     total = sum(summary.firings.values())
     rules = ", ".join(f"{rule} ×{n}" for rule, n in sorted(summary.firings.items()))
-    text = f"{total} {'would fire' if dry_run else 'fired'}" + (f" ({rules})" if rules else "")
+    text = (_("{count} would fire") if dry_run else _("{count} fired")).format(count=total)
+    text += f" ({rules})" if rules else ""
     if dry_run:
         return text
-    return f"{text}; {summary.messages} message(s), {summary.tasks} task(s) planned"
+    return _("{firings}; {messages} message(s), {tasks} task(s) planned").format(
+        firings=text, messages=summary.messages, tasks=summary.tasks
+    )

@@ -42,7 +42,7 @@ def show(
     with database().connect() as connection:
         facts = facts_of(connection, moment, parameters, customer_id)
     if facts is None:
-        raise fail(f"no customer with id {customer_id!r}")
+        raise fail(_("no customer with id {id}").format(id=repr(customer_id)))
     if as_json:
         print_json({"customer_id": customer_id, "as_of": moment, "facts": facts})
         return
@@ -78,7 +78,7 @@ def history(
         database(), customer_id, zone, moment_option(since, "--since"), with_text=text
     )
     if entries is None:
-        raise fail(f"no customer with id {customer_id!r}")
+        raise fail(_("no customer with id {id}").format(id=repr(customer_id)))
     if as_json:
         print_json(entries)
         return

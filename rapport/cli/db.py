@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from rapport.cli.common import console, database, fail
+from rapport.services.staff_language import _
 from storage.migrate import upgrade_database
 
 app = typer.Typer(help="Create or upgrade Rapport's database schema.", no_args_is_help=True)
@@ -17,5 +18,7 @@ def upgrade() -> None:
     try:
         upgrade_database(engine)
     except Exception as error:
-        raise fail(f"upgrade failed: {str(error).splitlines()[0]}") from None
+        raise fail(
+            _("upgrade failed: {problem}").format(problem=str(error).splitlines()[0])
+        ) from None
     console.print(f"database {engine.url.render_as_string(hide_password=True)} is up to date")

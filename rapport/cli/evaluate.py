@@ -27,10 +27,20 @@ from rapport.cli.common import (
 from rapport.services.explanation import explain_customer
 from rapport.services.reactions import react_to_events
 from rapport.services.scheduled import RunSummary, evaluate_customers
-from rapport.services.staff_language import _, format_moment, format_number
+from rapport.services.staff_language import N_, _, format_moment, format_number
 from rapport.services.terminal import progress
 from storage.customers import customer_count
 from storage.firings import firing_json
+
+STATES = {
+    "fired": N_("FIRED"),
+    "not fired": N_("not fired"),
+    "fired, held out (control group: plans nothing)": N_(
+        "FIRED, HELD OUT (CONTROL GROUP: PLANS NOTHING)"
+    ),
+}
+HELD_BACK = "held back by re-entry: last fired "
+OUTCOMES = {"send": N_("send"), "defer": N_("defer"), "suppress": N_("suppress")}
 
 AsOf = Annotated[str | None, typer.Option("--as-of", help=AS_OF_HELP)]
 
@@ -54,7 +64,7 @@ def explain(
     ruleset = rules_for_run(record=False)
     explanation = explain_customer(database(), ruleset, customer_id, moment, event_option(event))
     if explanation is None:
-        raise fail(f"no customer with id {customer_id!r}")
+        raise fail(_("no customer with id {id}").format(id=repr(customer_id)))
     if as_json:
         print_json(
             {"customer_id": customer_id, "as_of": moment, "revision": ruleset.revision}
@@ -71,14 +81,16 @@ def explain(
     )
     for rule in explanation.rules:
         if rule.state == "waits for an event":
-            console.print(f"\n[dim]- {rule.rule_id}: waits for a {rule.event} event[/dim]")
+            waits = _("- {rule}: waits for a {event} event").format(
+                rule=rule.rule_id, event=rule.event
+            )
+            console.print(f"\n[dim]{waits}[/dim]")
             continue
         fired = rule.state.startswith("fired")
+        disabled = "" if rule.enabled else _(" (disabled)")
         console.print(
             f"\n[bold]{'✔' if fired else '✘'} {rule.rule_id}[/bold]: "
-            f"{rule.state.upper() if fired else rule.state}"
-            f"{'' if rule.enabled else ' (disabled)'} — "
-            f"{rule.description}"
+            f"{rule_state(rule.state)}{disabled} — {rule.description}"
         )
         table = Table(show_header=False, box=None, pad_edge=False)
         for check in rule.checks:
@@ -86,10 +98,23 @@ def explain(
             table.add_row("  " * (check.depth + 1) + mark, check.text, check.actual)
         console.print(table)
         for guard in rule.guards:
-            console.print(
-                f"    guards for {guard.template}: {guard.outcome} — {guard.reason}",
-                highlight=False,
+            line = _("guards for {template}: {outcome} — {reason}").format(
+                template=guard.template,
+                outcome=_(OUTCOMES[guard.outcome]) if guard.outcome in OUTCOMES else guard.outcome,
+                reason=guard.reason,
             )
+            console.print(f"    {line}", highlight=False)
+
+
+def rule_state(state: str) -> str:
+    """A rule's state in `explain` (the explanation's English words, kept as they are in
+    its JSON), in the staff language; a fired one in capitals."""
+    if state in STATES:
+        return _(STATES[state])
+    moment = state.removeprefix(HELD_BACK)
+    if moment != state:
+        return _("held back by re-entry: last fired {moment}").format(moment=moment)
+    return state.upper() if state.startswith("fired") else state
 
 
 def evaluate(

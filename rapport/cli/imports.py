@@ -78,7 +78,11 @@ def _run(
         )
     )
     if report.rejected:
-        raise fail(f"{report.rejected} row(s) of {path} rejected (listed above)")
+        raise fail(
+            _("{count} row(s) of {path} rejected (listed above)").format(
+                count=report.rejected, path=path
+            )
+        )
 
 
 @app.command("customers")

@@ -19,6 +19,7 @@ from rapport.cli.common import (
     rules_for_run,
     settings,
 )
+from rapport.services.staff_language import _
 from storage.customers import customer_rows
 from storage.events import products_bought
 from storage.facts import facts_of
@@ -44,10 +45,11 @@ def preview(
     needed = templates.event_fields(template)
     if fields is None and needed is not None:
         example = json.dumps(dict.fromkeys(needed or ("type",), "..."))
+        fields_used = " (" + ", ".join(f"event.{n}" for n in needed) + ")" if needed else ""
         raise fail(
-            f"template {template!r} uses the triggering event"
-            f"{' (' + ', '.join(f'event.{n}' for n in needed) + ')' if needed else ''}: "
-            f"give it with --event '{example}'"
+            _(
+                "template {template} uses the triggering event{fields}: give it with {option}"
+            ).format(template=repr(template), fields=fields_used, option=f"--event '{example}'")
         )
     ruleset = rules_for_run(record=False)
     with database().connect() as connection:
@@ -55,7 +57,7 @@ def preview(
         facts = facts_of(connection, moment, ruleset.parameters, customer_id)
         owned = products_bought(connection, [customer_id], moment).get(customer_id, frozenset())
     if customer is None or facts is None:
-        raise fail(f"no customer with id {customer_id!r}")
+        raise fail(_("no customer with id {id}").format(id=repr(customer_id)))
     suggestions = ruleset.suggestions_for((fields or {}).get("product"), owned)
     reply_by = None  # a feedback item's first-response deadline, as if it came in now
     if fields is not None and fields.get("type", "feedback") == "feedback":

@@ -45,7 +45,11 @@ def _day(value: str | None, option: str) -> date | None:
     try:
         return date.fromisoformat(value) if value else None
     except ValueError:
-        raise fail(f"{option} {value!r} is not a date such as 2026-11-01") from None
+        raise fail(
+            _("{option} {value} is not a date such as {example}").format(
+                option=option, value=repr(value), example="2026-11-01"
+            )
+        ) from None
 
 
 def make_report(ruleset: RuleSet, start: datetime, end: datetime) -> Report:

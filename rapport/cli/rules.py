@@ -60,7 +60,11 @@ def check(
         stream = errors if problem.severity is Severity.ERROR else console
         stream.print(str(problem), markup=False, highlight=False, soft_wrap=True)
     if result.ruleset is None:
-        raise fail(f"{len(result.errors)} problem(s) in {folder}; the rules were not applied")
+        raise fail(
+            _("{count} problem(s) in {folder}; the rules were not applied").format(
+                count=len(result.errors), folder=folder
+            )
+        )
     rules = result.ruleset.rules
     line = _("{folder}: {count} rules valid ({enabled} enabled), revision {revision}")
     console.print(
@@ -105,7 +109,11 @@ def reference(
 ) -> None:
     """Print the rule-language reference generated from the vocabulary."""
     if locale not in STAFF_LOCALES:
-        raise fail(f"--locale {locale!r}: one of {', '.join(STAFF_LOCALES)}")
+        raise fail(
+            _("--locale {locale}: one of {locales}").format(
+                locale=repr(locale), locales=", ".join(STAFF_LOCALES)
+            )
+        )
     with use_locale(locale):
         text = reference_markdown(_)
     if write is None:
@@ -116,7 +124,11 @@ def reference(
             replace_reference(write.read_text(encoding="utf-8"), text), encoding="utf-8"
         )
     except ValueError:
-        raise fail(f"{write} lacks the markers {' and '.join(README_MARKERS)}") from None
+        raise fail(
+            _("{file} lacks the markers {markers}").format(
+                file=write, markers=" and ".join(README_MARKERS)
+            )
+        ) from None
 
 
 @app.command("test")
@@ -125,14 +137,14 @@ def test(directory: DirArgument = None) -> None:
     folder = directory or settings().rules_dir
     result = load_rules(folder)
     if result.ruleset is None:
-        raise fail(f"{folder} has invalid rules; run `rapport rules check`")
+        raise fail(_("{folder} has invalid rules; run `rapport rules check`").format(folder=folder))
     cases, problems = load_cases(folder / "tests", result.ruleset)
     for problem in problems:
         errors.print(str(problem), markup=False, highlight=False, soft_wrap=True)
     if problems:
-        raise fail(f"{len(problems)} problem(s) in the rule tests")
+        raise fail(_("{count} problem(s) in the rule tests").format(count=len(problems)))
     if not cases:
-        raise fail(f"no rule tests found in {folder / 'tests'}")
+        raise fail(_("no rule tests found in {folder}").format(folder=folder / "tests"))
     evaluator = Evaluator(result.ruleset)
     failed = 0
     for case in cases:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from rapport.cli.common import console, database, fail, settings, signing_settings
+from rapport.services.staff_language import _
 
 if TYPE_CHECKING:
     from flows.schedules import PoolSchedule
@@ -52,8 +53,11 @@ def serve(
         return
     if not os.environ.get("PREFECT_API_URL"):
         raise fail(
-            "rapport serve needs a Prefect server: start one with `rapport ui`, then "
-            "`export PREFECT_API_URL=http://127.0.0.1:4200/api`; or run `rapport serve --embedded`"
+            _(
+                "rapport serve needs a Prefect server: start one with `rapport ui`, then "
+                "`export PREFECT_API_URL=http://127.0.0.1:4200/api`; or run "
+                "`rapport serve --embedded`"
+            )
         )
     from prefect import serve as prefect_serve
 
@@ -95,7 +99,7 @@ def deploy(
     prefect = prefect_command()
     config = settings()
     if not os.environ.get("PREFECT_API_URL"):
-        raise fail("rapport deploy needs PREFECT_API_URL, the Prefect server to deploy to")
+        raise fail(_("rapport deploy needs PREFECT_API_URL, the Prefect server to deploy to"))
     env = {**os.environ, "RAPPORT_TIMEZONE": config.timezone}
     found = subprocess.run(
         [prefect, "work-pool", "inspect", pool], env=env, capture_output=True, check=False
@@ -105,7 +109,7 @@ def deploy(
             [prefect, "work-pool", "create", pool, "--type", "process"], env=env, check=False
         )
         if created.returncode != 0:
-            raise fail(f"could not create the work pool {pool!r}")
+            raise fail(_("could not create the work pool {pool}").format(pool=repr(pool)))
     os.chdir(PROJECT_FILE.parent)  # prefect deploy reads ./prefect.yaml
     os.execve(prefect, [prefect, "--no-prompt", "deploy", "--all"], env)
 
@@ -123,8 +127,9 @@ def ui(
     os.environ["PREFECT_UI_API_URL"] = api
     os.environ["PREFECT_API_URL"] = api
     console.print(
-        f"Prefect UI: http://{host}:{port}  —  in another shell: "
-        f"export PREFECT_API_URL={api}; rapport serve"
+        _("Prefect UI: {url}  —  in another shell: {commands}").format(
+            url=f"http://{host}:{port}", commands=f"export PREFECT_API_URL={api}; rapport serve"
+        )
     )
     os.execv(prefect, [prefect, "server", "start", "--host", host, "--port", str(port)])
 
@@ -135,5 +140,5 @@ def prefect_command() -> str:
     beside = Path(sys.executable).with_name("prefect")
     found = str(beside) if beside.exists() else shutil.which("prefect")
     if found is None:
-        raise fail("the prefect command is not installed; run `make setup`")
+        raise fail(_("the prefect command is not installed; run `make setup`"))
     return found

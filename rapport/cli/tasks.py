@@ -18,13 +18,14 @@ from rapport.cli.common import (
     print_json,
     zone_option,
 )
-from rapport.services.staff_language import _, format_moment, format_number, ngettext
+from rapport.services.staff_language import N_, _, format_moment, format_number, ngettext
 from storage.tasks import TaskNotClosable, close_task, count_tasks, holder, list_tasks, task_by_id
 
 app = typer.Typer(help="Staff tasks and the remediation ledger.", no_args_is_help=True)
 
 
 TZ_HELP = "Show times in this timezone (default: RAPPORT_TIMEZONE)."
+STATUSES = {"open": N_("open"), "closed": N_("closed"), "escalated": N_("escalated")}
 
 
 @app.command("list")
@@ -102,12 +103,12 @@ def show_command(
     with database().connect() as connection:
         task = task_by_id(connection, task_id)
     if task is None:
-        raise fail(f"no task {task_id}")
+        raise fail(_("no task {id}").format(id=task_id))
     if as_json:
         print_json(task)
         return
     title = _("Task {id} ({status}), times in {zone}")
-    heading = title.format(id=task_id, status=task["status"], zone=zone)
+    heading = title.format(id=task_id, status=_status(task["status"]), zone=zone)
     table = Table(title=heading, show_header=False)
     table.add_column(_("field"))
     table.add_column(_("value"), overflow="fold")
@@ -130,5 +131,23 @@ def close_command(
         with database().begin() as connection:
             close_task(connection, task_id, note, datetime.now(UTC))
     except TaskNotClosable as error:
-        raise fail(str(error)) from None
+        raise fail(_not_closable(task_id, error)) from None
     console.print(_("task {id} closed").format(id=task_id))
+
+
+def _not_closable(task_id: int, error: TaskNotClosable) -> str:
+    """Why `rapport tasks close` refused, in the staff language (storage words it in
+    English, for the API)."""
+    if error.reason == "missing":
+        return _("no task {id}").format(id=task_id)
+    if error.reason == "not_open":
+        return _("task {id} is already {status}").format(id=task_id, status=_status(error.status))
+    return _(
+        "task {id} is a remediation-ledger item: close it with --note describing the "
+        "verified outcome against its acceptance criteria"
+    ).format(id=task_id)
+
+
+def _status(status: str | None) -> str:
+    """A task's status (open, closed, escalated) in the staff language."""
+    return _(STATUSES[status]) if status in STATUSES else str(status)

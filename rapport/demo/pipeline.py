@@ -34,6 +34,7 @@ from rapport.demo.summary import (
 )
 from rapport.services.rules import rules_in_force
 from rapport.services.settings import InsecureSecret, Settings, get_settings
+from rapport.services.staff_language import N_, _, format_number
 from rapport.services.terminal import output, progress
 from storage.db import make_engine
 from storage.facts import iter_customer_facts
@@ -57,7 +58,7 @@ UNSET_DURING_DEMO = (
     "RAPPORT_WEBHOOK_APP_URL",
 )
 TASK_STATUSES = ("open", "escalated", "closed")
-MESSAGE_STATUSES = (
+MESSAGE_STATUSES = N_(
     "pending: not due yet, e.g. quiet hours in the customer's own timezone (a later dispatch "
     "sends it); suppressed: a guard said no (consent, frequency cap, open complaint)"
 )
@@ -81,21 +82,29 @@ def run_demo(config: Settings, customers: int, directory: Path) -> None:
         _local_delivery(port, own_key),
         progress(console, "demo", DEMO_FLOW_RUNS) as advance,
     ):
-        console.print(
-            f"\nemail goes to a loopback SMTP sink on {LOOPBACK}:{port} started for this demo "
-            f"(your RAPPORT_SMTP_* and webhooks are ignored); sms, wechat and app messages "
-            f"are written to {config.outbox_dir}/"
+        sink = _(
+            "email goes to a loopback SMTP sink on {address} started for this demo (your "
+            "RAPPORT_SMTP_* and webhooks are ignored); sms, wechat and app messages are "
+            "written to {outbox}/"
         )
+        console.print("\n" + sink.format(address=f"{LOOPBACK}:{port}", outbox=config.outbox_dir))
         _ingest(files.events)
         advance(1)
         first = _show_customers(engine, config)
         _run_day(today, zone, advance)
     _print_summary(engine, zone, before)
-    console.print(
-        f"the SMTP sink received {received.get('messages', 0)} emails "
-        f"({received.get('bytes', 0):,} bytes over {received.get('connections', 0)} connections)"
+    line = _(
+        "the SMTP sink received {emails} emails ({bytes} bytes over {connections} connections)"
     )
-    console.print(f"demo finished in {monotonic() - started:.1f} s")
+    console.print(
+        line.format(
+            emails=received.get("messages", 0),
+            bytes=format_number(received.get("bytes", 0)),
+            connections=received.get("connections", 0),
+        )
+    )
+    finished = _("demo finished in {seconds} s")
+    console.print(finished.format(seconds=format_number(monotonic() - started, decimals=1)))
     _print_next(first, today, own_key)
 
 
@@ -106,13 +115,16 @@ def _prepare(
     are left to the ingest flow)."""
     end = datetime.combine(today, time(), tzinfo=ZoneInfo(config.timezone))
     files = write_sample(directory, customers=customers, end=end)
+    generated = _("generated {customers} customers and {events} events in {directory}")
     console.print(
-        f"generated {files.customer_count} customers and {files.event_count} events in {directory}"
+        generated.format(
+            customers=files.customer_count, events=files.event_count, directory=directory
+        )
     )
     report = import_customers(engine, files.customers, default_timezone=config.timezone)
+    imported = _("imported customers: {new} new, {updated} already there, {rejected} rejected")
     console.print(
-        f"imported customers: {report.inserted} new, {report.updated} already there, "
-        f"{report.rejected} rejected"
+        imported.format(new=report.inserted, updated=report.updated, rejected=report.rejected)
     )
     return files
 
@@ -154,10 +166,11 @@ def _ingest(events: Path) -> None:
     Flows are imported here: importing Prefect is slow, other commands need not pay."""
     from flows.ingest import ingest_events
 
-    console.print(
-        "\nRunning the Prefect flows: they record to the Prefect server in PREFECT_API_URL, "
+    running = _(
+        "Running the Prefect flows: they record to the Prefect server in PREFECT_API_URL, "
         "or to a temporary local one that Prefect starts first (a few seconds)"
     )
+    console.print("\n" + running)
     _figures("ingest-events", ingest_events(path=str(events.resolve())))
 
 
@@ -175,13 +188,14 @@ def _run_day(today: date, zone: ZoneInfo, advance: Callable[[float], None]) -> N
     advance(1)
     _dispatched("dispatch-outbox (now)", asyncio.run(dispatch_outbox()))
     advance(1)
-    console.print(
-        f"\nThe SLA watch runs every 5 minutes; here it runs once as of {later}, tomorrow "
+    watch = _(
+        "The SLA watch runs every 5 minutes; here it runs once as of {moment}, tomorrow "
         "morning, so that the deadlines of tasks due today have passed: it raises the "
         "overdue events, escalations and due follow-up steps the schedule would have "
         "raised by then. The dispatch after it delivers what they planned and what quiet "
         "hours held back until then."
     )
+    console.print("\n" + watch.format(moment=later))
     _figures("watch-sla (tomorrow morning)", watch_sla(as_of=later))
     advance(1)
     _dispatched("dispatch-outbox (tomorrow morning)", asyncio.run(dispatch_outbox(as_of=later)))
@@ -197,23 +211,31 @@ def _past_weeks(today: date, zone: ZoneInfo, advance: Callable[[float], None]) -
     from flows.evaluate import evaluate_rules
     from flows.sla import watch_sla
 
-    console.print(
-        f"\nFirst, so that the relationship report has weeks of work to show, the rules run as of "
-        f"10:00 on the same weekday of each of the last {HISTORY_WEEKS} weeks (evaluate, "
-        "deliver, watch the SLAs), as the schedules would have run them then:"
+    first = _(
+        "First, so that the relationship report has weeks of work to show, the rules run as "
+        "of 10:00 on the same weekday of each of the last {weeks} weeks (evaluate, deliver, "
+        "watch the SLAs), as the schedules would have run them then:"
     )
+    console.print("\n" + first.format(weeks=HISTORY_WEEKS))
     for weeks in range(HISTORY_WEEKS, 0, -1):
         moment = datetime.combine(today - timedelta(weeks=weeks), time(10), tzinfo=zone)
         evaluated = evaluate_rules(as_of=moment.isoformat())
         sent = asyncio.run(dispatch_outbox(as_of=moment.isoformat()))["outcomes"].get("sent", 0)
         escalated = watch_sla(as_of=moment.isoformat())
         advance(3)
-        console.print(
-            f"  {moment.date()}: firings {evaluated['firings']}, messages planned "
-            f"{evaluated['messages planned']}, sent {sent}, tasks opened "
-            f"{evaluated['tasks opened']}, tasks overdue "
-            f"{escalated.get('overdue events raised', 0)}"
+        week = _(
+            "{day}: firings {firings}, messages planned {planned}, sent {sent}, tasks opened "
+            "{opened}, tasks overdue {overdue}"
         )
+        line = week.format(
+            day=moment.date(),
+            firings=evaluated["firings"],
+            planned=evaluated["messages planned"],
+            sent=sent,
+            opened=evaluated["tasks opened"],
+            overdue=escalated.get("overdue events raised", 0),
+        )
+        console.print(f"  {line}")
 
 
 def _figures(flow: str, figures: Mapping[str, object]) -> None:
@@ -223,17 +245,19 @@ def _figures(flow: str, figures: Mapping[str, object]) -> None:
 def _dispatched(flow: str, figures: Mapping[str, Any]) -> None:
     outcomes = ", ".join(f"{count} {name}" for name, count in figures["outcomes"].items())
     decisions = ", ".join(f"{name} {count}" for name, count in figures["decisions"].items())
-    console.print(
-        f"[bold]{flow}[/bold]: {figures['claimed']} claimed: {outcomes or 'nothing due'}"
-        + (f" (guards: {decisions})" if decisions else "")
+    line = _("{count} claimed: {outcomes}").format(
+        count=figures["claimed"], outcomes=outcomes or _("nothing due")
     )
+    if decisions:
+        line += _(" (guards: {decisions})").format(decisions=decisions)
+    console.print(f"[bold]{flow}[/bold]: {line}")
 
 
 def _show_customers(engine: Engine, config: Settings) -> str:
     """How customers spread over tiers and stages, and one of each stage; returns the
     first customer shown, for the commands to try next."""
     as_of = datetime.now(UTC)
-    ruleset, _ = rules_in_force(engine, config.rules_dir, config.templates_dir, as_of)
+    ruleset, _revision = rules_in_force(engine, config.rules_dir, config.templates_dir, as_of)
     counts: Counter[tuple[str, str]] = Counter()
     examples: dict[str, dict[str, Any]] = {}
     with engine.connect() as connection:
@@ -251,11 +275,11 @@ def _print_summary(engine: Engine, zone: ZoneInfo, before: int) -> None:
     with engine.connect() as connection:
         console.print(firings_table(firings_per_rule(connection, before)))
         channels = messages_per_channel(connection)
-        console.print(status_table(channels, "channel", "Messages per channel and status"))
-        console.print(MESSAGE_STATUSES)
+        console.print(status_table(channels, _("channel"), _("Messages per channel and status")))
+        console.print(_(MESSAGE_STATUSES))
         roles = tasks_per_owner_role(connection)
         console.print(
-            status_table(roles, "owner_role", "Staff tasks per owner role", TASK_STATUSES)
+            status_table(roles, _("owner role"), _("Staff tasks per owner role"), TASK_STATUSES)
         )
         console.print(ledger_table(open_ledger(connection), zone))
 
@@ -271,25 +295,30 @@ def _needs_own_key(config: Settings) -> bool:
 
 
 def _print_next(first: str, today: date, own_key: bool) -> None:
+    refuse = _("dispatch, run, serve and api refuse the default")
     key = (
         "  export RAPPORT_SECRET_KEY=$(python3 -c 'import secrets; "
-        "print(secrets.token_urlsafe(32))')   # dispatch, run, serve and api refuse the default\n"
+        f"print(secrets.token_urlsafe(32))')   # {refuse}\n"
         if own_key
         else ""
     )
+    deliver = _("deliver the planned messages into var/outbox/")
+    measures = _("measures and charts, any period")
+    schedules = _("the flows on their schedules, no server")
+    prefect_ui = _("Prefect's UI: these flow runs and artifacts")
     console.print(
-        "\nNext, try:\n"
+        "\n" + _("Next, try:") + "\n"
         f"  .venv/bin/rapport explain {first}\n"
         f"  .venv/bin/rapport customers show {first} --as-of {today - timedelta(days=90)}\n"
         f"  .venv/bin/rapport customers history {first} --since {today - timedelta(days=30)}\n"
         "  .venv/bin/rapport evaluate --dry-run --json | head\n"
         f"{key}"
-        "  .venv/bin/rapport dispatch            # deliver the planned messages into var/outbox/\n"
+        f"  .venv/bin/rapport dispatch            # {deliver}\n"
         "  .venv/bin/rapport tasks list --owner account_manager\n"
-        "  .venv/bin/rapport report --html var/report.html   # measures and charts, any period\n"
+        f"  .venv/bin/rapport report --html var/report.html   # {measures}\n"
         "  .venv/bin/rapport rules check\n"
         "  .venv/bin/rapport rules test\n"
-        "  .venv/bin/rapport serve --embedded    # the flows on their schedules, no server\n"
-        "  .venv/bin/rapport ui                  # Prefect's UI: these flow runs and artifacts\n"
+        f"  .venv/bin/rapport serve --embedded    # {schedules}\n"
+        f"  .venv/bin/rapport ui                  # {prefect_ui}\n"
         "  .venv/bin/rapport --help"
     )

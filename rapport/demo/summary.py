@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from rich.table import Table
 
 from engine.facts import STAGES, TIERS
+from rapport.services.staff_language import _
 from storage.summary import LedgerEntry, RuleCount, StatusCount
 
 SHOWN_FACTS = (
@@ -29,11 +30,11 @@ LEDGER_ROWS = 15
 
 def distribution_table(counts: Counter[tuple[str, str]]) -> Table:
     """Customers per (tier, lifecycle stage)."""
-    table = Table(title="Customers by tier and lifecycle stage")
-    table.add_column("tier")
+    table = Table(title=_("Customers by tier and lifecycle stage"))
+    table.add_column(_("tier"))
     for stage in STAGES:
         table.add_column(stage, justify="right")
-    table.add_column("total", justify="right")
+    table.add_column(_("total"), justify="right")
     for tier in TIERS:
         row = [counts[(tier, stage)] for stage in STAGES]
         table.add_row(tier, *map(str, row), str(sum(row)))
@@ -42,8 +43,8 @@ def distribution_table(counts: Counter[tuple[str, str]]) -> Table:
 
 def examples_table(examples: dict[str, dict[str, Any]]) -> Table:
     """A few facts of one customer per lifecycle stage, one column each."""
-    table = Table(title="One customer per lifecycle stage")
-    table.add_column("fact")
+    table = Table(title=_("One customer per lifecycle stage"))
+    table.add_column(_("fact"))
     for facts in examples.values():
         table.add_column(str(facts["customer_id"]), justify="right")
     for name in SHOWN_FACTS:
@@ -53,10 +54,10 @@ def examples_table(examples: dict[str, dict[str, Any]]) -> Table:
 
 
 def firings_table(counts: list[RuleCount]) -> Table:
-    table = Table(title="Firings per rule")
-    table.add_column("rule")
-    table.add_column("this run", justify="right")
-    table.add_column("in the database", justify="right")
+    table = Table(title=_("Firings per rule"))
+    table.add_column(_("rule"))
+    table.add_column(_("this run"), justify="right")
+    table.add_column(_("in the database"), justify="right")
     for count in counts:
         table.add_row(count.rule_id, str(count.since), str(count.total))
     return table
@@ -69,14 +70,14 @@ def status_table(
     statuses first)."""
     counts: dict[str, Counter[str]] = {}
     for row in rows:
-        counts.setdefault(row.key or "(not chosen yet)", Counter())[row.status] = row.count
+        counts.setdefault(row.key or _("(not chosen yet)"), Counter())[row.status] = row.count
     found = {status for per_key in counts.values() for status in per_key}
     statuses = [*first, *sorted(found - set(first))]
     table = Table(title=title)
     table.add_column(key.replace("_", " "))
     for status in statuses:
         table.add_column(status, justify="right")
-    table.add_column("total", justify="right")
+    table.add_column(_("total"), justify="right")
     for name in sorted(counts):
         per_key = counts[name]
         table.add_row(name, *(str(per_key[status]) for status in statuses), str(per_key.total()))
@@ -86,12 +87,15 @@ def status_table(
 def ledger_table(entries: list[LedgerEntry], zone: ZoneInfo) -> Table:
     """The soonest due open ledger items, due times local to `zone`: ids and roles,
     never who."""
-    table = Table(title=f"Remediation ledger: {len(entries)} open items")
-    for column in ("task", "customer", "kind", "owner role", "due"):
+    title = _("Remediation ledger: {count} open items").format(count=len(entries))
+    table = Table(title=title)
+    for column in (_("task"), _("customer"), _("kind"), _("owner role"), _("due")):
         table.add_column(column)
     for entry in entries[:LEDGER_ROWS]:
         local = entry.due_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
         table.add_row(str(entry.task_id), entry.customer_id, entry.kind, entry.owner_role, local)
     if len(entries) > LEDGER_ROWS:
-        table.caption = f"the {LEDGER_ROWS} soonest due; `rapport tasks list` shows every one"
+        table.caption = _("the {count} soonest due; `rapport tasks list` shows every one").format(
+            count=LEDGER_ROWS
+        )
     return table

@@ -15,6 +15,7 @@ from actions.channels.webhook import WebhookSender
 from actions.dispatch import DispatchSettings
 from engine.facts import MESSAGE_CHANNELS
 from rapport.services.settings import Settings
+from rapport.services.staff_language import _
 
 
 def build_senders(settings: Settings) -> dict[str, Sender]:
@@ -65,15 +66,15 @@ def public_url_warning(settings: Settings) -> str | None:
         return None
     url = settings.public_url
     if _on_this_machine(urlsplit(url).hostname):
-        return (
-            f"RAPPORT_PUBLIC_URL is {url}, on this machine: the unsubscribe links in the "
+        return _(
+            "RAPPORT_PUBLIC_URL is {url}, on this machine: the unsubscribe links in the "
             "mail sent cannot reach Rapport; set the public https address of `rapport api`"
-        )
+        ).format(url=url)
     if urlsplit(url).scheme != "https":
-        return (
-            f"RAPPORT_PUBLIC_URL is {url}, not https: mailbox providers offer one-click "
+        return _(
+            "RAPPORT_PUBLIC_URL is {url}, not https: mailbox providers offer one-click "
             "unsubscribe only for https links"
-        )
+        ).format(url=url)
     return None
 
 

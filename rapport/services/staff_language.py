@@ -13,6 +13,7 @@ as each locale writes them. `make catalogue` re-extracts the marked strings (bab
 from __future__ import annotations
 
 import gettext
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -62,8 +63,17 @@ def translations(locale: str) -> gettext.NullTranslations:
 
 
 def current_locale() -> str:
-    """The staff language in force: `use_locale`'s, else RAPPORT_STAFF_LOCALE."""
-    return _chosen.get() or get_settings().staff_locale
+    """The staff language in force: `use_locale`'s, else RAPPORT_STAFF_LOCALE. When the
+    settings are invalid (a failure being reported), RAPPORT_STAFF_LOCALE as it is set, if
+    it names a staff locale, else the default."""
+    chosen = _chosen.get()
+    if chosen:
+        return chosen
+    try:
+        return get_settings().staff_locale
+    except ValueError:  # pydantic's ValidationError: the configuration error is reported
+        named = os.environ.get("RAPPORT_STAFF_LOCALE", "").strip()
+        return named if named in STAFF_LOCALES else STAFF_LOCALES[0]
 
 
 @contextmanager
