@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
 from rapport.cli.common import console, database, errors, fail, print_json, settings
 from rapport.services.staff_language import _, format_number
+from rapport.services.terminal import progress
 from storage.imports import ImportReport, RowError, import_customers, import_events
 
 app = typer.Typer(help="Import customers or events from CSV or JSON Lines.", no_args_is_help=True)
@@ -42,19 +42,9 @@ def _run(
     job: Callable[[Callable[[int], None]], ImportReport],
     as_json: bool = False,
 ) -> None:
-    progress = Progress(
-        "{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
-    with progress:
-        task = progress.add_task(f"importing {path.name}", total=path.stat().st_size)
+    with progress(console, f"importing {path.name}", path.stat().st_size, in_bytes=True) as read:
         try:
-            report = job(lambda n: progress.advance(task, n))
+            report = job(read)
         except ValueError as error:
             raise fail(str(error)) from None
     if as_json:

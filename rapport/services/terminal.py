@@ -7,7 +7,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 PIPED_WIDTH = 1_000
 
@@ -25,16 +33,21 @@ def output(stderr: bool = False) -> Console:
 
 @contextmanager
 def progress(
-    console: Console, description: str, total: float | None
+    console: Console, description: str, total: float | None, in_bytes: bool = False
 ) -> Iterator[Callable[[float], None]]:
-    """A progress bar while a long run works (evaluate, dispatch, report, the demo), on a
-    terminal only: piped into a file or a script, the output is the results alone.
-    Yields `advance(n)`; `total` None is a run of unknown length."""
+    """A progress bar while a long run works (evaluate, dispatch, report, the demo, an
+    import), on a terminal only: piped into a file or a script, the output is the
+    results alone. Yields `advance(n)`; `total` None is a run of unknown length.
+    `in_bytes`: a file read, shown as bytes with the time remaining."""
+    counted = (
+        (DownloadColumn(), TimeRemainingColumn())
+        if in_bytes
+        else (MofNCompleteColumn(), TimeElapsedColumn())
+    )
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
+        *counted,
         console=console,
         transient=True,
         disable=not console.is_terminal,
