@@ -81,9 +81,9 @@ def wait_until(check: Any, deadline: float, what: str) -> Any:
     raise AssertionError(f"{what}: not within {deadline:.0f} s")
 
 
-@pytest.fixture
-def environment(tmp_path: Path) -> dict[str, str]:
-    port = free_port()
+def isolated_environment(tmp_path: Path, name: str) -> dict[str, str]:
+    """This process's environment without any PREFECT_ or RAPPORT_ setting, and Rapport
+    and Prefect confined to `tmp_path`: what a command started by a test sees."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -91,15 +91,24 @@ def environment(tmp_path: Path) -> dict[str, str]:
     }
     env.update(
         PREFECT_HOME=str(tmp_path / "prefect"),
-        PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_SERVER_API_HOST="127.0.0.1",
-        PREFECT_SERVER_API_PORT=str(port),
         RAPPORT_DATABASE_URL=f"sqlite:///{tmp_path / 'rapport.db'}",
         RAPPORT_OUTBOX_DIR=str(tmp_path / "outbox"),
         RAPPORT_REPORTS_DIR=str(tmp_path / "reports"),
-        RAPPORT_SECRET_KEY="deploy-test-" + "k" * 32,
+        RAPPORT_SECRET_KEY=f"{name}-test-" + "k" * 32,
         RAPPORT_PUBLIC_URL="https://rapport.example.com",
+    )
+    return env
+
+
+@pytest.fixture
+def environment(tmp_path: Path) -> dict[str, str]:
+    port = free_port()
+    env = isolated_environment(tmp_path, "deploy")
+    env.update(
+        PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
+        PREFECT_SERVER_API_HOST="127.0.0.1",
+        PREFECT_SERVER_API_PORT=str(port),
         RAPPORT_STAFF_LOCALE="en",  # summary_figures reads the English artifact
         COLUMNS="200",  # the command line's tables, uncut
     )

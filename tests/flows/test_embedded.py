@@ -26,7 +26,7 @@ from apscheduler.triggers.date import DateTrigger
 
 from flows.embedded import temporary_api
 from flows.schedules import JOB_TABLE
-from tests.flows.test_deploy import RAPPORT, run, wait_until
+from tests.flows.test_deploy import RAPPORT, isolated_environment, run, wait_until
 from tests.paths import ROOT
 
 ENTRYPOINT = "flows/ingest.py:ingest_events"  # quick on an empty database
@@ -35,20 +35,7 @@ STARTUP = 240.0  # seconds: the temporary API's start, then two flow runs
 
 @pytest.fixture
 def environment(tmp_path: Path) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("PREFECT_", "RAPPORT_"))
-    }
-    env.update(
-        PREFECT_HOME=str(tmp_path / "prefect"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        RAPPORT_DATABASE_URL=f"sqlite:///{tmp_path / 'rapport.db'}",
-        RAPPORT_OUTBOX_DIR=str(tmp_path / "outbox"),
-        RAPPORT_REPORTS_DIR=str(tmp_path / "reports"),
-        RAPPORT_SECRET_KEY="embedded-test-" + "k" * 32,
-        RAPPORT_PUBLIC_URL="https://rapport.example.com",
-    )
+    env = isolated_environment(tmp_path, "embedded")
     upgraded = run(env, RAPPORT, "db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
     return env
