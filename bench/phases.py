@@ -22,7 +22,7 @@ from sqlalchemy import Engine, text
 from storage.db import make_engine
 from storage.event_staging import COLUMNS, sqlite_time, staged_attributes
 from storage.facts import iter_customer_facts
-from storage.imports import BATCH_SIZE, import_customers, import_events
+from storage.imports import EVENT_BATCH_SIZE, import_customers, import_events
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -50,9 +50,9 @@ def run(phase: str, url: str, path: Path | None) -> dict[str, float]:
 
 
 def load_raw(engine: Engine, path: Path) -> int:
-    """Every line as a row of `COLUMNS`, unchecked, in batches of BATCH_SIZE."""
+    """Every line as a row of `COLUMNS`, unchecked, in batches of EVENT_BATCH_SIZE."""
     postgres = engine.dialect.name == "postgresql"
-    fields, listed = COLUMNS[:-2], ", ".join(COLUMNS)
+    fields, listed = COLUMNS[:-1], ", ".join((*COLUMNS, "imported_at"))
     count, batch = 0, []
     with path.open("rb") as handle:
         for line in handle:
@@ -61,7 +61,7 @@ def load_raw(engine: Engine, path: Path) -> int:
             given = [values.get(name) for name in fields]
             given[COLUMNS.index("occurred_at")] = moment if postgres else sqlite_time(moment)
             batch.append((*given, staged_attributes({}), AS_OF if postgres else sqlite_time(AS_OF)))
-            if len(batch) >= BATCH_SIZE:
+            if len(batch) >= EVENT_BATCH_SIZE:
                 count += _write_raw(engine, batch, listed)
                 batch = []
     return count + _write_raw(engine, batch, listed)
@@ -78,7 +78,7 @@ def _write_raw(engine: Engine, rows: list[tuple[object, ...]], listed: str) -> i
                 for row in rows:
                     copy.write_row(row)
         else:
-            marks = ", ".join("?" * len(COLUMNS))
+            marks = ", ".join("?" * (len(COLUMNS) + 1))
             driver.executemany(f"INSERT INTO events ({listed}) VALUES ({marks})", rows)  # type: ignore[union-attr]
     return len(rows)
 

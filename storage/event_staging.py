@@ -21,10 +21,14 @@ from sqlalchemy import Connection, bindparam, text
 from storage.tables import EVENTS
 
 # The columns a staged row gives, in order, after its line: every column of the events
-# table but the reaction time, which an import never sets.
-COLUMNS = tuple(column.name for column in EVENTS.columns if column.name != "reacted_at")
+# table but the reaction time, which an import never sets, and the import time, the
+# same for a whole batch and given once with its INSERT.
+COLUMNS = tuple(
+    column.name for column in EVENTS.columns if column.name not in {"reacted_at", "imported_at"}
+)
 _LISTED = ", ".join(COLUMNS)
 _OCCURRED_AT = COLUMNS.index("occurred_at") + 1
+_IMPORTED_AT = bindparam("imported_at", type_=EVENTS.c.imported_at.type)
 
 # Row for row as the events table types them; the line is kept for error reports.
 _CREATE = (
@@ -37,13 +41,16 @@ _CONFLICTS = text(
     " LEFT JOIN customers AS c ON c.id = s.customer_id"
     " LEFT JOIN events AS e ON e.id = s.id"
     " WHERE c.id IS NULL OR e.id IS NOT NULL"
-).bindparams(bindparam("imported_at", type_=EVENTS.c.imported_at.type))
+).bindparams(_IMPORTED_AT)
 # WHERE is required by SQLite before ON CONFLICT in an INSERT ... SELECT.
 _INSERT = (
-    f"INSERT INTO events ({_LISTED}) SELECT {_LISTED} FROM import_events AS s"
+    f"INSERT INTO events ({_LISTED}, imported_at) SELECT {_LISTED}, :imported_at"
+    " FROM import_events AS s"
     " WHERE EXISTS (SELECT 1 FROM customers AS c WHERE c.id = s.customer_id)"
     " ON CONFLICT (id) DO NOTHING"
 )
+_INSERTED = text(_INSERT).bindparams(_IMPORTED_AT)
+_INSERTED_IDS = text(_INSERT + " RETURNING id").bindparams(_IMPORTED_AT)
 
 StagedRow = tuple[Any, ...]  # the line, then COLUMNS' values (attributes as JSON text)
 
@@ -94,11 +101,12 @@ def insert_staged(
             staged.repeated.append((line, event_id))
         else:
             staged.duplicates += 1
+    given = {"imported_at": imported_at}
     if ids:
-        staged.inserted_ids = list(connection.exec_driver_sql(_INSERT + " RETURNING id").scalars())
+        staged.inserted_ids = list(connection.execute(_INSERTED_IDS, given).scalars())
         staged.inserted = len(staged.inserted_ids)
     else:
-        staged.inserted = connection.exec_driver_sql(_INSERT).rowcount
+        staged.inserted = connection.execute(_INSERTED, given).rowcount
     return staged
 
 
@@ -129,8 +137,7 @@ def _executemany(connection: Connection, rows: list[StagedRow]) -> None:
         cursor.executemany(
             f"INSERT INTO import_events VALUES ({marks})",
             [
-                (*row[:_OCCURRED_AT], sqlite_time(row[_OCCURRED_AT]), *row[_OCCURRED_AT + 1 : -1])
-                + (sqlite_time(row[-1]),)
+                (*row[:_OCCURRED_AT], sqlite_time(row[_OCCURRED_AT]), *row[_OCCURRED_AT + 1 :])
                 for row in rows
             ],
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -46,6 +47,8 @@ MAX_FIELD_CHARS = 131_072
 def _plausible(moment: datetime) -> datetime:
     """A time in UTC between the years 1900 and 2200: anything else is a typo, and
     times near year 1 or 9999 cannot even be converted to UTC."""
+    if 1900 < moment.year < 2200:  # an offset (under a day) cannot change the year by two
+        return moment
     try:
         year = moment.astimezone(UTC).year
     except OverflowError:
@@ -311,9 +314,23 @@ def _jsonl_rows(path: Path, on_bytes: Callable[[int], None] | None) -> Iterator[
         except ValueError:
             value = None
         if isinstance(value, dict):
-            yield RawRow(line, blank_as_null(value), storable=_plain(raw))
+            fields = blank_as_null(value) if _may_hold_blanks(raw) else value
+            yield RawRow(line, fields, storable=_plain(raw))
         elif (row := _json_row(line, raw)) is not None:
             yield row
+
+
+# A JSON string that may be blank: two quotes with nothing between them but ASCII
+# whitespace, the separators `str.isspace` counts (0x1C-0x1F) or bytes of non-ASCII
+# characters (U+3000 and the other Unicode spaces are blank to `str.strip` too).
+_BLANK_STRING = re.compile(rb'"[\s\x1c-\x1f\x80-\xff]*"')
+
+
+def _may_hold_blanks(raw: bytes) -> bool:
+    """Whether a JSON line may hold a blank string, so `blank_as_null` must walk its values:
+    most lines have none, and the search over the raw bytes costs a tenth of the walk. A
+    backslash may spell whitespace (`"\\t"`), so such a line is always walked."""
+    return b"\\" in raw or _BLANK_STRING.search(raw) is not None
 
 
 def _plain(raw: bytes) -> bool:

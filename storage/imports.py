@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,8 +21,15 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from sqlalchemy import Engine, select
 
+from storage.batch_pipeline import BatchPipeline
 from storage.dialect import dialect_insert
-from storage.event_staging import COLUMNS, StagedRow, insert_staged, staged_attributes
+from storage.event_staging import (
+    COLUMNS,
+    Staged,
+    StagedRow,
+    insert_staged,
+    staged_attributes,
+)
 from storage.import_rows import (
     CustomerRow,
     EventRow,
@@ -34,6 +42,10 @@ from storage.import_rows import (
 from storage.tables import CUSTOMERS
 
 BATCH_SIZE = 5_000
+# Events go in larger batches: each costs a transaction and, on SQLite, a commit's page
+# writes; 20,000 took the database work from 15.3 to 12.6 µs of CPU per event. Two
+# batches in memory (one written, one read) stay a few tens of MiB.
+EVENT_BATCH_SIZE = 20_000
 # How far after the import an event may have happened: clocks disagree by minutes, a
 # time zone left off shifts by hours; a year (2199 for 2019) is a typo.
 FUTURE_HORIZON = timedelta(hours=24)
@@ -69,7 +81,7 @@ ErrorSink = Callable[[RowError], None]
 
 
 class _Importer:
-    """Shared batching: validate each raw row, flush every BATCH_SIZE valid rows."""
+    """Shared batching: validate each raw row, flush every batch of valid rows."""
 
     def __init__(
         self, path: Path, report: ImportReport, on_error: ErrorSink | None, listed: bool = False
@@ -233,37 +245,49 @@ def _import_events(
     report = importer.report
     latest = imported_at + future_horizon
     batch: dict[str, StagedRow] = {}
-    for raw in rows:
-        report.read += 1
-        given = (
-            raw
-            if raw.fields is None
-            else RawRow(raw.line, _present(raw.fields), None, raw.storable)
-        )
-        row = _validate(importer, given, EventRow)
-        if row is None:
-            continue
-        if missing := row.missing_fields():
-            importer.reject(raw.line, f"a {row.type} event needs {', '.join(missing)}")
-            continue
-        if row.occurred_at > latest:
-            importer.reject(raw.line, _too_late(row.occurred_at, future_horizon))
-            continue
-        if row.id in batch:
-            importer.repeated(raw.line, row.id, batch[row.id][0])
-            continue
+    pipeline = BatchPipeline(
+        engine,
+        partial(_insert_events, engine, imported_at, ids=report.stored_ids is not None),
+        partial(_report_staged, importer),
+    )
+    with pipeline:
+        for raw in rows:
+            _check_event(importer, raw, latest, future_horizon, batch)
+            if len(batch) >= EVENT_BATCH_SIZE:
+                pipeline.submit(list(batch.values()))
+                batch.clear()
+        if batch:
+            pipeline.submit(list(batch.values()))
+    return report
+
+
+def _check_event(
+    importer: _Importer,
+    raw: RawRow,
+    latest: datetime,
+    future_horizon: timedelta,
+    batch: dict[str, StagedRow],
+) -> None:
+    """Checks one row and adds it to `batch` as a staged row, or reports why not."""
+    importer.report.read += 1
+    present = raw.fields if raw.fields is None else _present(raw.fields)
+    given = raw if present is raw.fields else RawRow(raw.line, present, None, raw.storable)
+    row = _validate(importer, given, EventRow)
+    if row is None:
+        return
+    if missing := row.missing_fields():
+        importer.reject(raw.line, f"a {row.type} event needs {', '.join(missing)}")
+    elif row.occurred_at > latest:
+        importer.reject(raw.line, _too_late(row.occurred_at, future_horizon))
+    elif row.id in batch:
+        importer.repeated(raw.line, row.id, batch[row.id][0])
+    else:
         values = row.__dict__  # the fields as validated; extra fields are kept apart
         batch[row.id] = (
             raw.line,
             *_STAGED(values),
             staged_attributes(row.model_extra or {}),
-            imported_at,
         )
-        if len(batch) >= BATCH_SIZE:
-            _insert_events(engine, list(batch.values()), importer, imported_at)
-            batch.clear()
-    _insert_events(engine, list(batch.values()), importer, imported_at)
-    return report
 
 
 # A validated row's fields in staging order, up to its attributes.
@@ -279,14 +303,16 @@ def _too_late(moment: datetime, horizon: timedelta) -> str:
 
 
 def _insert_events(
-    engine: Engine, rows: list[StagedRow], importer: _Importer, imported_at: datetime
-) -> None:
-    """Inserts a batch's new events and reports the rows the stored tables refuse."""
-    if not rows:
-        return
-    report = importer.report
+    engine: Engine, imported_at: datetime, rows: list[StagedRow], *, ids: bool
+) -> Staged:
+    """Inserts a batch's new events in a transaction of its own."""
     with engine.begin() as connection:
-        staged = insert_staged(connection, rows, imported_at, ids=report.stored_ids is not None)
+        return insert_staged(connection, rows, imported_at, ids=ids)
+
+
+def _report_staged(importer: _Importer, staged: Staged) -> None:
+    """Reports the rows of a batch the stored tables refused, and counts the others."""
+    report = importer.report
     for line, customer_id in staged.unknown:
         importer.reject(line, f"unknown customer {customer_id!r}")
     for line, event_id in staged.repeated:

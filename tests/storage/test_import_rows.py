@@ -170,7 +170,7 @@ def test_an_event_id_repeated_in_a_later_batch_is_reported_too(
 ) -> None:
     """Across batches too: a repeat of this import is rejected with its line, an event an
     earlier import stored is counted, an unknown customer rejects only its row."""
-    monkeypatch.setattr(imports, "BATCH_SIZE", 2)
+    monkeypatch.setattr(imports, "EVENT_BATCH_SIZE", 2)
     add_customer(engine, "c1")
     import_events(engine, jsonl(tmp_path / "old.jsonl", [login("e0")]), imported_at=EARLIER)
     rows: list[dict[str, Any] | str] = [
@@ -303,7 +303,8 @@ def test_a_sqlite_batch_waits_its_turn_when_another_writer_commits_meanwhile(
     engine = make_engine(f"sqlite:///{tmp_path / 'race.db'}")
     upgrade_database(engine)
     add_customer(engine, "c1")
-    other = sqlite3.connect(tmp_path / "race.db", timeout=0.2)
+    # The hook runs where the batch is written: the import's writer thread.
+    other = sqlite3.connect(tmp_path / "race.db", timeout=0.2, check_same_thread=False)
     wrote: list[str] = []
 
     def meanwhile(_conn, _cursor, statement: str, *_args: Any) -> None:  # type: ignore[no-untyped-def]
