@@ -80,11 +80,11 @@ def backtest(
         directory = rules or config.rules_dir
         ruleset = (directory, _valid_rules(directory, config.templates_dir))
         workers = workers or default_workers()
-        document = ranking(database(), ruleset, options, horizon, config.timezone, workers)
+        ranked = ranking(database(), ruleset, options, horizon, config.timezone, workers)
         if json_file is not None:
-            _write_json(document, json_file)
+            _write_json(ranked, json_file)
         if json_file != "-":
-            print_ranking(document)
+            print_ranking(ranked)
         return
     if first is None or last is None:
         raise fail(_("--from and --to are needed: the days to replay (or --top K --at DAY)"))

@@ -5,12 +5,12 @@ on 1 May ends the history, so that day's outcomes are known (1 March + 30 days i
 March) and those of 20 April are not (20 May is past the end). Purchases are at 08:00
 Shanghai, whole days before the moment, unless a line says otherwise.
 
-customer | purchases (2025-26)        | on 1 March: gap, days since, ratio | afterwards
-a        | 1 Dec, 11 Dec              | 10 d, 80 d, 8.0 (at_risk)          | left
-b        | 1 Nov, 1 Dec; 11 Mar 10:00 | 30 d, 90 d, 3.0                    | bought again 11 Mar, 10 days later
-c        | 1 Jan, 1 Feb; 25 Apr 10:00 | 31 d, 28 d, 0.9                    | left (25 Apr is past 31 Mar)
-d        | 1 Jun, 1 Jul               | 30 d, 243 d, 8.1 but dormant       | left; not ranked, counted in the base rate
-e        | 1 Jun                      | a one-time buyer: no ratio         | not ranked, not in the base rate
+customer | purchases (2025-26)        | on 1 March: gap, since, ratio | afterwards
+a        | 1 Dec, 11 Dec              | 10 d, 80 d, 8.0 (at_risk)     | left
+b        | 1 Nov, 1 Dec; 11 Mar 10:00 | 30 d, 90 d, 3.0               | bought again 11 Mar
+c        | 1 Jan, 1 Feb; 25 Apr 10:00 | 31 d, 28 d, 0.9               | left (25 Apr > 31 Mar)
+d        | 1 Jun, 1 Jul               | 30 d, 243 d, 8.1: dormant     | left (base rate only)
+e        | 1 Jun                      | one purchase: no ratio        | in neither
 
 On 1 March the K = 2 most overdue are a then b: precision at 2 = 1/2. Ranked from a, b,
 c (2 of 3 left); the current repeat buyers are a, b, c, d (3 of 4 left). The signal
