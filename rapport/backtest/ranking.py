@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,24 +54,11 @@ class Overdue:
     tier: str
     last_purchase_on: str
     usual_gap_days: float
-    days_since: int
+    days_since_last_purchase: int
     overdue_ratio: float
     outcome: str = "pending"  # bought_again, left or pending
     bought_again_on: str | None = None  # the customer's local day of that purchase
     days_after: int | None = None  # whole days from the moment to it
-
-    def row(self) -> dict[str, Any]:
-        return {
-            "customer_id": self.customer_id,
-            "tier": self.tier,
-            "last_purchase_on": self.last_purchase_on,
-            "usual_gap_days": self.usual_gap_days,
-            "days_since_last_purchase": self.days_since,
-            "overdue_ratio": self.overdue_ratio,
-            "outcome": self.outcome,
-            "bought_again_on": self.bought_again_on,
-            "days_after": self.days_after,
-        }
 
 
 @dataclass
@@ -162,7 +149,7 @@ class Ranking:
 
 
 def _overdue_order(candidate: Overdue) -> tuple[float, int]:
-    return (candidate.overdue_ratio, candidate.days_since)
+    return (candidate.overdue_ratio, candidate.days_since_last_purchase)
 
 
 def rank_day(
@@ -198,7 +185,7 @@ def rank_day(
         "outcomes_known": known,
         "outcomes_known_until": _known_until(end, horizon, clock, timezone),
         "top": top,
-        "customers": [customer.row() for customer in ranking.listed],
+        "customers": [asdict(customer) for customer in ranking.listed],
         "precision_at_k": ranking.top.figures(),
         "ranked": {**ranking.ranked.figures(), "dormant_left_out": ranking.dormant},
         "base_rate": ranking.base.figures(),
