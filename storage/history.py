@@ -109,3 +109,22 @@ def capped_deliveries(
         MESSAGES.c.sent_at > after,
     )
     return [(customer, at, purpose) for customer, at, purpose in connection.execute(query)]
+
+
+def next_purchases(
+    connection: Connection, after: datetime, until: datetime
+) -> dict[str, tuple[datetime, str]]:
+    """Each customer's first purchase in (after, until], with the customer's timezone: who
+    bought again within a churn horizon, and when (the ranking's outcomes)."""
+    first = func.min(EVENTS.c.occurred_at)
+    query = (
+        select(EVENTS.c.customer_id, first, CUSTOMERS.c.timezone)
+        .join(CUSTOMERS, CUSTOMERS.c.id == EVENTS.c.customer_id)
+        .where(
+            EVENTS.c.type == "purchase",
+            EVENTS.c.occurred_at > after,
+            EVENTS.c.occurred_at <= until,
+        )
+        .group_by(EVENTS.c.customer_id, CUSTOMERS.c.timezone)
+    )
+    return {customer: (at, zone) for customer, at, zone in connection.execute(query)}

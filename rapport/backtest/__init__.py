@@ -9,5 +9,6 @@ document) and shown by `tables`. The live tables are only ever read.
 Modules: `history` (reading storage), `aggregates` (a customer's aggregates in Python,
 equal to the SQL's), `drift` and `prefilter` (skipping steps where no rule can fire,
 exactly), `staff` (tasks, the SLA watch), `outcomes` (churn signal precision and
-recall), `replay`, `runner`, `tally`, `results`, `tables`.
+recall), `replay`, `runner`, `tally`, `results`, `tables`; `ranking` and
+`ranking_tables`: the repeat buyers most overdue on one day, and what they did next.
 """

@@ -25,17 +25,30 @@ from rapport.backtest.runner import Progress as OnProgress
 from rapport.backtest.runner import default_workers, run_backtest
 from rapport.backtest.tables import comparison_tables, headline, summary_tables
 from rapport.backtest.timeline import Window
+from rapport.cli.backtest_ranking import (
+    DEFAULT_CLOCK,
+    TOP_HELP,
+    print_ranking,
+    ranking,
+    ranking_options,
+)
 from rapport.cli.common import console, database, errors, fail, settings
 from rapport.services.staff_language import _
 
 
 def backtest(
-    first: Annotated[str, typer.Option("--from", help="First day replayed, e.g. 2025-11-01.")],
-    last: Annotated[str, typer.Option("--to", help="Last day replayed (included).")],
+    first: Annotated[
+        str | None, typer.Option("--from", help="First day replayed, e.g. 2025-11-01.")
+    ] = None,
+    last: Annotated[str | None, typer.Option("--to", help="Last day replayed (included).")] = None,
     step: Annotated[str, typer.Option(help="Time between evaluations: 1d, 12h, 1w …")] = "1d",
     at: Annotated[
-        str, typer.Option(help="Time of day of the steps, as the daily evaluate-rules flow runs.")
-    ] = "08:00",
+        str,
+        typer.Option(
+            help="Time of day of the steps, as the daily evaluate-rules flow runs; with "
+            "--top, the day ranked: 2026-01-05 (at 08:00) or '2026-01-05 09:30'."
+        ),
+    ] = DEFAULT_CLOCK,
     rules: Annotated[
         Path | None, typer.Option(help="Rules directory; default RAPPORT_RULES_DIR.")
     ] = None,
@@ -55,11 +68,26 @@ def backtest(
     workers: Annotated[
         int | None, typer.Option(min=1, help="Processes replaying customers; default: CPUs.")
     ] = None,
+    top: Annotated[str | None, typer.Option(metavar="K", help=TOP_HELP)] = None,
 ) -> None:
     """Replay stored history through the rules (nothing is sent or written) and show what
     they would have done: firings, messages per customer, work per owner, SLA breaches and
-    how well each churn signal predicted customers who left."""
+    how well each churn signal predicted customers who left. With --top: who was most
+    overdue on one day, and what they did next."""
     config = settings()
+    if top is not None:
+        options = ranking_options(top, at, (first, last, compare_with))
+        directory = rules or config.rules_dir
+        ruleset = (directory, _valid_rules(directory, config.templates_dir))
+        workers = workers or default_workers()
+        ranked = ranking(database(), ruleset, options, horizon, config.timezone, workers)
+        if json_file is not None:
+            _write_json(ranked, json_file)
+        if json_file != "-":
+            print_ranking(ranked)
+        return
+    if first is None or last is None:
+        raise fail(_("--from and --to are needed: the days to replay (or --top K --at DAY)"))
     window = _window(first, last, step, at, horizon, warmup, config.timezone)
     directories = [rules or config.rules_dir, *([compare_with] if compare_with else [])]
     rulesets = [
