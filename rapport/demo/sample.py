@@ -27,11 +27,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from rapport.demo.lifetimes import Life, arrivals, draw_life, login_times
+
 WINDOW_DAYS = 400
+_SPAN = WINDOW_DAYS - 1  # the process runs over days 0.._SPAN, mapped to whole days before `end`
 _DAY = 86_400
+_DEFAULT_EVENTS = 20.0  # the events per customer the rates in `lifetimes` give
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -136,22 +141,31 @@ _DIMENSION_FRAGMENTS = tuple(
     )
     for name, shift in _DIMENSIONS
 )
-# Profiles as (cumulative probability, name); the rest are "steady".
-_PROFILES = ((0.003, "prospect"), (0.103, "new"), (0.223, "quiet"), (0.323, "freq_drop"),
-             (0.423, "login_drop"))  # fmt: skip
-# When events happen: per profile and kind, (weight, from, to) in days before `end`.
-_SHAPES: dict[str, dict[str, tuple[tuple[float, int, int], ...]]] = {
-    "quiet": {"purchase": ((1, 181, 399),), "login": ((0.9, 150, 399), (0.1, 0, 150)),
-              "other": ((0.85, 150, 399), (0.15, 0, 150))},
-    "freq_drop": {"purchase": ((0.75, 90, 180), (0.1, 0, 90), (0.15, 180, 399))},
-    "login_drop": {"login": ((0.55, 30, 60), (0.04, 0, 30), (0.41, 60, 399))},
-}  # fmt: skip
+# Profiles as (cumulative probability, name): prospects (no events at all), new (arrived in
+# the last 90 days), joined (arrived earlier in the window); the rest were customers already.
+_PROFILES = ((0.003, "prospect"), (0.103, "new"), (0.303, "joined"))
+# Other events per purchase the customer would make while alive (see `lifetimes`): logins
+# (a lognormal multiple, so some customers live in the app and others never open it),
+# feedback and NPS surveys while alive, the company's contacts for the whole window.
+_LOGINS_PER_PURCHASE = (-0.4, 1.3)  # mu and sigma of the lognormal
+_FEEDBACK_PER_PURCHASE = 0.12
+_SURVEYS_PER_PURCHASE = 0.08
+_CONTACTS_A_DAY = {True: 1 / 100, False: 1 / 300}  # enterprise or not
+_LEAVER_COMPLAINS = 0.3  # a leaver raises an issue while fading
+_FADING_SCORE_CUM = [sum((6, 6, 6, 8, 10, 12, 14, 14, 10, 8, 6)[: i + 1]) for i in range(11)]
 # Local time of day per kind: earliest and half the range in seconds (peak in the middle).
 _HOURS = {"purchase": (32_400, 25_200), "login": (25_200, 30_600), "other": (30_600, 21_600)}
 # Share of big (>100k CNY a year) and mid (10k-100k) spenders, by enterprise or not.
 _TIER_CUTS = {True: (0.22, 0.80), False: (0.012, 0.27)}
 _SPEND = ((120_000, 500_000), (12_000, 80_000), (300, 8_500))  # big, mid, small yearly CNY
 _DISCOUNT = (0.85, 1.0)
+# An order's value around the customer's usual one: lognormal(-0.125, 0.5) (mean 1), drawn by
+# table lookup (`lognormvariate` per order cost a tenth of the generator's time).
+_NOISE_STEPS = 512
+_BASKET_NOISE = [
+    math.exp(-0.125 + 0.5 * NormalDist().inv_cdf((step + 0.5) / _NOISE_STEPS))
+    for step in range(_NOISE_STEPS)
+]
 _MINUTES = [f"T{hour:02d}:{minute:02d}:" for hour in range(24) for minute in range(60)]
 _SECONDS = [f"{second:02d}" for second in range(60)]
 
@@ -204,12 +218,13 @@ class _Generator:
     def __init__(self, seed: int, end_ts: int, events_per_customer: float) -> None:
         self.rng = random.Random(seed)
         self.end_ts = end_ts
-        start_ts = end_ts - WINDOW_DAYS * _DAY
-        self.clocks = {name: _Clock(ZoneInfo(name), start_ts, end_ts) for name in _ZONE_NAMES}
-        self.mean_events = events_per_customer / (1 - _PROFILES[0][0])  # prospects have none
+        self.start_ts = end_ts - WINDOW_DAYS * _DAY
+        self.clocks = {name: _Clock(ZoneInfo(name), self.start_ts, end_ts) for name in _ZONE_NAMES}
+        self.scale = events_per_customer / _DEFAULT_EVENTS  # every rate of `lifetimes` scales
 
-    def customer(self, cid: str, number: int) -> tuple[list[str], list[Event]]:
-        """One CSV row and the customer's events, sorted by time."""
+    def customer(self, cid: str, number: int) -> tuple[list[str], list[Event], Life | None]:
+        """One CSV row, the customer's events sorted by time, and the process drawn for them
+        (None for a prospect)."""
         rng = self.rng
         enterprise = rng.random() < 0.15
         if rng.random() < 0.6:
@@ -237,70 +252,86 @@ class _Generator:
         consents = [rng.random() < 0.9, rng.random() < 0.6, bool(wechat) and rng.random() < 0.8]
         consents.append(rng.random() < 0.45)
         draw = rng.random()
-        profile = next((label for cut, label in _PROFILES if draw < cut), "steady")
-        events, joined = self.history(profile, self.clocks[zone].midnight, locale, enterprise, tier)
-        if events:
-            created = events[0][0] - rng.randint(600, 3 * _DAY if joined else 3 * 365 * _DAY)
+        profile = next((label for cut, label in _PROFILES if draw < cut), "existing")
+        life = self.life(profile, enterprise, tier)
+        events = [] if life is None else self.history(life, zone, locale, enterprise, tier)
+        if life is not None and life.arrived and events:
+            created = events[0][0] - rng.randint(600, 3 * _DAY)
+        elif life is not None:
+            created = self.start_ts - rng.randint(600, 3 * 365 * _DAY)
         else:
             created = self.end_ts - rng.randint(600, 60 * _DAY)
         created_at = datetime.fromtimestamp(created, ZoneInfo(zone)).isoformat()
         flags = ["true" if consent else "false" for consent in consents]
         segment = "enterprise" if enterprise else "consumer"
         row = [cid, name, "" if rng.random() < 0.08 else email, phone, wechat, segment, birthday]
-        return [*row, locale, zone, manager, *flags, created_at, city], events
+        return [*row, locale, zone, manager, *flags, created_at, city], events, life
+
+    def life(self, profile: str, enterprise: bool, tier: int) -> Life | None:
+        """The customer's draw of the buy-till-you-die process (None: a prospect)."""
+        if profile == "prospect" or not self.scale:
+            return None
+        if profile == "existing":
+            return draw_life(self.rng, tier, enterprise, 0.0, False, self.scale)
+        first, last = (_SPAN - 89, _SPAN - 3) if profile == "new" else (1, _SPAN - 90)
+        start = self.rng.uniform(first, last)
+        return draw_life(self.rng, tier, enterprise, start, True, self.scale)
 
     def history(
-        self, profile: str, midnight: int, locale: str, enterprise: bool, tier: int
-    ) -> tuple[list[Event], bool]:
-        """Events of one customer, sorted by time; also whether they joined during the window."""
+        self, life: Life, zone: str, locale: str, enterprise: bool, tier: int
+    ) -> list[Event]:
+        """Events of one customer following `life`, sorted by time."""
         rng, end_ts, random_ = self.rng, self.end_ts, self.rng.random
-        total = int(self.mean_events * rng.lognormvariate(-0.32, 0.8) + random_())
-        if profile == "prospect" or total == 0:
-            return [], True
-        span = rng.randint(3, 89) if profile == "new" else 399  # days of activity before `end`
-        if profile == "steady" and random_() < 0.3:
-            span = rng.randint(90, 399)
-        shape = _SHAPES.get(profile, {})
-        when = {kind: (shape.get(kind, ((1, 0, span),)), *hours) for kind, hours in _HOURS.items()}
+        midnight = self.clocks[zone].midnight
+        rate, until = life.purchase_rate, min(life.dropout, _SPAN)
 
-        def stamp(kind: str) -> int:
-            segments, start, half = when[kind]
-            pick = random_()
-            for segment in segments:  # weights add up to 1
-                pick -= segment[0]
-                if pick <= 0:
-                    break
-            _, first, last = segment
-            ts = midnight - int(first + (last - first) * random_()) * _DAY
-            ts += start + int((random_() + random_()) * half)
-            return ts if ts <= end_ts else 2 * end_ts - ts  # today: mirror future times back
-
-        def sround(value: float) -> int:
-            return int(value + random_())
+        def stamps(moments: list[float], hours: tuple[int, int]) -> list[int]:
+            """Epoch seconds of `moments` (days since the window starts), each on its day at
+            a time of day drawn from `hours`; today's future times are mirrored back."""
+            day0, half, late = midnight + hours[0], hours[1], 2 * end_ts
+            return [
+                ts
+                if (ts := day0 - int(_SPAN - at) * _DAY + int((random_() + random_()) * half))
+                <= end_ts
+                else late - ts
+                for at in moments
+            ]
 
         events: list[Event] = []
-        purchases = max(1, sround(total * rng.uniform(0.08, 0.28)))
-        spend_each = rng.uniform(*_SPEND[tier]) / purchases / (sum(_DISCOUNT) / 2)
-        for _ in range(purchases):
-            target = spend_each * rng.lognormvariate(-0.125, 0.5)
+        bought = arrivals(rng, rate, life.start, until)
+        if life.arrived:
+            bought.insert(0, life.start)
+        spend_each = rng.uniform(*_SPEND[tier]) / max(1.0, rate * 365) / (sum(_DISCOUNT) / 2)
+        basket_from, low, high = life.basket_from, _DISCOUNT[0], _DISCOUNT[1] - _DISCOUNT[0]
+        for moment, ts in zip(bought, stamps(bought, _HOURS["purchase"]), strict=True):
+            target = spend_each * _BASKET_NOISE[int(random_() * _NOISE_STEPS)]
+            if moment > basket_from:
+                target *= life.basket(moment)
             affordable = bisect_right(_PRICES, target)
-            product, price = _PRODUCTS[rng.randrange(max(0, affordable - 4), affordable or 1)]
+            cheapest = max(0, affordable - 4)
+            product, price = _PRODUCTS[cheapest + int(random_() * ((affordable or 1) - cheapest))]
             quantity = max(1, round(target / price))
-            amount = round(price * quantity * rng.uniform(*_DISCOUNT), 2)
+            amount = round(price * quantity * (low + high * random_()), 2)
             fragment = f',"amount":{amount!r},"quantity":{quantity},"product":"{product}"'
-            events.append([ts := stamp("purchase"), "purchase", fragment])
+            events.append([ts, "purchase", fragment])
             if random_() < 0.02 and (refund_ts := ts + rng.randint(_DAY, 20 * _DAY)) <= end_ts:
                 refund = round(amount * rng.randint(1, quantity) / quantity, 2)
                 fragment = f',"amount":{refund!r},"product":"{product}"'
                 events.append([refund_ts, "refund", fragment])
-        for _ in range(sround(total * rng.uniform(0.01, 0.07))):
-            category, level, draw = rng.choice(_CATEGORIES), "general", random_()
+        fading_from, other = life.dropout - life.fade, _HOURS["other"]
+        raised = arrivals(rng, rate * _FEEDBACK_PER_PURCHASE, life.start, until)
+        categories = [rng.choice(_CATEGORIES) for _ in raised]
+        if life.dropout < _SPAN and random_() < _LEAVER_COMPLAINS:
+            raised.append(rng.uniform(max(life.start, fading_from), life.dropout))
+            categories.append(rng.choice(_ISSUES))
+        for category, ts in zip(categories, stamps(raised, other), strict=True):
+            level, draw = "general", random_()
             if category in _ISSUES and draw > 0.7:
                 level = "complex" if draw < 0.93 else "major"
             text = rng.choice(_FEEDBACK_TEXT[locale][category])
             channel = f',"channel":"{rng.choice(_CHANNELS[locale])}"'
             fragment = f',"level":"{level}","category":"{category}"{channel},"text":{text}'
-            feedback = [ts := stamp("other"), "feedback", fragment]
+            feedback = [ts, "feedback", fragment]
             events.append(feedback)
             sla, on_time = _RESPONSE[level]
             if random_() < on_time:
@@ -315,20 +346,24 @@ class _Generator:
             if random_() < 0.88 and resolved_ts <= end_ts:
                 text = rng.choice(_RESOLVED_TEXT[locale])
                 events.append([resolved_ts, "feedback_resolved", (feedback, f',"text":{text}')])
-        for _ in range(sround(total * 0.03)):
-            score = rng.choices(range(11), cum_weights=_SCORE_CUM)[0]
-            events.append([ts := stamp("other"), "survey", f',"score":{score}'])
+        surveyed = arrivals(rng, rate * _SURVEYS_PER_PURCHASE, life.start, until)
+        for moment, ts in zip(surveyed, stamps(surveyed, other), strict=True):
+            weights = _FADING_SCORE_CUM if moment >= fading_from else _SCORE_CUM
+            score = rng.choices(range(11), cum_weights=weights)[0]
+            events.append([ts, "survey", f',"score":{score}'])
             if random_() < _DIMENSION_SHARE:  # same moment: sorted after it, in this order
                 events.extend(
                     [ts, "survey", fragments[score + 2 + rng.choice(_SCORE_NOISE)]]
                     for fragments in _DIMENSION_FRAGMENTS
                 )
-        for _ in range(sround(total * (0.15 if enterprise else 0.08))):
+        contacted = arrivals(rng, self.scale * _CONTACTS_A_DAY[enterprise], life.start, _SPAN)
+        for ts in stamps(contacted, other):
             channel, text = rng.choice(_CHANNELS[locale]), rng.choice(_CONTACT_TEXT[locale])
-            events.append([stamp("other"), "contact", f',"channel":"{channel}","text":{text}'])
-        events.extend([stamp("login"), "login", ""] for _ in range(total - len(events)))
+            events.append([ts, "contact", f',"channel":"{channel}","text":{text}'])
+        logins = login_times(rng, life, rate * rng.lognormvariate(*_LOGINS_PER_PURCHASE), _SPAN)
+        events.extend([ts, "login", ""] for ts in stamps(logins, _HOURS["login"]))
         events.sort(key=itemgetter(0))
-        return events, span < 399
+        return events
 
 
 def _digits(rng: random.Random, template: str) -> str:
@@ -375,7 +410,7 @@ def write_sample(
         rows.writerow(COLUMNS)
         for number in range(1, customers + 1):
             cid = f"C{number:0{width}d}"
-            row, events = generator.customer(cid, number)
+            row, events, _ = generator.customer(cid, number)
             rows.writerow(row)
             clock, lines = generator.clocks[row[8]].format, []
             for event in events:
