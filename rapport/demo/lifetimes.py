@@ -1,18 +1,19 @@
 """The buy-till-you-die process the generated customers follow, so the churn signals have
 a ground truth to be judged against.
 
-The process is Pareto/NBD (Schmittlein, Morrison and Colombo, 1987): while alive, a
-customer buys at random moments at a rate `λ` (purchases a day) drawn from Gamma(r, α);
-each customer is alive for an exponential time whose rate `μ` (a day) is drawn from
-Gamma(s, β), independently of `λ`. A customer who arrives during the window makes a first
-purchase on arrival. Pareto/NBD rather than BG/NBD: BG/NBD drops customers out after a
-purchase, so a customer who buys twice as often leaves twice as soon, and asking for more
-events per customer (which raises every rate) would also make more of them leave. Here
-lifetimes are in calendar days and do not depend on how busy a customer is.
+The process is Pareto/NBD (Schmittlein, Morrison and Colombo, 1987). A customer enters it
+with a purchase; while alive they buy at random moments (a Poisson process) at a rate `λ`
+(purchases a day) drawn from Gamma(r, α), and they stay alive for an exponential time whose
+rate `μ` (a day) is drawn from Gamma(s, β), independently of `λ`. Pareto/NBD rather than
+BG/NBD: BG/NBD drops customers out after a purchase, so a customer who buys twice as often
+leaves twice as soon, and asking the sample for more events per customer (which raises
+every rate) would make more customers leave. Here lifetimes are calendar days, whatever
+the rates.
 
-`r`, the mean of `λ` and the mean of `μ` depend on the spending tier (`PURCHASE_RATE`,
-`DROPOUT_RATE`): big spenders buy often and rarely leave, small ones buy seldom and leave
-sooner; enterprise customers leave at `ENTERPRISE_DROPOUT` times their tier's rate.
+`r`, the mean of `λ` (`r / α`) and the mean of `μ` (`s / β`) depend on the spending tier
+(`PURCHASE_RATE`, `DROPOUT_RATE`): big spenders buy often and rarely leave, small ones buy
+seldom and leave sooner; enterprise customers leave at `ENTERPRISE_DROPOUT` times their
+tier's rate.
 
 Before dropping out a customer fades: over the `fade` days before the dropout (drawn from
 `FADE_DAYS`), logins fall linearly from their usual rate to `FADED` of it; after the
@@ -52,8 +53,7 @@ class Life:
 
     purchase_rate: float  # λ, purchases a day
     dropout_rate: float  # μ, a day
-    start: float  # the arrival, or 0 for a customer already there when the window starts
-    arrived: bool  # arrived during the window, with a first purchase at `start`
+    start: float  # the first purchase the window shows: the arrival, for a new customer
     dropout: float  # past the window's end for a customer still alive at the end
     fade: float  # days before `dropout` over which logins fall off
     basket_from: float  # orders shrink from then to the dropout (infinite: they never do)
@@ -71,9 +71,7 @@ class Life:
         return BASKET_FADED + (1 - BASKET_FADED) * (self.dropout - at) / BASKET_FADE_DAYS
 
 
-def draw_life(
-    rng: Random, tier: int, enterprise: bool, start: float, arrived: bool, scale: float
-) -> Life:
+def draw_life(rng: Random, tier: int, enterprise: bool, start: float, scale: float) -> Life:
     """λ and μ for a customer of `tier` (0 big, 1 mid, 2 small); `scale` multiplies λ."""
     shape, mean = PURCHASE_RATE[tier]
     purchase_rate = rng.gammavariate(shape, mean / shape) * scale
@@ -84,7 +82,7 @@ def draw_life(
     dropout = start + rng.expovariate(dropout_rate)
     fade = rng.uniform(*FADE_DAYS)
     basket_from = dropout - BASKET_FADE_DAYS if rng.random() < BASKET_FADERS else float("inf")
-    return Life(purchase_rate, dropout_rate, start, arrived, dropout, fade, basket_from)
+    return Life(purchase_rate, dropout_rate, start, dropout, fade, basket_from)
 
 
 def arrivals(rng: Random, rate: float, begin: float, until: float) -> list[float]:

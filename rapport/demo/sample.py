@@ -23,6 +23,7 @@ import json
 import math
 import random
 from bisect import bisect_right
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
@@ -49,6 +50,7 @@ def _quoted(*texts: str) -> tuple[str, ...]:
     return tuple(json.dumps(text, ensure_ascii=False) for text in texts)
 
 
+TRUTH_COLUMNS = ("id", "purchase_rate", "dropout_rate", "observed_from", "dropout_at")
 COLUMNS = _words(
     "id name email phone wechat segment birthday locale timezone account_manager consent_email "
     "consent_sms consent_wechat consent_app created_at city"
@@ -142,8 +144,11 @@ _DIMENSION_FRAGMENTS = tuple(
     for name, shift in _DIMENSIONS
 )
 # Profiles as (cumulative probability, name): prospects (no events at all), new (arrived in
-# the last 90 days), joined (arrived earlier in the window); the rest were customers already.
+# the last 90 days), joined (arrived earlier in the window); the rest were customers already,
+# and their history before the window is not written: they enter the process with a purchase
+# in its first _ENTRY_DAYS (else a customer who left early would look like a prospect).
 _PROFILES = ((0.003, "prospect"), (0.103, "new"), (0.303, "joined"))
+_ENTRY_DAYS = 30
 # Other events per purchase the customer would make while alive (see `lifetimes`): logins
 # (a lognormal multiple, so some customers live in the app and others never open it),
 # feedback and NPS surveys while alive, the company's contacts for the whole window.
@@ -183,6 +188,7 @@ class SampleFiles:
     events: Path  # JSON Lines
     customer_count: int
     event_count: int
+    truth: Path | None = None  # CSV of each customer's draw of the process, when asked for
 
 
 class _Clock:
@@ -255,27 +261,45 @@ class _Generator:
         profile = next((label for cut, label in _PROFILES if draw < cut), "existing")
         life = self.life(profile, enterprise, tier)
         events = [] if life is None else self.history(life, zone, locale, enterprise, tier)
-        if life is not None and life.arrived and events:
-            created = events[0][0] - rng.randint(600, 3 * _DAY)
-        elif life is not None:
-            created = self.start_ts - rng.randint(600, 3 * 365 * _DAY)
-        else:
+        if life is None:
             created = self.end_ts - rng.randint(600, 60 * _DAY)
+        elif profile == "existing":
+            created = self.start_ts - rng.randint(600, 3 * 365 * _DAY)
+        else:  # shortly before the first event, the arrival's purchase or a login that day
+            created = events[0][0] - rng.randint(600, 3 * _DAY)
         created_at = datetime.fromtimestamp(created, ZoneInfo(zone)).isoformat()
         flags = ["true" if consent else "false" for consent in consents]
         segment = "enterprise" if enterprise else "consumer"
         row = [cid, name, "" if rng.random() < 0.08 else email, phone, wechat, segment, birthday]
         return [*row, locale, zone, manager, *flags, created_at, city], events, life
 
+    def truth(self, cid: str, zone: str, life: Life | None) -> list[str]:
+        """The row of truth.csv for `life` (see `write_sample`)."""
+        if life is None:
+            return [cid, "", "", "", ""]
+        dropout = self.epoch(zone, life.dropout)
+        return [
+            cid,
+            f"{life.purchase_rate:.6g}",
+            f"{life.dropout_rate:.6g}",
+            datetime.fromtimestamp(self.epoch(zone, life.start), UTC).isoformat(),
+            "" if dropout > self.end_ts else datetime.fromtimestamp(dropout, UTC).isoformat(),
+        ]
+
+    def epoch(self, zone: str, moment: float) -> int:
+        """`moment` (days since the window starts) in epoch seconds: day `moment` falls on
+        the whole day its events are stamped on, `_SPAN` on the end of the day `end` is in."""
+        return self.clocks[zone].midnight + _DAY - round((_SPAN - moment) * _DAY)
+
     def life(self, profile: str, enterprise: bool, tier: int) -> Life | None:
         """The customer's draw of the buy-till-you-die process (None: a prospect)."""
         if profile == "prospect" or not self.scale:
             return None
-        if profile == "existing":
-            return draw_life(self.rng, tier, enterprise, 0.0, False, self.scale)
-        first, last = (_SPAN - 89, _SPAN - 3) if profile == "new" else (1, _SPAN - 90)
+        first, last = {"new": (_SPAN - 89, _SPAN - 3), "joined": (_ENTRY_DAYS, _SPAN - 90)}.get(
+            profile, (0, _ENTRY_DAYS)
+        )
         start = self.rng.uniform(first, last)
-        return draw_life(self.rng, tier, enterprise, start, True, self.scale)
+        return draw_life(self.rng, tier, enterprise, start, self.scale)
 
     def history(
         self, life: Life, zone: str, locale: str, enterprise: bool, tier: int
@@ -298,9 +322,7 @@ class _Generator:
             ]
 
         events: list[Event] = []
-        bought = arrivals(rng, rate, life.start, until)
-        if life.arrived:
-            bought.insert(0, life.start)
+        bought = [life.start, *arrivals(rng, rate, life.start, until)]
         spend_each = rng.uniform(*_SPEND[tier]) / max(1.0, rate * 365) / (sum(_DISCOUNT) / 2)
         basket_from, low, high = life.basket_from, _DISCOUNT[0], _DISCOUNT[1] - _DISCOUNT[0]
         for moment, ts in zip(bought, stamps(bought, _HOURS["purchase"]), strict=True):
@@ -387,12 +409,16 @@ def write_sample(
     events_per_customer: float = 20.0,
     seed: int = 7,
     end: datetime,
+    truth: bool = False,
 ) -> SampleFiles:
     """Writes customers.csv and events.jsonl under directory.
 
     The history covers the 400 days before `end` (tz-aware): event timestamps carry the
     customer's UTC offset and lie in `[end - 400 days, end]`. About `events_per_customer`
-    events are written per customer on average. Existing files of those names are replaced.
+    events are written per customer on average. With `truth`, truth.csv says what the
+    process drew for each customer (`TRUTH_COLUMNS`: rates a day, UTC times; empty for a
+    prospect, and `dropout_at` empty for a customer still alive at `end`), to judge what
+    was made of the events against. Existing files of those names are replaced.
     """
     if end.utcoffset() is None:
         raise ValueError("end must be timezone-aware")
@@ -400,18 +426,27 @@ def write_sample(
         raise ValueError("customers and events_per_customer must not be negative")
     directory.mkdir(parents=True, exist_ok=True)
     customers_path, events_path = directory / "customers.csv", directory / "events.jsonl"
+    truth_path = directory / "truth.csv" if truth else None
     generator = _Generator(seed, math.floor(end.timestamp()), events_per_customer)
     width, written = max(6, len(str(customers))), 0
     with (
         customers_path.open("w", encoding="utf-8", newline="") as customer_file,
         events_path.open("w", encoding="utf-8", newline="\n", buffering=1 << 20) as event_file,
+        ExitStack() as optional,
     ):
         rows = csv.writer(customer_file, lineterminator="\n")
         rows.writerow(COLUMNS)
+        truths = None
+        if truth_path is not None:
+            truth_file = optional.enter_context(truth_path.open("w", encoding="utf-8", newline=""))
+            truths = csv.writer(truth_file, lineterminator="\n")
+            truths.writerow(TRUTH_COLUMNS)
         for number in range(1, customers + 1):
             cid = f"C{number:0{width}d}"
-            row, events, _ = generator.customer(cid, number)
+            row, events, life = generator.customer(cid, number)
             rows.writerow(row)
+            if truths is not None:
+                truths.writerow(generator.truth(cid, row[8], life))
             clock, lines = generator.clocks[row[8]].format, []
             for event in events:
                 written += 1
@@ -423,4 +458,4 @@ def write_sample(
                 head = f'{{"id":"{eid}","customer_id":"{cid}","type":"{kind}"'
                 lines.append(f'{head},"occurred_at":"{clock(ts)}"{extra}}}\n')
             event_file.write("".join(lines))
-    return SampleFiles(customers_path, events_path, customers, written)
+    return SampleFiles(customers_path, events_path, customers, written, truth_path)
