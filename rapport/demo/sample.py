@@ -7,10 +7,17 @@ byte-identical files (given the same tz database). Amounts are in CNY. For speed
 lines are assembled from pre-escaped JSON fragments and timestamps are formatted from lookup
 tables: `json.dumps` and `datetime.isoformat` per event roughly halved the throughput.
 
-Customers follow one of a few behaviour profiles so that rules have something to find:
-steady, new (active only in the last 90 days), quiet (no purchase in the last 180 days),
-frequency drop (bought often 6-3 months ago, rarely since), login drop (many logins 60-30
-days ago, few since) and prospects (no events at all, about 0.3%).
+Customers buy and leave by a known buy-till-you-die process, Pareto/NBD (see `lifetimes`):
+each draws a purchase rate λ ~ Gamma(r, α) and a dropout rate μ ~ Gamma(s, β), with r, α
+and β set by spending tier (enterprise customers leave more slowly), buys at rate λ from
+a first purchase until an exponential lifetime of rate μ ends, and fades before leaving:
+logins fall off over the weeks before the dropout (and almost stop after it), some orders
+shrink, complaints and low scores come. So a backtest of the churn signals has a ground
+truth: `write_sample(..., truth=True)` also writes each customer's draw to truth.csv.
+Every rate scales with `events_per_customer`; lifetimes do not. Customers are prospects
+(no events at all, about 0.3%), new (arrived in the last 90 days, 10%), joined earlier in
+the window (20%) or customers already when the window opens; the quiet (dormant), the
+dropping frequencies and logins the rules look for come from the process.
 
 Feedback gets a staff first response (a `contact` whose `ref` is the feedback's id), most
 within its level's SLA, and often a `feedback_resolved` after that. About half the surveys
