@@ -26,7 +26,6 @@ with `category` naming the dimension (the NPS answer itself has no category).
 """
 
 import csv
-import json
 import math
 import random
 from bisect import bisect_right
@@ -40,95 +39,39 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rapport.demo.lifetimes import Life, arrivals, draw_life, login_times
+from rapport.demo.sample_words import (
+    CATEGORIES,
+    CHANNELS,
+    CONTACT_TEXT,
+    EN_FIRMS,
+    EN_FIRST,
+    EN_LAST,
+    EN_ZONES,
+    FEEDBACK_TEXT,
+    ISSUES,
+    MANAGERS,
+    PRODUCTS,
+    RESOLVED_TEXT,
+    RESPONSE_TEXT,
+    ZH_CITIES,
+    ZH_FAMILY,
+    ZH_FIRMS,
+    ZH_GIVEN,
+    words,
+)
 
 WINDOW_DAYS = 400
 _SPAN = WINDOW_DAYS - 1  # the process runs over days 0.._SPAN, mapped to whole days before `end`
 _DAY = 86_400
 _DEFAULT_EVENTS = 20.0  # the events per customer the rates in `lifetimes` give
-
-
-def _words(text: str) -> tuple[str, ...]:
-    """The space-separated words of `text` (keeps the name lists below compact)."""
-    return tuple(text.split())
-
-
-def _quoted(*texts: str) -> tuple[str, ...]:
-    """`texts` as JSON string literals, ready to splice into an event line."""
-    return tuple(json.dumps(text, ensure_ascii=False) for text in texts)
-
+_ZONE_NAMES = ("Asia/Shanghai", *(zone for zone, _, _ in EN_ZONES))
+_PRICES = [price for _, price in PRODUCTS]
 
 TRUTH_COLUMNS = ("id", "purchase_rate", "dropout_rate", "observed_from", "dropout_at")
-COLUMNS = _words(
+COLUMNS = words(
     "id name email phone wechat segment birthday locale timezone account_manager consent_email "
     "consent_sms consent_wechat consent_app created_at city"
 )
-_ZH_FAMILY = _words("王 李 张 刘 陈 杨 黄 赵 吴 周 徐 孙 马 朱 胡 郭 何 高 林 罗")
-_ZH_GIVEN = _words("芳 伟 静 敏 强 磊 洋 艳 勇 军 杰 娟 涛 明 超 秀英 丽 华 平 刚 婷 雪 鑫")
-_ZH_GIVEN += _words("浩 宇 晨 欣 子涵 一鸣")
-_ZH_CITIES = _words("上海 杭州 北京 深圳 广州 成都 苏州 南京")
-_ZH_FIRMS = (
-    _words("Hangzhou Shanghai Shenzhen Suzhou Chengdu Ningbo"),
-    _words("Lianxin Huamei Jinding Xinda Ruifeng Boyuan"),
-    ("Trading Co.", "Coffee Co., Ltd.", "Catering Management Co.", "Hotel Co., Ltd."),
-)
-_EN_FIRST = _words("Emma Olivia Amelia Isla Grace Sophie Chloe Mia Jack Oliver Harry Noah Liam")
-_EN_LAST = _words("Clark Smith Jones Taylor Brown Wilson Evans Walker Wright Hughes Lee Tan Patel")
-_EN_FIRMS = (
-    _words("Northwind Bluebird Harbour Redwood Summit Lakeside Copperleaf"),
-    ("Ltd", "Hospitality Group", "Coffee Co.", "Holdings"),
-)
-# English-speaking customers: timezone, cities, phone template ('#' is a random digit).
-_EN_ZONES = (
-    ("Europe/London", ("London", "Manchester", "Bristol"), "+44 7700 9#####"),
-    ("America/New_York", ("New York", "Boston"), "+1 212-555-01##"),
-    ("Asia/Singapore", ("Singapore",), "+65 9### ####"),
-    ("Australia/Sydney", ("Sydney", "Canberra"), "+61 4## ### ###"),
-)
-_ZONE_NAMES = ("Asia/Shanghai", *(zone for zone, _, _ in _EN_ZONES))
-_MANAGERS = {"zh-CN": ("li.na", "zhou.min", "chen.jie"), "en": ("sarah.k", "tom.w")}
-_PRODUCTS = (  # (name, unit price in CNY), cheapest first
-    ("descaler", 68), ("cleaning-tablets", 88), ("coffee-beans", 128), ("water-filter", 160),
-    ("tamper", 220), ("cups-set", 320), ("milk-frother", 890), ("service-plan", 1_200),
-    ("grinder", 2_400), ("espresso-machine", 6_800),
-)  # fmt: skip
-_PRICES = [price for _, price in _PRODUCTS]
-# Channels repeated to weight them; English speakers rarely use WeChat.
-_CHANNELS = {
-    "zh-CN": ("wechat",) * 4 + ("phone", "phone", "sms", "app", "email", "visit"),
-    "en": ("email",) * 4 + ("phone", "phone", "app", "sms", "visit"),
-}
-_CONTACT_TEXT = {
-    "zh-CN": _quoted("电话确认送货时间", "微信发送保养提醒", "回访新机使用情况", "介绍会员活动"),
-    "en": _quoted("Confirmed delivery window", "Sent maintenance reminder",
-                  "Follow-up on new machine", "Introduced loyalty offer"),
-}  # fmt: skip
-_CATEGORIES = _words("inquiry inquiry inquiry inquiry praise praise complaint complaint")
-_ISSUES = _words("complaint product_fault delivery")  # the categories that can be serious
-_CATEGORIES += _ISSUES + _words("delivery")
-_FEEDBACK_TEXT = {
-    "zh-CN": {
-        "inquiry": _quoted("请问磨豆机的刀盘可以单独购买吗？", "企业采购有没有折扣？"),
-        "complaint": _quoted("客服回复太慢了，等了两天。", "发票一直没有开出来。"),
-        "product_fault": _quoted("咖啡机开机后一直报警，无法出水。", "奶泡机加热不稳定。"),
-        "praise": _quoted("咖啡豆很新鲜，下次还会再买。", "安装师傅很专业，点赞！"),
-        "delivery": _quoted("快递比预计晚了三天。", "收到的包装有破损。"),
-    },
-    "en": {
-        "inquiry": _quoted("Can I buy grinder burrs separately?", "Do you offer volume discounts?"),
-        "complaint": _quoted("Support took two days to reply.", "My invoice never arrived."),
-        "product_fault": _quoted("The machine beeps, no water comes out.", "Frother won't heat."),
-        "praise": _quoted("Fresh beans, will order again.", "The technician was very helpful."),
-        "delivery": _quoted("The parcel arrived three days late.", "The box was damaged."),
-    },
-}
-_RESOLVED_TEXT = {
-    "zh-CN": _quoted("已回电，问题解决。", "已补发，客户确认收到。", "已上门检修，恢复正常。"),
-    "en": _quoted("Called back, issue resolved.", "Replacement shipped.", "Repaired on site."),
-}
-_RESPONSE_TEXT = {
-    "zh-CN": _quoted("您好，已收到您的反馈，我们正在处理。", "已致电了解情况，会尽快给您答复。"),
-    "en": _quoted("Thanks, we are looking into it.", "Called to understand the issue."),
-}
 # First response per level: (SLA in seconds, share answered within it); the rest come
 # later, up to _LATE_RESPONSE times the SLA.
 _RESPONSE = {"general": (3_600, 0.80), "complex": (24 * 3_600, 0.85), "major": (48 * 3_600, 0.75)}
@@ -241,27 +184,27 @@ class _Generator:
         rng = self.rng
         enterprise = rng.random() < 0.15
         if rng.random() < 0.6:
-            locale, zone, city = "zh-CN", "Asia/Shanghai", rng.choice(_ZH_CITIES)
+            locale, zone, city = "zh-CN", "Asia/Shanghai", rng.choice(ZH_CITIES)
             phone = _digits(rng, f"+86 1{rng.choice('3578')}#########")
             wechat = "wxid_" + "".join(rng.choices("abcdefghijkmnpqrstuvwxyz23456789", k=10))
             wechat = wechat if rng.random() < 0.85 else ""
-            name = rng.choice(_ZH_FAMILY) + rng.choice(_ZH_GIVEN)
+            name = rng.choice(ZH_FAMILY) + rng.choice(ZH_GIVEN)
             email = f"user{number}@example.cn"
             if enterprise:
-                name, email = " ".join(map(rng.choice, _ZH_FIRMS)), f"purchasing{number}@example.cn"
+                name, email = " ".join(map(rng.choice, ZH_FIRMS)), f"purchasing{number}@example.cn"
         else:
-            locale, (zone, cities, phone_template) = "en", rng.choice(_EN_ZONES)
+            locale, (zone, cities, phone_template) = "en", rng.choice(EN_ZONES)
             city, phone = rng.choice(cities), _digits(rng, phone_template)
             wechat = f"wx_{number}" if rng.random() < 0.05 else ""
-            first, last = rng.choice(_EN_FIRST), rng.choice(_EN_LAST)
+            first, last = rng.choice(EN_FIRST), rng.choice(EN_LAST)
             name, email = f"{first} {last}", f"{first}.{last}{number}@example.com".lower()
             if enterprise:
-                brand, kind = map(rng.choice, _EN_FIRMS)
+                brand, kind = map(rng.choice, EN_FIRMS)
                 name, email = f"{brand} {kind}", f"orders{number}@{brand.lower()}.example.com"
         birthday = "" if enterprise or rng.random() < 0.1 else _birthday(rng)
         draw, (big_cut, mid_cut) = rng.random(), _TIER_CUTS[enterprise]
         tier = 0 if draw < big_cut else 1 if draw < mid_cut else 2
-        manager = rng.choice(_MANAGERS[locale]) if enterprise or tier == 0 else ""
+        manager = rng.choice(MANAGERS[locale]) if enterprise or tier == 0 else ""
         consents = [rng.random() < 0.9, rng.random() < 0.6, bool(wechat) and rng.random() < 0.8]
         consents.append(rng.random() < 0.45)
         draw = rng.random()
@@ -338,7 +281,7 @@ class _Generator:
                 target *= life.basket(moment)
             affordable = bisect_right(_PRICES, target)
             cheapest = max(0, affordable - 4)
-            product, price = _PRODUCTS[cheapest + int(random_() * ((affordable or 1) - cheapest))]
+            product, price = PRODUCTS[cheapest + int(random_() * ((affordable or 1) - cheapest))]
             quantity = max(1, round(target / price))
             amount = round(price * quantity * (low + high * random_()), 2)
             fragment = f',"amount":{amount!r},"quantity":{quantity},"product":"{product}"'
@@ -349,16 +292,16 @@ class _Generator:
                 events.append([refund_ts, "refund", fragment])
         fading_from, other = life.dropout - life.fade, _HOURS["other"]
         raised = arrivals(rng, rate * _FEEDBACK_PER_PURCHASE, life.start, until)
-        categories = [rng.choice(_CATEGORIES) for _ in raised]
+        categories = [rng.choice(CATEGORIES) for _ in raised]
         if life.dropout < _SPAN and random_() < _LEAVER_COMPLAINS:
             raised.append(rng.uniform(max(life.start, fading_from), life.dropout))
-            categories.append(rng.choice(_ISSUES))
+            categories.append(rng.choice(ISSUES))
         for category, ts in zip(categories, stamps(raised, other), strict=True):
             level, draw = "general", random_()
-            if category in _ISSUES and draw > 0.7:
+            if category in ISSUES and draw > 0.7:
                 level = "complex" if draw < 0.93 else "major"
-            text = rng.choice(_FEEDBACK_TEXT[locale][category])
-            channel = f',"channel":"{rng.choice(_CHANNELS[locale])}"'
+            text = rng.choice(FEEDBACK_TEXT[locale][category])
+            channel = f',"channel":"{rng.choice(CHANNELS[locale])}"'
             fragment = f',"level":"{level}","category":"{category}"{channel},"text":{text}'
             feedback = [ts, "feedback", fragment]
             events.append(feedback)
@@ -369,11 +312,11 @@ class _Generator:
                 response_ts = ts + rng.randint(sla + 1, _LATE_RESPONSE * sla)
             if response_ts > end_ts:
                 continue  # not answered yet, so not resolved either
-            text = rng.choice(_RESPONSE_TEXT[locale])  # answered on the channel it came on
+            text = rng.choice(RESPONSE_TEXT[locale])  # answered on the channel it came on
             events.append([response_ts, "contact", (feedback, f'{channel},"text":{text}')])
             resolved_ts = response_ts + rng.randint(3600, _RESOLVE_HOURS[level] * 3600)
             if random_() < 0.88 and resolved_ts <= end_ts:
-                text = rng.choice(_RESOLVED_TEXT[locale])
+                text = rng.choice(RESOLVED_TEXT[locale])
                 events.append([resolved_ts, "feedback_resolved", (feedback, f',"text":{text}')])
         surveyed = arrivals(rng, rate * _SURVEYS_PER_PURCHASE, life.start, until)
         for moment, ts in zip(surveyed, stamps(surveyed, other), strict=True):
@@ -387,7 +330,7 @@ class _Generator:
                 )
         contacted = arrivals(rng, self.scale * _CONTACTS_A_DAY[enterprise], life.start, _SPAN)
         for ts in stamps(contacted, other):
-            channel, text = rng.choice(_CHANNELS[locale]), rng.choice(_CONTACT_TEXT[locale])
+            channel, text = rng.choice(CHANNELS[locale]), rng.choice(CONTACT_TEXT[locale])
             events.append([ts, "contact", f',"channel":"{channel}","text":{text}'])
         logins = login_times(rng, life, rate * rng.lognormvariate(*_LOGINS_PER_PURCHASE), _SPAN)
         events.extend([ts, "login", ""] for ts in stamps(logins, _HOURS["login"]))
