@@ -14,10 +14,11 @@ a first purchase until an exponential lifetime of rate μ ends, and fades before
 logins fall off over the weeks before the dropout (and almost stop after it), some orders
 shrink, complaints and low scores come. So a backtest of the churn signals has a ground
 truth: `write_sample(..., truth=True)` also writes each customer's draw to truth.csv.
-Every rate scales with `events_per_customer`; lifetimes do not. Customers are prospects
-(no events at all, about 0.3%), new (arrived in the last 90 days, 10%), joined earlier in
-the window (20%) or customers already when the window opens; the quiet (dormant), the
-dropping frequencies and logins the rules look for come from the process.
+Every rate scales with `events_per_customer` (less the first purchase every customer
+makes); lifetimes do not. Customers are prospects (no events at all, about 0.3%), new
+(arrived in the last 90 days, 10%), joined earlier in the window (20%) or customers
+already when the window opens; the quiet (dormant), the dropping frequencies and logins
+the rules look for come from the process.
 
 Feedback gets a staff first response (a `contact` whose `ref` is the feedback's id), most
 within its level's SLA, and often a `feedback_resolved` after that. About half the surveys
@@ -176,7 +177,9 @@ class _Generator:
         self.end_ts = end_ts
         self.start_ts = end_ts - WINDOW_DAYS * _DAY
         self.clocks = {name: _Clock(ZoneInfo(name), self.start_ts, end_ts) for name in _ZONE_NAMES}
-        self.scale = events_per_customer / _DEFAULT_EVENTS  # every rate of `lifetimes` scales
+        # Every rate scales, so that the first purchase plus the rest make the mean asked for.
+        self.scale = max(0.0, events_per_customer - 1) / (_DEFAULT_EVENTS - 1)
+        self.active = events_per_customer > 0  # else every customer is a prospect
 
     def customer(self, cid: str, number: int) -> tuple[list[str], list[Event], Life | None]:
         """One CSV row, the customer's events sorted by time, and the process drawn for them
@@ -243,7 +246,7 @@ class _Generator:
 
     def life(self, profile: str, enterprise: bool, tier: int) -> Life | None:
         """The customer's draw of the buy-till-you-die process (None: a prospect)."""
-        if profile == "prospect" or not self.scale:
+        if profile == "prospect" or not self.active:
             return None
         first, last = {"new": (_SPAN - 89, _SPAN - 3), "joined": (_ENTRY_DAYS, _SPAN - 90)}.get(
             profile, (0, _ENTRY_DAYS)

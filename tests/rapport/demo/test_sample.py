@@ -119,6 +119,14 @@ def test_mean_events_per_customer_is_close_to_the_request(sample: Sample) -> Non
     assert abs(files.event_count / files.customer_count - 20.0) <= 20.0 * 0.15
 
 
+def test_fewer_events_asked_for_make_fewer_and_none_make_prospects(tmp_path: Path) -> None:
+    few = write_sample(tmp_path / "few", customers=3_000, events_per_customer=4.0, end=END)
+    assert abs(few.event_count / few.customer_count - 4.0) <= 4.0 * 0.15
+    none = write_sample(tmp_path / "none", customers=50, events_per_customer=0, end=END)
+    assert (none.customer_count, none.event_count) == (50, 0)
+    assert len(read_customers(none)) == 50
+
+
 def test_customer_rows_are_well_formed(sample: Sample) -> None:
     _, customers, _ = sample
     assert [row["id"] for row in customers] == [f"C{n:06d}" for n in range(1, 2_001)]
