@@ -7,10 +7,18 @@ byte-identical files (given the same tz database). Amounts are in CNY. For speed
 lines are assembled from pre-escaped JSON fragments and timestamps are formatted from lookup
 tables: `json.dumps` and `datetime.isoformat` per event roughly halved the throughput.
 
-Customers follow one of a few behaviour profiles so that rules have something to find:
-steady, new (active only in the last 90 days), quiet (no purchase in the last 180 days),
-frequency drop (bought often 6-3 months ago, rarely since), login drop (many logins 60-30
-days ago, few since) and prospects (no events at all, about 0.3%).
+Customers buy and leave by a known buy-till-you-die process, Pareto/NBD (see `lifetimes`):
+each draws a purchase rate λ ~ Gamma(r, α) and a dropout rate μ ~ Gamma(s, β), with r, α
+and β set by spending tier (enterprise customers leave more slowly), buys at rate λ from
+a first purchase until an exponential lifetime of rate μ ends, and fades before leaving:
+logins fall off over the weeks before the dropout (and almost stop after it), some orders
+shrink, complaints and low scores come. So a backtest of the churn signals has a ground
+truth: `write_sample(..., truth=True)` also writes each customer's draw to truth.csv.
+Every rate scales with `events_per_customer` (less the first purchase every customer
+makes); lifetimes do not. Customers are prospects (no events at all, about 0.3%), new
+(arrived in the last 90 days, 10%), joined earlier in the window (20%) or customers
+already when the window opens; the quiet (dormant), the dropping frequencies and logins
+the rules look for come from the process.
 
 Feedback gets a staff first response (a `contact` whose `ref` is the feedback's id), most
 within its level's SLA, and often a `feedback_resolved` after that. About half the surveys
@@ -19,102 +27,52 @@ with `category` naming the dimension (the NPS answer itself has no category).
 """
 
 import csv
-import json
 import math
 import random
 from bisect import bisect_right
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from rapport.demo.lifetimes import Life, arrivals, draw_life, login_times
+from rapport.demo.sample_words import (
+    CATEGORIES,
+    CHANNELS,
+    CONTACT_TEXT,
+    EN_FIRMS,
+    EN_FIRST,
+    EN_LAST,
+    EN_ZONES,
+    FEEDBACK_TEXT,
+    ISSUES,
+    MANAGERS,
+    PRODUCTS,
+    RESOLVED_TEXT,
+    RESPONSE_TEXT,
+    ZH_CITIES,
+    ZH_FAMILY,
+    ZH_FIRMS,
+    ZH_GIVEN,
+    words,
+)
+
 WINDOW_DAYS = 400
+_SPAN = WINDOW_DAYS - 1  # the process runs over days 0.._SPAN, mapped to whole days before `end`
 _DAY = 86_400
+_DEFAULT_EVENTS = 20.0  # the events per customer the rates in `lifetimes` give
+_ZONE_NAMES = ("Asia/Shanghai", *(zone for zone, _, _ in EN_ZONES))
+_PRICES = [price for _, price in PRODUCTS]
 
-
-def _words(text: str) -> tuple[str, ...]:
-    """The space-separated words of `text` (keeps the name lists below compact)."""
-    return tuple(text.split())
-
-
-def _quoted(*texts: str) -> tuple[str, ...]:
-    """`texts` as JSON string literals, ready to splice into an event line."""
-    return tuple(json.dumps(text, ensure_ascii=False) for text in texts)
-
-
-COLUMNS = _words(
+TRUTH_COLUMNS = ("id", "purchase_rate", "dropout_rate", "observed_from", "dropout_at")
+COLUMNS = words(
     "id name email phone wechat segment birthday locale timezone account_manager consent_email "
     "consent_sms consent_wechat consent_app created_at city"
 )
-_ZH_FAMILY = _words("王 李 张 刘 陈 杨 黄 赵 吴 周 徐 孙 马 朱 胡 郭 何 高 林 罗")
-_ZH_GIVEN = _words("芳 伟 静 敏 强 磊 洋 艳 勇 军 杰 娟 涛 明 超 秀英 丽 华 平 刚 婷 雪 鑫")
-_ZH_GIVEN += _words("浩 宇 晨 欣 子涵 一鸣")
-_ZH_CITIES = _words("上海 杭州 北京 深圳 广州 成都 苏州 南京")
-_ZH_FIRMS = (
-    _words("Hangzhou Shanghai Shenzhen Suzhou Chengdu Ningbo"),
-    _words("Lianxin Huamei Jinding Xinda Ruifeng Boyuan"),
-    ("Trading Co.", "Coffee Co., Ltd.", "Catering Management Co.", "Hotel Co., Ltd."),
-)
-_EN_FIRST = _words("Emma Olivia Amelia Isla Grace Sophie Chloe Mia Jack Oliver Harry Noah Liam")
-_EN_LAST = _words("Clark Smith Jones Taylor Brown Wilson Evans Walker Wright Hughes Lee Tan Patel")
-_EN_FIRMS = (
-    _words("Northwind Bluebird Harbour Redwood Summit Lakeside Copperleaf"),
-    ("Ltd", "Hospitality Group", "Coffee Co.", "Holdings"),
-)
-# English-speaking customers: timezone, cities, phone template ('#' is a random digit).
-_EN_ZONES = (
-    ("Europe/London", ("London", "Manchester", "Bristol"), "+44 7700 9#####"),
-    ("America/New_York", ("New York", "Boston"), "+1 212-555-01##"),
-    ("Asia/Singapore", ("Singapore",), "+65 9### ####"),
-    ("Australia/Sydney", ("Sydney", "Canberra"), "+61 4## ### ###"),
-)
-_ZONE_NAMES = ("Asia/Shanghai", *(zone for zone, _, _ in _EN_ZONES))
-_MANAGERS = {"zh-CN": ("li.na", "zhou.min", "chen.jie"), "en": ("sarah.k", "tom.w")}
-_PRODUCTS = (  # (name, unit price in CNY), cheapest first
-    ("descaler", 68), ("cleaning-tablets", 88), ("coffee-beans", 128), ("water-filter", 160),
-    ("tamper", 220), ("cups-set", 320), ("milk-frother", 890), ("service-plan", 1_200),
-    ("grinder", 2_400), ("espresso-machine", 6_800),
-)  # fmt: skip
-_PRICES = [price for _, price in _PRODUCTS]
-# Channels repeated to weight them; English speakers rarely use WeChat.
-_CHANNELS = {
-    "zh-CN": ("wechat",) * 4 + ("phone", "phone", "sms", "app", "email", "visit"),
-    "en": ("email",) * 4 + ("phone", "phone", "app", "sms", "visit"),
-}
-_CONTACT_TEXT = {
-    "zh-CN": _quoted("电话确认送货时间", "微信发送保养提醒", "回访新机使用情况", "介绍会员活动"),
-    "en": _quoted("Confirmed delivery window", "Sent maintenance reminder",
-                  "Follow-up on new machine", "Introduced loyalty offer"),
-}  # fmt: skip
-_CATEGORIES = _words("inquiry inquiry inquiry inquiry praise praise complaint complaint")
-_ISSUES = _words("complaint product_fault delivery")  # the categories that can be serious
-_CATEGORIES += _ISSUES + _words("delivery")
-_FEEDBACK_TEXT = {
-    "zh-CN": {
-        "inquiry": _quoted("请问磨豆机的刀盘可以单独购买吗？", "企业采购有没有折扣？"),
-        "complaint": _quoted("客服回复太慢了，等了两天。", "发票一直没有开出来。"),
-        "product_fault": _quoted("咖啡机开机后一直报警，无法出水。", "奶泡机加热不稳定。"),
-        "praise": _quoted("咖啡豆很新鲜，下次还会再买。", "安装师傅很专业，点赞！"),
-        "delivery": _quoted("快递比预计晚了三天。", "收到的包装有破损。"),
-    },
-    "en": {
-        "inquiry": _quoted("Can I buy grinder burrs separately?", "Do you offer volume discounts?"),
-        "complaint": _quoted("Support took two days to reply.", "My invoice never arrived."),
-        "product_fault": _quoted("The machine beeps, no water comes out.", "Frother won't heat."),
-        "praise": _quoted("Fresh beans, will order again.", "The technician was very helpful."),
-        "delivery": _quoted("The parcel arrived three days late.", "The box was damaged."),
-    },
-}
-_RESOLVED_TEXT = {
-    "zh-CN": _quoted("已回电，问题解决。", "已补发，客户确认收到。", "已上门检修，恢复正常。"),
-    "en": _quoted("Called back, issue resolved.", "Replacement shipped.", "Repaired on site."),
-}
-_RESPONSE_TEXT = {
-    "zh-CN": _quoted("您好，已收到您的反馈，我们正在处理。", "已致电了解情况，会尽快给您答复。"),
-    "en": _quoted("Thanks, we are looking into it.", "Called to understand the issue."),
-}
 # First response per level: (SLA in seconds, share answered within it); the rest come
 # later, up to _LATE_RESPONSE times the SLA.
 _RESPONSE = {"general": (3_600, 0.80), "complex": (24 * 3_600, 0.85), "major": (48 * 3_600, 0.75)}
@@ -136,22 +94,34 @@ _DIMENSION_FRAGMENTS = tuple(
     )
     for name, shift in _DIMENSIONS
 )
-# Profiles as (cumulative probability, name); the rest are "steady".
-_PROFILES = ((0.003, "prospect"), (0.103, "new"), (0.223, "quiet"), (0.323, "freq_drop"),
-             (0.423, "login_drop"))  # fmt: skip
-# When events happen: per profile and kind, (weight, from, to) in days before `end`.
-_SHAPES: dict[str, dict[str, tuple[tuple[float, int, int], ...]]] = {
-    "quiet": {"purchase": ((1, 181, 399),), "login": ((0.9, 150, 399), (0.1, 0, 150)),
-              "other": ((0.85, 150, 399), (0.15, 0, 150))},
-    "freq_drop": {"purchase": ((0.75, 90, 180), (0.1, 0, 90), (0.15, 180, 399))},
-    "login_drop": {"login": ((0.55, 30, 60), (0.04, 0, 30), (0.41, 60, 399))},
-}  # fmt: skip
+# Profiles as (cumulative probability, name): prospects (no events at all), new (arrived in
+# the last 90 days), joined (arrived earlier in the window); the rest were customers already,
+# and their history before the window is not written: they enter the process with a purchase
+# in its first _ENTRY_DAYS (else a customer who left early would look like a prospect).
+_PROFILES = ((0.003, "prospect"), (0.103, "new"), (0.303, "joined"))
+_ENTRY_DAYS = 30
+# Other events per purchase the customer would make while alive (see `lifetimes`): logins
+# (a lognormal multiple, so some customers live in the app and others never open it),
+# feedback and NPS surveys while alive, the company's contacts for the whole window.
+_LOGINS_PER_PURCHASE = (-0.4, 1.3)  # mu and sigma of the lognormal
+_FEEDBACK_PER_PURCHASE = 0.12
+_SURVEYS_PER_PURCHASE = 0.08
+_CONTACTS_A_DAY = {True: 1 / 100, False: 1 / 300}  # enterprise or not
+_LEAVER_COMPLAINS = 0.3  # a leaver raises an issue while fading
+_FADING_SCORE_CUM = [sum((6, 6, 6, 8, 10, 12, 14, 14, 10, 8, 6)[: i + 1]) for i in range(11)]
 # Local time of day per kind: earliest and half the range in seconds (peak in the middle).
 _HOURS = {"purchase": (32_400, 25_200), "login": (25_200, 30_600), "other": (30_600, 21_600)}
 # Share of big (>100k CNY a year) and mid (10k-100k) spenders, by enterprise or not.
 _TIER_CUTS = {True: (0.22, 0.80), False: (0.012, 0.27)}
 _SPEND = ((120_000, 500_000), (12_000, 80_000), (300, 8_500))  # big, mid, small yearly CNY
 _DISCOUNT = (0.85, 1.0)
+# An order's value around the customer's usual one: lognormal(-0.125, 0.5) (mean 1), drawn by
+# table lookup (`lognormvariate` per order cost a tenth of the generator's time).
+_NOISE_STEPS = 512
+_BASKET_NOISE = [
+    math.exp(-0.125 + 0.5 * NormalDist().inv_cdf((step + 0.5) / _NOISE_STEPS))
+    for step in range(_NOISE_STEPS)
+]
 _MINUTES = [f"T{hour:02d}:{minute:02d}:" for hour in range(24) for minute in range(60)]
 _SECONDS = [f"{second:02d}" for second in range(60)]
 
@@ -169,6 +139,7 @@ class SampleFiles:
     events: Path  # JSON Lines
     customer_count: int
     event_count: int
+    truth: Path | None = None  # CSV of each customer's draw of the process, when asked for
 
 
 class _Clock:
@@ -204,103 +175,138 @@ class _Generator:
     def __init__(self, seed: int, end_ts: int, events_per_customer: float) -> None:
         self.rng = random.Random(seed)
         self.end_ts = end_ts
-        start_ts = end_ts - WINDOW_DAYS * _DAY
-        self.clocks = {name: _Clock(ZoneInfo(name), start_ts, end_ts) for name in _ZONE_NAMES}
-        self.mean_events = events_per_customer / (1 - _PROFILES[0][0])  # prospects have none
+        self.start_ts = end_ts - WINDOW_DAYS * _DAY
+        self.clocks = {name: _Clock(ZoneInfo(name), self.start_ts, end_ts) for name in _ZONE_NAMES}
+        # Every rate scales, so that the first purchase plus the rest make the mean asked for.
+        self.scale = max(0.0, events_per_customer - 1) / (_DEFAULT_EVENTS - 1)
+        self.active = events_per_customer > 0  # else every customer is a prospect
 
-    def customer(self, cid: str, number: int) -> tuple[list[str], list[Event]]:
-        """One CSV row and the customer's events, sorted by time."""
+    def customer(self, cid: str, number: int) -> tuple[list[str], list[Event], Life | None]:
+        """One CSV row, the customer's events sorted by time, and the process drawn for them
+        (None for a prospect)."""
         rng = self.rng
         enterprise = rng.random() < 0.15
         if rng.random() < 0.6:
-            locale, zone, city = "zh-CN", "Asia/Shanghai", rng.choice(_ZH_CITIES)
+            locale, zone, city = "zh-CN", "Asia/Shanghai", rng.choice(ZH_CITIES)
             phone = _digits(rng, f"+86 1{rng.choice('3578')}#########")
             wechat = "wxid_" + "".join(rng.choices("abcdefghijkmnpqrstuvwxyz23456789", k=10))
             wechat = wechat if rng.random() < 0.85 else ""
-            name = rng.choice(_ZH_FAMILY) + rng.choice(_ZH_GIVEN)
+            name = rng.choice(ZH_FAMILY) + rng.choice(ZH_GIVEN)
             email = f"user{number}@example.cn"
             if enterprise:
-                name, email = " ".join(map(rng.choice, _ZH_FIRMS)), f"purchasing{number}@example.cn"
+                name, email = " ".join(map(rng.choice, ZH_FIRMS)), f"purchasing{number}@example.cn"
         else:
-            locale, (zone, cities, phone_template) = "en", rng.choice(_EN_ZONES)
+            locale, (zone, cities, phone_template) = "en", rng.choice(EN_ZONES)
             city, phone = rng.choice(cities), _digits(rng, phone_template)
             wechat = f"wx_{number}" if rng.random() < 0.05 else ""
-            first, last = rng.choice(_EN_FIRST), rng.choice(_EN_LAST)
+            first, last = rng.choice(EN_FIRST), rng.choice(EN_LAST)
             name, email = f"{first} {last}", f"{first}.{last}{number}@example.com".lower()
             if enterprise:
-                brand, kind = map(rng.choice, _EN_FIRMS)
+                brand, kind = map(rng.choice, EN_FIRMS)
                 name, email = f"{brand} {kind}", f"orders{number}@{brand.lower()}.example.com"
         birthday = "" if enterprise or rng.random() < 0.1 else _birthday(rng)
         draw, (big_cut, mid_cut) = rng.random(), _TIER_CUTS[enterprise]
         tier = 0 if draw < big_cut else 1 if draw < mid_cut else 2
-        manager = rng.choice(_MANAGERS[locale]) if enterprise or tier == 0 else ""
+        manager = rng.choice(MANAGERS[locale]) if enterprise or tier == 0 else ""
         consents = [rng.random() < 0.9, rng.random() < 0.6, bool(wechat) and rng.random() < 0.8]
         consents.append(rng.random() < 0.45)
         draw = rng.random()
-        profile = next((label for cut, label in _PROFILES if draw < cut), "steady")
-        events, joined = self.history(profile, self.clocks[zone].midnight, locale, enterprise, tier)
-        if events:
-            created = events[0][0] - rng.randint(600, 3 * _DAY if joined else 3 * 365 * _DAY)
-        else:
+        profile = next((label for cut, label in _PROFILES if draw < cut), "existing")
+        life = self.life(profile, enterprise, tier)
+        events = [] if life is None else self.history(life, zone, locale, enterprise, tier)
+        if life is None:
             created = self.end_ts - rng.randint(600, 60 * _DAY)
+        elif profile == "existing":
+            created = self.start_ts - rng.randint(600, 3 * 365 * _DAY)
+        else:  # shortly before the first event, the arrival's purchase or a login that day
+            created = events[0][0] - rng.randint(600, 3 * _DAY)
         created_at = datetime.fromtimestamp(created, ZoneInfo(zone)).isoformat()
         flags = ["true" if consent else "false" for consent in consents]
         segment = "enterprise" if enterprise else "consumer"
         row = [cid, name, "" if rng.random() < 0.08 else email, phone, wechat, segment, birthday]
-        return [*row, locale, zone, manager, *flags, created_at, city], events
+        return [*row, locale, zone, manager, *flags, created_at, city], events, life
+
+    def truth(self, cid: str, zone: str, life: Life | None) -> list[str]:
+        """The row of truth.csv for `life` (see `write_sample`)."""
+        if life is None:
+            return [cid, "", "", "", ""]
+        dropout = self.epoch(zone, life.dropout)
+        return [
+            cid,
+            f"{life.purchase_rate:.6g}",
+            f"{life.dropout_rate:.6g}",
+            datetime.fromtimestamp(self.epoch(zone, life.start), UTC).isoformat(),
+            "" if dropout > self.end_ts else datetime.fromtimestamp(dropout, UTC).isoformat(),
+        ]
+
+    def epoch(self, zone: str, moment: float) -> int:
+        """`moment` (days since the window starts) in epoch seconds: day `moment` falls on
+        the whole day its events are stamped on, `_SPAN` on the end of the day `end` is in."""
+        return self.clocks[zone].midnight + _DAY - round((_SPAN - moment) * _DAY)
+
+    def life(self, profile: str, enterprise: bool, tier: int) -> Life | None:
+        """The customer's draw of the buy-till-you-die process (None: a prospect)."""
+        if profile == "prospect" or not self.active:
+            return None
+        first, last = {"new": (_SPAN - 89, _SPAN - 3), "joined": (_ENTRY_DAYS, _SPAN - 90)}.get(
+            profile, (0, _ENTRY_DAYS)
+        )
+        start = self.rng.uniform(first, last)
+        return draw_life(self.rng, tier, enterprise, start, self.scale)
 
     def history(
-        self, profile: str, midnight: int, locale: str, enterprise: bool, tier: int
-    ) -> tuple[list[Event], bool]:
-        """Events of one customer, sorted by time; also whether they joined during the window."""
+        self, life: Life, zone: str, locale: str, enterprise: bool, tier: int
+    ) -> list[Event]:
+        """Events of one customer following `life`, sorted by time."""
         rng, end_ts, random_ = self.rng, self.end_ts, self.rng.random
-        total = int(self.mean_events * rng.lognormvariate(-0.32, 0.8) + random_())
-        if profile == "prospect" or total == 0:
-            return [], True
-        span = rng.randint(3, 89) if profile == "new" else 399  # days of activity before `end`
-        if profile == "steady" and random_() < 0.3:
-            span = rng.randint(90, 399)
-        shape = _SHAPES.get(profile, {})
-        when = {kind: (shape.get(kind, ((1, 0, span),)), *hours) for kind, hours in _HOURS.items()}
+        midnight = self.clocks[zone].midnight
+        rate, until = life.purchase_rate, min(life.dropout, _SPAN)
 
-        def stamp(kind: str) -> int:
-            segments, start, half = when[kind]
-            pick = random_()
-            for segment in segments:  # weights add up to 1
-                pick -= segment[0]
-                if pick <= 0:
-                    break
-            _, first, last = segment
-            ts = midnight - int(first + (last - first) * random_()) * _DAY
-            ts += start + int((random_() + random_()) * half)
-            return ts if ts <= end_ts else 2 * end_ts - ts  # today: mirror future times back
-
-        def sround(value: float) -> int:
-            return int(value + random_())
+        def stamps(moments: list[float], hours: tuple[int, int]) -> list[int]:
+            """Epoch seconds of `moments` (days since the window starts), each on its day at
+            a time of day drawn from `hours`; today's future times are mirrored back."""
+            day0, half, late = midnight + hours[0], hours[1], 2 * end_ts
+            return [
+                ts
+                if (ts := day0 - int(_SPAN - at) * _DAY + int((random_() + random_()) * half))
+                <= end_ts
+                else late - ts
+                for at in moments
+            ]
 
         events: list[Event] = []
-        purchases = max(1, sround(total * rng.uniform(0.08, 0.28)))
-        spend_each = rng.uniform(*_SPEND[tier]) / purchases / (sum(_DISCOUNT) / 2)
-        for _ in range(purchases):
-            target = spend_each * rng.lognormvariate(-0.125, 0.5)
+        bought = [life.start, *arrivals(rng, rate, life.start, until)]
+        spend_each = rng.uniform(*_SPEND[tier]) / max(1.0, rate * 365) / (sum(_DISCOUNT) / 2)
+        basket_from, low, high = life.basket_from, _DISCOUNT[0], _DISCOUNT[1] - _DISCOUNT[0]
+        for moment, ts in zip(bought, stamps(bought, _HOURS["purchase"]), strict=True):
+            target = spend_each * _BASKET_NOISE[int(random_() * _NOISE_STEPS)]
+            if moment > basket_from:
+                target *= life.basket(moment)
             affordable = bisect_right(_PRICES, target)
-            product, price = _PRODUCTS[rng.randrange(max(0, affordable - 4), affordable or 1)]
+            cheapest = max(0, affordable - 4)
+            product, price = PRODUCTS[cheapest + int(random_() * ((affordable or 1) - cheapest))]
             quantity = max(1, round(target / price))
-            amount = round(price * quantity * rng.uniform(*_DISCOUNT), 2)
+            amount = round(price * quantity * (low + high * random_()), 2)
             fragment = f',"amount":{amount!r},"quantity":{quantity},"product":"{product}"'
-            events.append([ts := stamp("purchase"), "purchase", fragment])
+            events.append([ts, "purchase", fragment])
             if random_() < 0.02 and (refund_ts := ts + rng.randint(_DAY, 20 * _DAY)) <= end_ts:
                 refund = round(amount * rng.randint(1, quantity) / quantity, 2)
                 fragment = f',"amount":{refund!r},"product":"{product}"'
                 events.append([refund_ts, "refund", fragment])
-        for _ in range(sround(total * rng.uniform(0.01, 0.07))):
-            category, level, draw = rng.choice(_CATEGORIES), "general", random_()
-            if category in _ISSUES and draw > 0.7:
+        fading_from, other = life.dropout - life.fade, _HOURS["other"]
+        raised = arrivals(rng, rate * _FEEDBACK_PER_PURCHASE, life.start, until)
+        categories = [rng.choice(CATEGORIES) for _ in raised]
+        if life.dropout < _SPAN and random_() < _LEAVER_COMPLAINS:
+            raised.append(rng.uniform(max(life.start, fading_from), life.dropout))
+            categories.append(rng.choice(ISSUES))
+        for category, ts in zip(categories, stamps(raised, other), strict=True):
+            level, draw = "general", random_()
+            if category in ISSUES and draw > 0.7:
                 level = "complex" if draw < 0.93 else "major"
-            text = rng.choice(_FEEDBACK_TEXT[locale][category])
-            channel = f',"channel":"{rng.choice(_CHANNELS[locale])}"'
+            text = rng.choice(FEEDBACK_TEXT[locale][category])
+            channel = f',"channel":"{rng.choice(CHANNELS[locale])}"'
             fragment = f',"level":"{level}","category":"{category}"{channel},"text":{text}'
-            feedback = [ts := stamp("other"), "feedback", fragment]
+            feedback = [ts, "feedback", fragment]
             events.append(feedback)
             sla, on_time = _RESPONSE[level]
             if random_() < on_time:
@@ -309,26 +315,30 @@ class _Generator:
                 response_ts = ts + rng.randint(sla + 1, _LATE_RESPONSE * sla)
             if response_ts > end_ts:
                 continue  # not answered yet, so not resolved either
-            text = rng.choice(_RESPONSE_TEXT[locale])  # answered on the channel it came on
+            text = rng.choice(RESPONSE_TEXT[locale])  # answered on the channel it came on
             events.append([response_ts, "contact", (feedback, f'{channel},"text":{text}')])
             resolved_ts = response_ts + rng.randint(3600, _RESOLVE_HOURS[level] * 3600)
             if random_() < 0.88 and resolved_ts <= end_ts:
-                text = rng.choice(_RESOLVED_TEXT[locale])
+                text = rng.choice(RESOLVED_TEXT[locale])
                 events.append([resolved_ts, "feedback_resolved", (feedback, f',"text":{text}')])
-        for _ in range(sround(total * 0.03)):
-            score = rng.choices(range(11), cum_weights=_SCORE_CUM)[0]
-            events.append([ts := stamp("other"), "survey", f',"score":{score}'])
+        surveyed = arrivals(rng, rate * _SURVEYS_PER_PURCHASE, life.start, until)
+        for moment, ts in zip(surveyed, stamps(surveyed, other), strict=True):
+            weights = _FADING_SCORE_CUM if moment >= fading_from else _SCORE_CUM
+            score = rng.choices(range(11), cum_weights=weights)[0]
+            events.append([ts, "survey", f',"score":{score}'])
             if random_() < _DIMENSION_SHARE:  # same moment: sorted after it, in this order
                 events.extend(
                     [ts, "survey", fragments[score + 2 + rng.choice(_SCORE_NOISE)]]
                     for fragments in _DIMENSION_FRAGMENTS
                 )
-        for _ in range(sround(total * (0.15 if enterprise else 0.08))):
-            channel, text = rng.choice(_CHANNELS[locale]), rng.choice(_CONTACT_TEXT[locale])
-            events.append([stamp("other"), "contact", f',"channel":"{channel}","text":{text}'])
-        events.extend([stamp("login"), "login", ""] for _ in range(total - len(events)))
+        contacted = arrivals(rng, self.scale * _CONTACTS_A_DAY[enterprise], life.start, _SPAN)
+        for ts in stamps(contacted, other):
+            channel, text = rng.choice(CHANNELS[locale]), rng.choice(CONTACT_TEXT[locale])
+            events.append([ts, "contact", f',"channel":"{channel}","text":{text}'])
+        logins = login_times(rng, life, rate * rng.lognormvariate(*_LOGINS_PER_PURCHASE), _SPAN)
+        events.extend([ts, "login", ""] for ts in stamps(logins, _HOURS["login"]))
         events.sort(key=itemgetter(0))
-        return events, span < 399
+        return events
 
 
 def _digits(rng: random.Random, template: str) -> str:
@@ -352,12 +362,16 @@ def write_sample(
     events_per_customer: float = 20.0,
     seed: int = 7,
     end: datetime,
+    truth: bool = False,
 ) -> SampleFiles:
     """Writes customers.csv and events.jsonl under directory.
 
     The history covers the 400 days before `end` (tz-aware): event timestamps carry the
     customer's UTC offset and lie in `[end - 400 days, end]`. About `events_per_customer`
-    events are written per customer on average. Existing files of those names are replaced.
+    events are written per customer on average. With `truth`, truth.csv says what the
+    process drew for each customer (`TRUTH_COLUMNS`: rates a day, UTC times; empty for a
+    prospect, and `dropout_at` empty for a customer still alive at `end`), to judge what
+    was made of the events against. Existing files of those names are replaced.
     """
     if end.utcoffset() is None:
         raise ValueError("end must be timezone-aware")
@@ -365,18 +379,27 @@ def write_sample(
         raise ValueError("customers and events_per_customer must not be negative")
     directory.mkdir(parents=True, exist_ok=True)
     customers_path, events_path = directory / "customers.csv", directory / "events.jsonl"
+    truth_path = directory / "truth.csv" if truth else None
     generator = _Generator(seed, math.floor(end.timestamp()), events_per_customer)
     width, written = max(6, len(str(customers))), 0
     with (
         customers_path.open("w", encoding="utf-8", newline="") as customer_file,
         events_path.open("w", encoding="utf-8", newline="\n", buffering=1 << 20) as event_file,
+        ExitStack() as optional,
     ):
         rows = csv.writer(customer_file, lineterminator="\n")
         rows.writerow(COLUMNS)
+        truths = None
+        if truth_path is not None:
+            truth_file = optional.enter_context(truth_path.open("w", encoding="utf-8", newline=""))
+            truths = csv.writer(truth_file, lineterminator="\n")
+            truths.writerow(TRUTH_COLUMNS)
         for number in range(1, customers + 1):
             cid = f"C{number:0{width}d}"
-            row, events = generator.customer(cid, number)
+            row, events, life = generator.customer(cid, number)
             rows.writerow(row)
+            if truths is not None:
+                truths.writerow(generator.truth(cid, row[8], life))
             clock, lines = generator.clocks[row[8]].format, []
             for event in events:
                 written += 1
@@ -388,4 +411,4 @@ def write_sample(
                 head = f'{{"id":"{eid}","customer_id":"{cid}","type":"{kind}"'
                 lines.append(f'{head},"occurred_at":"{clock(ts)}"{extra}}}\n')
             event_file.write("".join(lines))
-    return SampleFiles(customers_path, events_path, customers, written)
+    return SampleFiles(customers_path, events_path, customers, written, truth_path)

@@ -4,7 +4,9 @@ import csv
 import json
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from math import exp
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -34,6 +36,42 @@ SLA = {"general": timedelta(hours=1), "complex": timedelta(hours=24), "major": t
 OFFSET = re.compile(r"T\d\d:\d\d:\d\d[+-]\d\d:\d\d$")
 EN_ZONES = {"Europe/London", "America/New_York", "Asia/Singapore", "Australia/Sydney"}
 Sample = tuple[SampleFiles, list[dict[str, str]], list[dict]]
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Truth:
+    """A row of truth.csv: what the process drew for one customer."""
+
+    purchase_rate: float  # a day
+    dropout_rate: float  # a day
+    observed_from: datetime
+    dropout_at: datetime | None  # None: still alive at END
+
+
+def read_truth(files: SampleFiles) -> dict[str, Truth]:
+    """The customers' draws, prospects left out."""
+    assert files.truth is not None
+    with files.truth.open(encoding="utf-8", newline="") as handle:
+        return {
+            row["id"]: Truth(
+                float(row["purchase_rate"]),
+                float(row["dropout_rate"]),
+                datetime.fromisoformat(row["observed_from"]),
+                datetime.fromisoformat(row["dropout_at"]) if row["dropout_at"] else None,
+            )
+            for row in csv.DictReader(handle)
+            if row["purchase_rate"]
+        }
+
+
+def moments(events: list[dict], kind: str) -> dict[str, list[datetime]]:
+    """Per customer, when their events of `kind` happened."""
+    found: dict[str, list[datetime]] = defaultdict(list)
+    for event in events:
+        if event["type"] == kind:
+            found[event["customer_id"]].append(datetime.fromisoformat(event["occurred_at"]))
+    return found
 
 
 def read_customers(files: SampleFiles) -> list[dict[str, str]]:
@@ -50,17 +88,19 @@ def read_events(files: SampleFiles) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
-    """2,000 customers with the default 20 events each, read back."""
-    files = write_sample(tmp_path_factory.mktemp("sample"), customers=2_000, end=END)
+    """2,000 customers with the default 20 events each, and what the process drew, read back."""
+    files = write_sample(tmp_path_factory.mktemp("sample"), customers=2_000, end=END, truth=True)
     return files, read_customers(files), read_events(files)
 
 
 def test_same_arguments_give_identical_files_and_another_seed_does_not(tmp_path: Path) -> None:
-    first = write_sample(tmp_path / "a", customers=300, seed=3, end=END)
-    again = write_sample(tmp_path / "b", customers=300, seed=3, end=END)
+    first = write_sample(tmp_path / "a", customers=300, seed=3, end=END, truth=True)
+    again = write_sample(tmp_path / "b", customers=300, seed=3, end=END, truth=True)
     other = write_sample(tmp_path / "c", customers=300, seed=4, end=END)
     assert first.customers.read_bytes() == again.customers.read_bytes()
     assert first.events.read_bytes() == again.events.read_bytes()
+    assert first.truth and again.truth and first.truth.read_bytes() == again.truth.read_bytes()
+    assert other.truth is None and not (tmp_path / "c" / "truth.csv").exists()
     assert (first.customer_count, first.event_count) == (again.customer_count, again.event_count)
     assert first.customers.read_bytes() != other.customers.read_bytes()
     assert first.events.read_bytes() != other.events.read_bytes()
@@ -77,6 +117,14 @@ def test_counts_match_the_files(sample: Sample) -> None:
 def test_mean_events_per_customer_is_close_to_the_request(sample: Sample) -> None:
     files, _, _ = sample
     assert abs(files.event_count / files.customer_count - 20.0) <= 20.0 * 0.15
+
+
+def test_fewer_events_asked_for_make_fewer_and_none_make_prospects(tmp_path: Path) -> None:
+    few = write_sample(tmp_path / "few", customers=3_000, events_per_customer=4.0, end=END)
+    assert abs(few.event_count / few.customer_count - 4.0) <= 4.0 * 0.15
+    none = write_sample(tmp_path / "none", customers=50, events_per_customer=0, end=END)
+    assert (none.customer_count, none.event_count) == (50, 0)
+    assert len(read_customers(none)) == 50
 
 
 def test_customer_rows_are_well_formed(sample: Sample) -> None:
@@ -187,7 +235,14 @@ def test_spending_tiers_and_behaviour_patterns_exist(sample: Sample) -> None:
     assert sum(max(days) < 90 for days in purchases) > 0.05 * count  # new customers
     assert sum(min(days) >= 180 for days in purchases) > 0.1 * count  # gone quiet
     assert share(purchases, 90, (90, 180), 3) > 0.03  # purchase frequency dropped
-    assert share(logins, 30, (30, 60), 5) > 0.03  # logins dropped
+    # Logins dropped as `churn_login_drop` sees it: rarer than the purchase patterns, as only
+    # customers who log in often can drop (the fade itself is tested with the truth below).
+    dropped = sum(
+        sum(30 <= day < 60 for day in days) >= 4
+        and sum(day < 30 for day in days) < sum(30 <= day < 60 for day in days) / 2
+        for days in logins
+    )
+    assert dropped > 0.01 * count
 
 
 def test_end_must_be_timezone_aware(tmp_path: Path) -> None:
@@ -276,3 +331,67 @@ def test_most_but_not_all_first_responses_meet_the_level_sla(sample: Sample) -> 
         assert low < within < high, (level, within, len(delays[level]))
         assert max(delays[level]) <= 4 * SLA[level]  # late ones come within a few times it
     assert len(delays["major"]) >= 30  # enough items for the band to mean something
+
+
+def test_the_share_who_dropped_out_is_what_the_drawn_rates_imply(sample: Sample) -> None:
+    files, customers, _ = sample
+    truth = read_truth(files)
+    assert len(truth) >= 0.99 * len(customers)  # all but the prospects
+    implied = sum(
+        1 - exp(-life.dropout_rate * (END - life.observed_from) / DAY) for life in truth.values()
+    )
+    dropped = [life for life in truth.values() if life.dropout_at is not None]
+    assert 0.15 * len(truth) < len(dropped) < 0.5 * len(truth)  # churn to be found, not all
+    assert abs(len(dropped) - implied) < 0.03 * len(truth), (len(dropped), implied)
+    for life in dropped:
+        assert life.dropout_at and life.observed_from < life.dropout_at <= END
+    # Rates differ between customers: the quartiles of each are well apart.
+    for rates in ([life.purchase_rate for life in truth.values()],
+                  [life.dropout_rate for life in truth.values()]):  # fmt: skip
+        rates.sort()
+        assert rates[3 * len(rates) // 4] > 2 * rates[len(rates) // 4]
+
+
+def test_customers_alive_buy_at_their_drawn_rate(sample: Sample) -> None:
+    files, _, events = sample
+    truth, bought = read_truth(files), moments(events, "purchase")
+    since = END - timedelta(days=180)
+    alive = [
+        cid for cid, life in truth.items() if life.dropout_at is None and life.observed_from < since
+    ]
+    alive.sort(key=lambda cid: truth[cid].purchase_rate)
+    # Slow and fast buyers each make the purchases their rates say, within 10%.
+    for half in (alive[: len(alive) // 2], alive[len(alive) // 2 :]):
+        expected = sum(truth[cid].purchase_rate * 180 for cid in half)
+        counted = sum(sum(at > since for at in bought[cid]) for cid in half)
+        assert abs(counted - expected) < 0.1 * expected, (counted, expected)
+
+
+def test_nobody_buys_after_dropping_out(sample: Sample) -> None:
+    files, _, events = sample
+    truth, bought = read_truth(files), moments(events, "purchase")
+    leavers = {cid: life.dropout_at for cid, life in truth.items() if life.dropout_at}
+    # A purchase is stamped on its day at a time of day of its own: allow that day.
+    assert all(at < leavers[cid] + DAY for cid in leavers for at in bought[cid])
+    assert sum(bool(bought[cid]) for cid in leavers) > 0.8 * len(leavers)
+
+
+def test_logins_fall_off_before_the_dropout_and_almost_stop_after(sample: Sample) -> None:
+    files, _, events = sample
+    truth, logins = read_truth(files), moments(events, "login")
+    last_month = month_before = after = leavers = 0
+    days_after = 0.0
+    for cid, life in truth.items():
+        dropout = life.dropout_at
+        if dropout is None or dropout - life.observed_from < timedelta(days=60):
+            continue
+        last_month += sum(dropout - timedelta(days=30) <= at < dropout for at in logins[cid])
+        month_before += sum(
+            dropout - timedelta(days=60) <= at < dropout - timedelta(days=30) for at in logins[cid]
+        )
+        leavers += 1
+        after += sum(at >= dropout + DAY for at in logins[cid])
+        days_after += max(0.0, (END - dropout) / DAY - 1)
+    assert month_before >= 150  # enough logins to compare
+    assert last_month < 0.6 * month_before, (last_month, month_before)
+    assert after / days_after < 0.1 * month_before / (30 * leavers)  # a trickle once gone
