@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime
 
+from engine.facts import fact_named
 from engine.model import AllOf, AnyOf, Comparison, Condition, FactRef, Not, Position, Rule
 from rapport.backtest.customer_facts import CustomerFacts, Foresight
 from rapport.backtest.drift import Drift
@@ -79,7 +80,11 @@ def eligibility(rule: Rule, at: Position | None = None) -> AllOf | None:
         facts = [threshold.subject]
         if isinstance(threshold.operand, FactRef):
             facts.append(threshold.operand.fact)
-        kept += [Comparison(fact, "exists", True, threshold.position) for fact in facts]
+        kept += [
+            Comparison(fact, "exists", True, threshold.position)
+            for fact in facts
+            if (named := fact_named(fact)) is not None and named.nullable
+        ]
     return AllOf(tuple(kept))
 
 
@@ -100,6 +105,10 @@ class Eligibility:
                 always.append(rule.id)
         self.always = tuple(always)
         self.prefilter = Prefilter(tuple(rules)) if rules else None
+
+    @property
+    def counted(self) -> bool:
+        return bool(self.always) or self.prefilter is not None
 
 
 class Eligible:

@@ -181,7 +181,7 @@ class Replay:
     def _evaluate(self, at: int, moment: datetime) -> None:
         """The scheduled rules at a step; the prefilter first, when it is on. First, the
         churn signals' eligible populations are counted."""
-        if self.outcomes.judged(at):
+        if self.rules.eligibility.counted and self.outcomes.judged(at):
             self.outcomes.eligible(self.eligible.at(at, moment), at)
         if self.foresight is not None and not self.planner.admits_any(
             self.foresight.holding(at, moment), moment

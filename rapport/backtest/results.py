@@ -201,10 +201,10 @@ def _churn(tally: Tally, ruleset: RuleSet) -> dict[str, Any]:
             "precision": precision,
             "unflagged": unflagged,
             "unflagged_share": unflagged_share,
-            "lift": _ratio(precision, unflagged_share),
+            "lift": lift_over(precision, unflagged_share),
             "eligible": counts["eligible"],
             "eligible_share": eligible_share,
-            "fair_lift": _ratio(precision, eligible_share),
+            "fair_lift": lift_over(precision, eligible_share),
             "recall": share(counts["customers_caught"], base["customers_left"]),
             "customers_left": base["customers_left"],
             "customers_caught": counts["customers_caught"],
@@ -214,7 +214,8 @@ def _churn(tally: Tally, ruleset: RuleSet) -> dict[str, Any]:
     return found
 
 
-def _ratio(precision: float | None, base: float | None) -> float | None:
+def lift_over(precision: float | None, base: float | None) -> float | None:
+    """Precision over a base rate: how many times likelier a flagged customer left."""
     return None if precision is None else share(precision, base or 0.0)
 
 

@@ -22,9 +22,11 @@ class Rules:
         ruleset: RuleSet,
         prefilter: bool = True,
         thresholds: Mapping[str, Position] | None = None,
+        eligible: bool = True,
     ) -> None:
         """`thresholds`: per rule, the threshold condition its eligible population is
-        measured against, where a sweep names it (`eligibility.py`)."""
+        measured against, where a sweep names it (`eligibility.py`); `eligible`: whether
+        to count eligible populations at all."""
         self.ruleset = ruleset
         self.evaluator = Evaluator(ruleset)
         self.by_id = {rule.id: rule for rule in ruleset.rules}
@@ -32,7 +34,7 @@ class Rules:
         self.reacts_to = frozenset(r.event for r in ruleset.enabled if r.event is not None)
         signals = tuple(r for r in ruleset.enabled if CHURN_TAG in r.tags)
         self.churn_signals = tuple(r.id for r in signals)
-        self.eligibility = Eligibility(signals, thresholds or {})
+        self.eligibility = Eligibility(signals if eligible else (), thresholds or {})
         self.cap_window_us = ruleset.policy.cap_window // MICROSECOND
         self.prefilter = Prefilter(self.scheduled) if prefilter else None
         self.drift = Drift(ruleset.parameters)

@@ -54,10 +54,12 @@ class Plan:
         """What is replayed: each revision, or the sweep's variants of the first."""
         if self.sweep is None:
             return [Rules(ruleset, self.prefilter) for ruleset in rulesets]
-        rule_id = self.sweep.rule_id
-        return [
-            Rules(variant.ruleset, self.prefilter, {rule_id: variant.threshold})
-            for variant in self.sweep.variants(rulesets[0])
+        rule_id, alone = self.sweep.rule_id, self.sweep.target(rulesets[0]).isolated
+        return [  # a rule replayed alone: its eligible population is the same every time
+            Rules(
+                variant.ruleset, self.prefilter, {rule_id: variant.threshold}, not alone or n == 0
+            )
+            for n, variant in enumerate(self.sweep.variants(rulesets[0]))
         ]
 
 

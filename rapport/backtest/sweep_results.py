@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.table import Table
 
-from rapport.backtest.results import Summary
+from rapport.backtest.results import Summary, lift_over
 from rapport.backtest.sweep import Sweep, Target
 from rapport.backtest.tables import percent, ratio
 from rapport.services.staff_language import _
@@ -59,9 +59,26 @@ def sweep_document(
         "weeks": len(first["weeks"]),
         "results": [
             _figures(value, value == target.current, summary, rule_id, weeks, target.isolated)
-            for value, summary in zip(sweep.values, summaries, strict=True)
+            for value, summary in zip(sweep.values, _eligible(summaries, rule_id), strict=True)
         ],
     }
+
+
+def _eligible(summaries: list[Summary], rule_id: str) -> list[Summary]:
+    """A rule replayed alone has the same eligible population at every value, so only the
+    first variant counts it (`runner.Plan.replayed`): the others take its figures."""
+    counted = summaries[0]["churn"].get(rule_id)
+    if counted is None:
+        return summaries
+    for summary in summaries[1:]:
+        churn = summary["churn"][rule_id]
+        if churn["eligible"] == 0 and counted["eligible"]:
+            churn["eligible"], churn["eligible_share"] = (
+                counted["eligible"],
+                counted["eligible_share"],
+            )
+            churn["fair_lift"] = lift_over(churn["precision"], churn["eligible_share"])
+    return summaries
 
 
 def _figures(
