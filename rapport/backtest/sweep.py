@@ -216,22 +216,23 @@ def _rule(ruleset: RuleSet, rule_id: str) -> Rule:
 def _values(listed: str, spec: str) -> tuple[float, ...]:
     """`1.5,2,3` or `1.5..3:0.5` (both ends included), sorted, each once."""
     try:
-        found = list(_range(listed) if ".." in listed else _listed(listed))
+        found = set(_range(listed) if ".." in listed else _listed(listed))
     except (InvalidOperation, ValueError):
-        found = []
+        found = set()
+    count = len(found) if ".." not in listed else _range_length(listed)
     if not found:
         raise SweepError(
             _("--sweep {spec}: the values are numbers, e.g. =1.5,2,3 or =1.5..3:0.5").format(
                 spec=repr(spec)
             )
         )
-    if len(set(found)) > MAX_VALUES:
+    if count > MAX_VALUES:
         raise SweepError(
             _("--sweep {spec}: {count} values; at most {most} (each is a replay)").format(
-                spec=repr(spec), count=len(set(found)), most=MAX_VALUES
+                spec=repr(spec), count=f"{count:,}", most=MAX_VALUES
             )
         )
-    return tuple(sorted(set(found)))
+    return tuple(sorted(found))
 
 
 def _listed(listed: str) -> Iterator[float]:
@@ -239,17 +240,30 @@ def _listed(listed: str) -> Iterator[float]:
         yield _number(Decimal(part.strip()))
 
 
-def _range(listed: str) -> Iterator[float]:
+def _bounds(listed: str) -> tuple[Decimal, Decimal, Decimal]:
+    """FROM, TO and STEP of `FROM..TO:STEP` (STEP 1 when left out), as decimals so that
+    1.5..3:0.1 ends on 3 exactly."""
     bounds, _colon, step_text = listed.partition(":")
     low, _dots, high = bounds.partition("..")
     first, last = Decimal(low.strip()), Decimal(high.strip())
     step = Decimal(step_text.strip()) if step_text.strip() else Decimal(1)
-    if step <= 0 or last < first or (last - first) / step > MAX_VALUES * 4:
+    if step <= 0 or last < first:
         raise ValueError("no such range")
-    value = first
-    while value <= last:  # decimals: 1.5..3:0.1 ends on 3 exactly
-        yield _number(value)
-        value += step
+    return first, last, step
+
+
+def _range_length(listed: str) -> int:
+    try:
+        first, last, step = _bounds(listed)
+    except (InvalidOperation, ValueError):
+        return 0
+    return int((last - first) // step) + 1
+
+
+def _range(listed: str) -> Iterator[float]:
+    first, last, step = _bounds(listed)
+    for index in range(min(int((last - first) // step) + 1, MAX_VALUES + 1)):
+        yield _number(first + step * index)
 
 
 def _number(value: Decimal) -> float:

@@ -90,6 +90,7 @@ def test_values_as_a_list_or_a_range() -> None:
         ("churn_purchase_overdue.purchase_overdue_ratio=two", "the values are numbers"),
         ("churn_purchase_overdue.purchase_overdue_ratio=3..1", "the values are numbers"),
         ("churn_purchase_overdue.purchase_overdue_ratio=0..100:1", "at most 25"),
+        ("churn_purchase_overdue.purchase_overdue_ratio=1..2:0.000001", "values; at most 25"),
         ("churn_purchase_overdu.purchase_overdue_ratio=2", "did you mean 'churn_purchase_overdue'"),
         (
             "churn_purchase_overdue.purchases_recent=2",
