@@ -301,6 +301,8 @@ def backtest_benchmark() -> None:
         measured("bench.backtest", "memory", BACKTEST_DB, str(days), str(BACKTEST_MEMORY_CUSTOMERS))
         for days in (30, 120, 365)
     ]
+    console.print("backtest: sweeping five values …")
+    swept = measured("bench.backtest", "sweep", BACKTEST_DB)
     warmup = figures["steps_replayed"] - figures["steps"]
     table = Table(
         title=f"Backtest: {figures['steps']} daily steps (+{warmup} "
@@ -328,6 +330,15 @@ def backtest_benchmark() -> None:
                 f"({run['seconds']:.1f} s)",
             )
             for run in memory
+        ),
+        *(
+            (
+                f"--sweep, {swept[f'{name}_values']} values, {what} (vs one plain backtest)",
+                f"{swept[f'{name}_seconds']:.1f} s, "
+                f"{swept[f'{name}_seconds'] / swept['single_seconds']:.2f}× "
+                f"({swept['single_seconds']:.1f} s)",
+            )
+            for name, what in (("alone", "rule replayed alone"), ("all_rules", "every rule"))
         ),
     ):
         table.add_row(label, value)

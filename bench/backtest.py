@@ -2,10 +2,13 @@
 and 100,000 events, the default rules, as `rapport backtest` runs it (worker processes,
 one per CPU, and the default 30-day warm-up); and its memory as the steps grow.
 
-Run as `python -m bench.backtest run DATABASE_URL` or
-`python -m bench.backtest memory DATABASE_URL DAYS CUSTOMERS`; each prints one JSON object.
+Run as `python -m bench.backtest run DATABASE_URL`,
+`python -m bench.backtest memory DATABASE_URL DAYS CUSTOMERS` or
+`python -m bench.backtest sweep DATABASE_URL`; each prints one JSON object.
 `memory` replays DAYS daily steps for the first CUSTOMERS customers in this one process:
 its peak memory, next to the same run over fewer days, shows whether steps cost memory.
+`sweep` times `--sweep` at five values against one plain backtest in the same process:
+a rule that only tags (replayed alone) and one that sends messages (with every rule).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 from bench.rules import rss_mib
 from engine.loader import load_rules
 from rapport.backtest.runner import default_workers, run_backtest
+from rapport.backtest.sweep import Sweep
 from rapport.backtest.timeline import Window
 from storage.customers import customer_ids
 from storage.db import make_engine
@@ -86,9 +90,36 @@ def memory(url: str, days: int, customers: int) -> dict[str, Any]:
     }
 
 
+SWEEPS = {  # five values each
+    "alone": "churn_purchase_overdue.purchase_overdue_ratio=1.5..3.5:0.5",
+    "all_rules": "churn_login_drop.logins_30d=0.3..0.7:0.1",
+}
+
+
+def sweep(url: str) -> dict[str, Any]:
+    """One plain backtest of the year, then each of `SWEEPS`, timed in this one run."""
+    ruleset = load_rules(RULES).ruleset
+    assert ruleset is not None
+    engine, window, workers = make_engine(url), _window(365), default_workers()
+
+    def timed(swept: Sweep | None) -> float:
+        started = time.perf_counter()
+        run_backtest(engine, [(RULES, ruleset)], window, workers=workers, sweep=swept)
+        return time.perf_counter() - started
+
+    found: dict[str, Any] = {"single_seconds": timed(None), "workers": workers}
+    for name, spec in SWEEPS.items():
+        parsed = Sweep.parse(spec)
+        found[f"{name}_values"] = len(parsed.values)
+        found[f"{name}_seconds"] = timed(parsed)
+    return found
+
+
 if __name__ == "__main__":
     mode, url, *rest = sys.argv[1:]
     if mode == "run":
         print(json.dumps(run(url)))
+    elif mode == "sweep":
+        print(json.dumps(sweep(url)))
     else:
         print(json.dumps(memory(url, int(rest[0]), int(rest[1]))))

@@ -10,6 +10,10 @@ N is the horizon (`--horizon`, 90 days by default). For every rule tagged `churn
   every step (a customer counts as flagged at a step when the rule fired for them
   between that step and the next) — precision well above it means the signal tells
   leavers apart;
+- `eligible_share`: the same share among the current customers eligible for the signal
+  at each step (`eligibility.py`: those who met the rule's other conditions, flagged
+  or not) — its fair base rate; `fair_lift` is precision over it, where `lift` is
+  precision over `unflagged_share`;
 - `recall`: a customer *leaves* at `p + N` when `p` is a purchase followed by N days
   without one; of the customers who left during the period, the share it flagged
   between that last purchase and `p + N`, while there was still time to win them back;
@@ -42,9 +46,21 @@ class Outcomes:
         self.horizon = window.horizon_us
         self.known_until = history_end - self.horizon  # moments whose outcome is known
         self.flags: list[tuple[str, int]] = []
+        self.eligible_steps: Counter[tuple[str, bool]] = Counter()  # (rule, left after)
 
     def flag(self, rule_id: str, at: int) -> None:
         self.flags.append((rule_id, at))
+
+    def judged(self, at: int) -> bool:
+        """Whether step `at` counts for the base rates: counted, its outcome known and
+        the customer current."""
+        return self.window.start_us <= at <= self.known_until and self.current(at)
+
+    def eligible(self, rule_ids: list[str], at: int) -> None:
+        """The customer was eligible for these signals at (judged) step `at`."""
+        left = self.left_after(at)
+        for rule_id in rule_ids:
+            self.eligible_steps[(rule_id, left)] += 1
 
     def current(self, at: int) -> bool:
         index = bisect_right(self.purchases, at)
@@ -59,7 +75,7 @@ class Outcomes:
         start, steps = self.window.start_us, self.window.steps_us
         base = tally.outcome_base
         for step in steps:
-            if start <= step <= self.known_until and self.current(step):
+            if self.judged(step):
                 base["current"] += 1
                 base["current_left"] += self.left_after(step)
         flagged_steps: set[tuple[str, int]] = set()
@@ -79,6 +95,10 @@ class Outcomes:
             if step <= self.known_until and self.current(step):
                 tally.churn[rule_id]["flagged_at_step"] += 1
                 tally.churn[rule_id]["flagged_at_step_left"] += self.left_after(step)
+        for (rule_id, left), count in self.eligible_steps.items():
+            counts = tally.churn.setdefault(rule_id, Counter())
+            counts["eligible"] += count
+            counts["eligible_left"] += count * left
         departures = self._departures()
         base["customers_left"] += bool(departures)
         for rule_id in rule_ids:

@@ -38,6 +38,7 @@ from engine.evaluate import Firing
 from rapport.backtest.agenda import EVALUATE, REACT, Agenda
 from rapport.backtest.aggregates import CustomerHistory
 from rapport.backtest.customer_facts import CustomerFacts, Foresight
+from rapport.backtest.eligibility import Eligible
 from rapport.backtest.history import CustomerRecord, Happening
 from rapport.backtest.mailroom import Mailroom
 from rapport.backtest.outcomes import Outcomes
@@ -74,6 +75,7 @@ class Replay:
         self.foresight = (
             Foresight(rules.prefilter, rules.drift, self.facts) if rules.prefilter else None
         )
+        self.eligible = Eligible(rules.eligibility, rules.drift, self.facts)
         self.staff = Staff(handled)
         self.outcomes = Outcomes(
             [e.at for e in record.events if e.type == "purchase"], window, history_end
@@ -177,7 +179,10 @@ class Replay:
 
     # ------------------------------------------------------------------- evaluation
     def _evaluate(self, at: int, moment: datetime) -> None:
-        """The scheduled rules at a step; the prefilter first, when it is on."""
+        """The scheduled rules at a step; the prefilter first, when it is on. First, the
+        churn signals' eligible populations are counted."""
+        if self.rules.eligibility.counted and self.outcomes.judged(at):
+            self.outcomes.eligible(self.eligible.at(at, moment), at)
         if self.foresight is not None and not self.planner.admits_any(
             self.foresight.holding(at, moment), moment
         ):

@@ -194,13 +194,17 @@ def _churn(tally: Tally, ruleset: RuleSet) -> dict[str, Any]:
         unflagged_left = base["current_left"] - counts["flagged_at_step_left"]
         precision = share(counts["flagged_left"], counts["flagged"])
         unflagged_share = share(unflagged_left, unflagged)
+        eligible_share = share(counts["eligible_left"], counts["eligible"])
         found[rule_id] = {
             "flagged": counts["flagged"],
             "flagged_left": counts["flagged_left"],
             "precision": precision,
             "unflagged": unflagged,
             "unflagged_share": unflagged_share,
-            "lift": None if precision is None else share(precision, unflagged_share or 0.0),
+            "lift": lift_over(precision, unflagged_share),
+            "eligible": counts["eligible"],
+            "eligible_share": eligible_share,
+            "fair_lift": lift_over(precision, eligible_share),
             "recall": share(counts["customers_caught"], base["customers_left"]),
             "customers_left": base["customers_left"],
             "customers_caught": counts["customers_caught"],
@@ -208,6 +212,11 @@ def _churn(tally: Tally, ruleset: RuleSet) -> dict[str, Any]:
             "pending": counts["pending"],
         }
     return found
+
+
+def lift_over(precision: float | None, base: float | None) -> float | None:
+    """Precision over a base rate: how many times likelier a flagged customer left."""
+    return None if precision is None else share(precision, base or 0.0)
 
 
 def _groups(tally: Tally) -> dict[str, Any]:
@@ -260,7 +269,7 @@ def compare(base: Summary, candidate: Summary) -> Summary:
                 "base": base["churn"].get(rule_id, {}).get(figure),
                 "candidate": candidate["churn"].get(rule_id, {}).get(figure),
             }
-            for figure in ("flagged", "precision", "unflagged_share", "recall")
+            for figure in ("flagged", "precision", "eligible_share", "unflagged_share", "recall")
         }
         for rule_id in sorted(set(base["churn"]) | set(candidate["churn"]))
     }

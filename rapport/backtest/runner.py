@@ -5,7 +5,8 @@ A chunk is the unit of memory: its customers' histories are read, replayed throu
 every step and reduced to counts (`Tally`) before the next chunk is read, so memory
 stays flat however many steps or customers there are. Workers are started with
 `spawn` (durable_rules' host is not fork-safe) and load the rules themselves; the
-revision hash proves they replay the same rules as the caller.
+revision hash proves they replay the same rules as the caller. A sweep (`sweep.py`)
+replays its variants of the first revision instead, all from one read of each chunk.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from engine.model import RuleSet
 from rapport.backtest.history import feedback_handling, load_customers, load_seeds
 from rapport.backtest.replay import Replay
 from rapport.backtest.revision import Rules
+from rapport.backtest.sweep import Sweep
 from rapport.backtest.tally import Journal, Tally
 from rapport.backtest.timeline import Window, from_us, to_us
 from storage.customers import customer_ids
@@ -46,6 +48,19 @@ class Plan:
     history_end: int
     prefilter: bool
     journal: bool
+    sweep: Sweep | None = None
+
+    def replayed(self, rulesets: Sequence[RuleSet]) -> list[Rules]:
+        """What is replayed: each revision, or the sweep's variants of the first."""
+        if self.sweep is None:
+            return [Rules(ruleset, self.prefilter) for ruleset in rulesets]
+        rule_id, alone = self.sweep.rule_id, self.sweep.target(rulesets[0]).isolated
+        return [  # a rule replayed alone: its eligible population is the same every time
+            Rules(
+                variant.ruleset, self.prefilter, {rule_id: variant.threshold}, not alone or n == 0
+            )
+            for n, variant in enumerate(self.sweep.variants(rulesets[0]))
+        ]
 
 
 class Chunks:
@@ -54,7 +69,7 @@ class Chunks:
     def __init__(self, plan: Plan, engine: Engine, rulesets: Sequence[RuleSet]) -> None:
         self.plan = plan
         self.engine = engine
-        self.rules = [Rules(ruleset, plan.prefilter) for ruleset in rulesets]
+        self.rules = plan.replayed(rulesets)
 
     def replay(self, ids: list[str]) -> list[Tally]:
         """One tally per revision for these customers."""
@@ -124,9 +139,10 @@ def run_backtest(
     prefilter: bool = True,
     journal: bool = False,
     customers: Sequence[str] | None = None,
+    sweep: Sweep | None = None,
 ) -> Replayed:
-    """Replays every customer (or these `customers`) through `window` under each revision.
-    Reads the database, never writes to it."""
+    """Replays every customer (or these `customers`) through `window` under each revision
+    (or each of the `sweep`'s variants). Reads the database, never writes to it."""
     with engine.connect() as connection:
         ids = sorted(customers) if customers is not None else customer_ids(connection)
         end = history_end(connection)
@@ -138,9 +154,13 @@ def run_backtest(
         history_end=to_us(end) if end is not None else window.begin_us,
         prefilter=prefilter,
         journal=journal,
+        sweep=sweep,
     )
+    replayed = len(sweep.values) if sweep is not None else len(rules)
     batches = [ids[start : start + chunk] for start in range(0, len(ids), chunk)]
-    totals = [Tally(len(window.weeks_us), journal=Journal() if journal else None) for _ in rules]
+    totals = [
+        Tally(len(window.weeks_us), journal=Journal() if journal else None) for _ in range(replayed)
+    ]
     done = 0
 
     def add(tallies: list[Tally], size: int) -> None:

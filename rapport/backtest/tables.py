@@ -15,6 +15,10 @@ def percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.1%}"
 
 
+def ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
 def _table(title: str, *columns: str) -> Table:
     table = Table(title=title, title_justify="left")
     for index, column in enumerate(columns):
@@ -142,6 +146,8 @@ def churn_table(summary: Summary) -> Table:
         "rule",
         "flagged",
         "precision",
+        "eligible share",
+        "fair lift",
         "unflagged share",
         "lift",
         "recall",
@@ -153,8 +159,10 @@ def churn_table(summary: Summary) -> Table:
             rule_id,
             f"{c['flagged']:,}",
             percent(c["precision"]),
+            percent(c["eligible_share"]),
+            ratio(c["fair_lift"]),
             percent(c["unflagged_share"]),
-            "–" if c["lift"] is None else f"{c['lift']:.2f}",
+            ratio(c["lift"]),
             percent(c["recall"]),
             f"{c['late']:,}",
             f"{c['pending']:,}",
@@ -200,13 +208,19 @@ def comparison_tables(comparison: dict[str, Any]) -> list[Table]:
         for value, figures in values.items()
     ]
     churn = _table(
-        "Churn signals, A → B", "rule", "flagged", "precision", "unflagged share", "recall"
+        "Churn signals, A → B",
+        "rule",
+        "flagged",
+        "precision",
+        "eligible share",
+        "unflagged share",
+        "recall",
     )
     for rule_id, figures in difference["churn"].items():
         flagged = " → ".join("–" if v is None else f"{v:,}" for v in figures["flagged"].values())
         shares = (
             " → ".join(percent(v) for v in figures[name].values())
-            for name in ("precision", "unflagged_share", "recall")
+            for name in ("precision", "eligible_share", "unflagged_share", "recall")
         )
         churn.add_row(rule_id, flagged, *shares)
     return [

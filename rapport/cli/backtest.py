@@ -23,6 +23,8 @@ from engine.policy import parse_clock
 from rapport.backtest.results import Run, compare, summarize
 from rapport.backtest.runner import Progress as OnProgress
 from rapport.backtest.runner import default_workers, run_backtest
+from rapport.backtest.sweep import Sweep, SweepError
+from rapport.backtest.sweep_results import sweep_document, sweep_headline, sweep_table
 from rapport.backtest.tables import comparison_tables, headline, summary_tables
 from rapport.backtest.timeline import Window
 from rapport.cli.backtest_ranking import (
@@ -33,6 +35,7 @@ from rapport.cli.backtest_ranking import (
     ranking_options,
 )
 from rapport.cli.common import console, database, errors, fail, settings
+from rapport.report.sweep_page import sweep_page
 from rapport.services.staff_language import _
 
 
@@ -69,6 +72,16 @@ def backtest(
         int | None, typer.Option(min=1, help="Processes replaying customers; default: CPUs.")
     ] = None,
     top: Annotated[str | None, typer.Option(metavar="K", help=TOP_HELP)] = None,
+    sweep_spec: Annotated[
+        str | None,
+        typer.Option(
+            "--sweep",
+            help="Replay one threshold at several values: RULE.FACT=1.5,2,3 or =1.5..3:0.5.",
+        ),
+    ] = None,
+    html_file: Annotated[
+        Path | None, typer.Option("--html", help="With --sweep: write the page with its charts.")
+    ] = None,
 ) -> None:
     """Replay stored history through the rules (nothing is sent or written) and show what
     they would have done: firings, messages per customer, work per owner, SLA breaches and
@@ -76,7 +89,7 @@ def backtest(
     overdue on one day, and what they did next."""
     config = settings()
     if top is not None:
-        options = ranking_options(top, at, (first, last, compare_with))
+        options = ranking_options(top, at, (first, last, compare_with, sweep_spec, html_file))
         directory = rules or config.rules_dir
         ruleset = (directory, _valid_rules(directory, config.templates_dir))
         workers = workers or default_workers()
@@ -93,6 +106,7 @@ def backtest(
     rulesets = [
         (directory, _valid_rules(directory, config.templates_dir)) for directory in directories
     ]
+    sweep = _sweep(sweep_spec, html_file, compare_with, rulesets[0][1])
     engine = database()
     started = monotonic()
     quiet = json_file == "-"
@@ -103,7 +117,23 @@ def backtest(
             window,
             workers=workers or default_workers(),
             progress=on_progress,
+            sweep=sweep,
         )
+    if sweep is not None:
+        directory, ruleset = rulesets[0]
+        variants = sweep.variants(ruleset)
+        swept = sweep_document(
+            sweep,
+            sweep.target(ruleset),
+            directory,
+            ruleset.revision,
+            [
+                summarize(Run(directory, variant.ruleset, tally), window, replayed.history_end)
+                for variant, tally in zip(variants, replayed.tallies, strict=True)
+            ],
+        )
+        _write_sweep(swept, json_file, html_file, quiet, started)
+        return
     summaries = [
         summarize(Run(directory, ruleset, tally), window, replayed.history_end)
         for (directory, ruleset), tally in zip(rulesets, replayed.tallies, strict=True)
@@ -120,6 +150,42 @@ def backtest(
     if len(summaries) == 2:
         for table in comparison_tables(document):
             console.print(table)
+    console.print(f"replayed in {monotonic() - started:.1f} s", highlight=False)
+
+
+def _sweep(
+    spec: str | None, html_file: Path | None, compare_with: Path | None, ruleset: RuleSet
+) -> Sweep | None:
+    """The parsed `--sweep`, checked against the rules before anything is replayed."""
+    if spec is None:
+        if html_file is not None:
+            raise fail(_("--html is the page of a sweep: add --sweep RULE.FACT=V1,V2,…"))
+        return None
+    if compare_with is not None:
+        raise fail(_("--sweep replays variants of --rules: leave out --compare"))
+    try:
+        sweep = Sweep.parse(spec)
+        sweep.target(ruleset)
+    except SweepError as error:
+        raise fail(str(error)) from None
+    return sweep
+
+
+def _write_sweep(
+    document: dict[str, Any],
+    json_file: str | None,
+    html_file: Path | None,
+    quiet: bool,
+    started: float,
+) -> None:
+    if json_file is not None:
+        _write_json(document, json_file)
+    if html_file is not None:
+        _write_text(sweep_page(document), str(html_file))
+    if quiet:
+        return
+    console.print(sweep_headline(document), highlight=False)
+    console.print(sweep_table(document))
     console.print(f"replayed in {monotonic() - started:.1f} s", highlight=False)
 
 
@@ -189,7 +255,10 @@ def _progress(window: Window, show: bool) -> Iterator[OnProgress | None]:
 
 
 def _write_json(document: dict[str, Any], target: str) -> None:
-    text = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+    _write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", target)
+
+
+def _write_text(text: str, target: str) -> None:
     if target == "-":
         sys.stdout.write(text)
         return

@@ -39,7 +39,12 @@ def ranking_options(top: str, at: str, period: tuple[Any, ...]) -> tuple[int, da
     """`--top` and `--at` as a count, a day and a time of day; a one-line failure when
     either is wrong, `--at` holds no day, or the options of a period replay are given."""
     if any(value is not None for value in period):
-        raise fail(_("--top ranks one day (--at DAY): leave out --from, --to and --compare"))
+        raise fail(
+            _(
+                "--top ranks one day (--at DAY): leave out --from, --to, --compare, "
+                "--sweep and --html"
+            )
+        )
     count = top.strip()
     if not count.isdigit() or int(count) < 1:
         raise fail(

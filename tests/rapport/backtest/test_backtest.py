@@ -411,7 +411,10 @@ def test_churn_outcomes_precision_unflagged_share_and_recall(
     e        | never                | no                | 0
 
     precision = 1/2 (a left, b did not); unflagged = 40 current customer-steps - 2
-    flagged = 38, of whom 35 - 1 = 34 left: 34/38. Departures (a purchase, then 30 days
+    flagged = 38, of whom 35 - 1 = 34 left: 34/38. The eligible population (the rule's
+    other condition, no login in 30 days, and a last purchase): a, b and c at every step
+    (g logged in), 30 customer-steps, of which 10 + 5 + 10 = 25 left: fair lift
+    (1/2) / (25/30) = 0.6. Departures (a purchase, then 30 days
     without one, ending in the period): a (D0+5d) and g (D0+8d); b bought again within
     30 days, c's ends after the period. The rule caught a: recall 1/2.
     """
@@ -429,6 +432,8 @@ def test_churn_outcomes_precision_unflagged_share_and_recall(
 
     assert churn["flagged"] == 2 and churn["flagged_left"] == 1 and churn["precision"] == 0.5
     assert (churn["unflagged"], churn["unflagged_share"]) == (38, 34 / 38)
+    assert (churn["eligible"], churn["eligible_share"]) == (30, 25 / 30)
+    assert churn["fair_lift"] == 0.5 / (25 / 30)
     assert (churn["customers_left"], churn["customers_caught"], churn["recall"]) == (2, 1, 0.5)
     assert (churn["late"], churn["pending"]) == (1, 0)
 

@@ -130,3 +130,48 @@ def test_worker_processes_give_what_one_process_gives(database: Engine) -> None:
         two.per_customer,
         two.churn,
     )
+
+
+def test_sweep_prints_a_row_per_value_and_writes_json_and_a_page_with_charts(
+    tmp_path: Path,
+) -> None:
+    page, target = tmp_path / "sweep.html", tmp_path / "sweep.json"
+    spec = "churn_purchase_overdue.purchase_overdue_ratio=1.5..2.5:0.5"
+    options = ["--sweep", spec, "--json", str(target), "--html", str(page)]
+    result = runner.invoke(app, ["backtest", *PERIOD, *options])
+    assert result.exit_code == 0, result.output
+    assert "purchase_overdue_ratio swept" in result.output and "fair lift" in result.output
+    assert "2 *" in result.output  # the value in the rules now
+    document = json.loads(target.read_text())
+    assert [row["value"] for row in document["results"]] == [1.5, 2.0, 2.5]
+    assert document["sweep"]["replayed"] == "the rule alone"
+    flags = [row["flagged"] for row in document["results"]]
+    assert flags[0] > flags[-1]  # a much higher threshold flags fewer
+    html = page.read_text()
+    assert html.count('<svg xmlns="http://www.w3.org/2000/svg"') == 2
+    assert "Precision and recall by purchase_overdue_ratio" in html
+    assert "Work per week by purchase_overdue_ratio" in html
+    assert 'data-series="precision"' in html and 'data-series="tasks per week"' in html
+
+
+def test_a_bad_sweep_fails_in_one_line_before_replaying() -> None:
+    unknown = runner.invoke(
+        app, ["backtest", *PERIOD, "--sweep", "churn_purchase_overdue.days_since_last_purchase=9"]
+    )
+    assert unknown.exit_code == 1
+    assert "has no condition on 'days_since_last_purchase'" in unknown.output
+    assert "rules/churn.yaml:" in unknown.output  # where each condition is written
+    alone = runner.invoke(app, ["backtest", *PERIOD, "--html", "page.html"])
+    assert alone.exit_code == 1 and "add --sweep" in alone.output
+    both = runner.invoke(
+        app,
+        [
+            "backtest",
+            *PERIOD,
+            "--sweep",
+            "churn_frequency_drop.purchases_recent=0.4",
+            "--compare",
+            "rules",
+        ],
+    )
+    assert both.exit_code == 1 and "leave out --compare" in both.output
