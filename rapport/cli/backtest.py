@@ -91,9 +91,9 @@ def backtest(
     if top is not None:
         options = ranking_options(top, at, (first, last, compare_with, sweep_spec, html_file))
         directory = rules or config.rules_dir
-        ruleset = (directory, _valid_rules(directory, config.templates_dir))
+        ranked_rules = (directory, _valid_rules(directory, config.templates_dir))
         workers = workers or default_workers()
-        ranked = ranking(database(), ruleset, options, horizon, config.timezone, workers)
+        ranked = ranking(database(), ranked_rules, options, horizon, config.timezone, workers)
         if json_file is not None:
             _write_json(ranked, json_file)
         if json_file != "-":
