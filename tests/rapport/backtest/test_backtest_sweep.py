@@ -67,8 +67,8 @@ def test_the_threshold_and_eligible_population_of_each_churn_signal() -> None:
     ]
     assert eligible("churn_complaint") == []  # an event rule: every current customer
     target = Sweep.parse("churn_frequency_drop.purchases_recent=0.3,0.5").target(rules)
-    assert target.condition == "purchases_recent < 0.5 × purchases_previous"
-    assert target.current == 0.5 and target.isolated
+    assert target.condition == "purchases_recent < 0.34 × purchases_previous"
+    assert target.current == 0.34 and target.isolated
     assert target.eligible == "lifecycle_stage ≠ 'dormant', purchases_previous ≥ 2"
     login = Sweep.parse("churn_login_drop.logins_prev_30d=3,4").target(rules)
     assert not login.isolated  # it sends a message: replayed with every rule
