@@ -141,7 +141,7 @@ def test_sweep_prints_a_row_per_value_and_writes_json_and_a_page_with_charts(
     result = runner.invoke(app, ["backtest", *PERIOD, *options])
     assert result.exit_code == 0, result.output
     assert "purchase_overdue_ratio swept" in result.output and "fair lift" in result.output
-    assert "2.5 *" in result.output  # the value in the rules now
+    assert "3 *" in result.output  # the value in the rules now
     document = json.loads(target.read_text())
     assert [row["value"] for row in document["results"]] == [1.5, 2.0, 2.5, 3.0]
     assert document["sweep"]["replayed"] == "the rule alone"
