@@ -121,15 +121,10 @@ def sweep_headline(document: dict[str, Any]) -> str:
     )
 
 
-def sweep_table(document: dict[str, Any]) -> Table:
-    sweep = document["sweep"]
-    table = Table(
-        title=_("{rule}: {fact} swept (left = no purchase in the {horizon} after the flag)").format(
-            rule=sweep["rule"], fact=sweep["fact"], horizon=document["window"]["horizon"]
-        ),
-        title_justify="left",
-    )
-    columns = [
+def sweep_columns() -> tuple[str, ...]:
+    """The headings of a sweep's table of every value, in the staff language: the
+    terminal's and the page's (`rapport.report.sweep_page`) are the same table."""
+    return (
         _("value"),
         _("flags"),
         _("precision"),
@@ -140,8 +135,18 @@ def sweep_table(document: dict[str, Any]) -> Table:
         _("lift"),
         _("messages/week"),
         _("tasks/week"),
-    ]
-    for index, column in enumerate(columns):
+    )
+
+
+def sweep_table(document: dict[str, Any]) -> Table:
+    sweep = document["sweep"]
+    table = Table(
+        title=_("{rule}: {fact} swept (left = no purchase in the {horizon} after the flag)").format(
+            rule=sweep["rule"], fact=sweep["fact"], horizon=document["window"]["horizon"]
+        ),
+        title_justify="left",
+    )
+    for index, column in enumerate(sweep_columns()):
         table.add_column(column, justify="left" if index == 0 else "right")
     for row in document["results"]:
         flags = row["flagged"] if row["flagged"] is not None else row["firings"]

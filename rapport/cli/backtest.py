@@ -24,7 +24,12 @@ from rapport.backtest.results import Run, compare, summarize
 from rapport.backtest.runner import Progress as OnProgress
 from rapport.backtest.runner import default_workers, run_backtest
 from rapport.backtest.sweep import Sweep, SweepError
-from rapport.backtest.sweep_results import sweep_document, sweep_headline, sweep_table
+from rapport.backtest.sweep_results import (
+    sweep_columns,
+    sweep_document,
+    sweep_headline,
+    sweep_table,
+)
 from rapport.backtest.tables import comparison_tables, headline, summary_tables
 from rapport.backtest.timeline import Window
 from rapport.cli.backtest_ranking import (
@@ -181,7 +186,7 @@ def _write_sweep(
     if json_file is not None:
         _write_json(document, json_file)
     if html_file is not None:
-        _write_text(sweep_page(document), str(html_file))
+        _write_text(sweep_page(document, sweep_columns()), str(html_file))
     if quiet:
         return
     console.print(sweep_headline(document), highlight=False)

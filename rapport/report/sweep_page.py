@@ -25,8 +25,9 @@ def _flags(row: dict[str, Any]) -> int:
     return int(row["flagged"] if row["flagged"] is not None else row["firings"])
 
 
-def sweep_page(document: dict[str, Any]) -> str:
-    """The whole page, self-contained and deterministic."""
+def sweep_page(document: dict[str, Any], columns: tuple[str, ...]) -> str:
+    """The whole page, self-contained and deterministic; `columns` head the table of
+    every value (`rapport.backtest.sweep_results.sweep_columns`, as in the terminal)."""
     sweep, window, results = document["sweep"], document["window"], document["results"]
     labels = [f"{row['value']:g}" + (" *" if row["current"] else "") for row in results]
     weeks = max(document["weeks"], 1)
@@ -57,18 +58,7 @@ def sweep_page(document: dict[str, Any]) -> str:
         y_label=_("per week"),
     )
     table = Table(
-        (
-            _("value"),
-            _("flags"),
-            _("precision"),
-            _("recall"),
-            _("eligible share"),
-            _("fair lift"),
-            _("unflagged share"),
-            _("lift"),
-            _("messages/week"),
-            _("tasks/week"),
-        ),
+        columns,
         tuple(
             (
                 label,

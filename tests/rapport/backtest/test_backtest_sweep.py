@@ -21,11 +21,8 @@ from rapport.backtest.runner import run_backtest
 from rapport.backtest.sweep import Sweep, SweepError
 from rapport.backtest.sweep_results import CHURN_FIGURES, sweep_document
 from rapport.backtest.timeline import Window
-from rapport.demo.sample import write_sample
-from storage.db import make_engine
-from storage.imports import import_customers, import_events
-from storage.migrate import upgrade_database
 from tests.paths import ROOT
+from tests.sample_database import sample_database
 
 RULES = ROOT / "rules"
 END = datetime(2026, 6, 30, tzinfo=UTC)
@@ -142,12 +139,7 @@ rules:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    folder = tmp_path_factory.mktemp("sweep")
-    engine = make_engine(f"sqlite:///{folder / 'rapport.db'}")
-    upgrade_database(engine)
-    files = write_sample(folder / "sample", customers=150, end=END)
-    import_customers(engine, files.customers, default_timezone="Asia/Shanghai")
-    import_events(engine, files.events, imported_at=END)
+    engine = sample_database(tmp_path_factory.mktemp("sweep"), 150, END)
     yield engine
     engine.dispose()
 

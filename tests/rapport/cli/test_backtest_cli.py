@@ -17,12 +17,9 @@ from engine.loader import load_rules
 from rapport.backtest.runner import run_backtest
 from rapport.backtest.timeline import Window
 from rapport.cli.app import app
-from rapport.demo.sample import write_sample
 from rapport.services.settings import get_settings
-from storage.db import make_engine
-from storage.imports import import_customers, import_events
-from storage.migrate import upgrade_database
 from tests.paths import ROOT
+from tests.sample_database import sample_database
 
 ROOT = ROOT
 END = datetime(2026, 6, 30, tzinfo=UTC)
@@ -32,12 +29,7 @@ PERIOD = ["--from", "2026-01-05", "--to", "2026-02-15", "--workers", "1", "--war
 
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    folder = tmp_path_factory.mktemp("backtest-cli")
-    engine = make_engine(f"sqlite:///{folder / 'rapport.db'}")
-    upgrade_database(engine)
-    files = write_sample(folder / "sample", customers=120, end=END)
-    import_customers(engine, files.customers, default_timezone="Asia/Shanghai")
-    import_events(engine, files.events, imported_at=END)
+    engine = sample_database(tmp_path_factory.mktemp("backtest-cli"), 120, END)
     yield engine
     engine.dispose()
 
