@@ -284,10 +284,10 @@ MAX_WINDOW_DAYS = 36_500  # a hundred years, as for the windows of `parameters:`
 INVALID_EVENT = "?"  # the trigger names no valid event; its error was reported already
 
 
-def comparisons(condition: Condition) -> Iterator[tuple[str, Position]]:
-    """Every comparison's subject in `condition`, with where it is written."""
+def comparisons(condition: Condition) -> Iterator[Comparison]:
+    """Every comparison in `condition`, in the order written."""
     if isinstance(condition, Comparison):
-        yield condition.subject, condition.position
+        yield condition
     elif isinstance(condition, AllOf | AnyOf):
         for item in condition.items:
             yield from comparisons(item)

@@ -137,10 +137,10 @@ def product_windows(rules: list[Rule]) -> dict[ProductWindow, Position]:
     with the first place it is named: the facts computed for this ruleset."""
     found: dict[ProductWindow, Position] = {}
     for rule in rules:
-        for subject, position in comparisons(rule.when):
-            window = ProductWindow.of_fact(subject)
+        for comparison in comparisons(rule.when):
+            window = ProductWindow.of_fact(comparison.subject)
             if window is not None:
-                found.setdefault(window, position)
+                found.setdefault(window, comparison.position)
     return found
 
 

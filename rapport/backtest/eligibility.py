@@ -23,28 +23,18 @@ derived only when the customer's aggregates change.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 
+from engine.conditions import comparisons
 from engine.facts import fact_named
-from engine.model import AllOf, AnyOf, Comparison, Condition, FactRef, Not, Position, Rule
+from engine.model import AllOf, Comparison, Condition, FactRef, Position, Rule
 from rapport.backtest.customer_facts import CustomerFacts, Foresight
 from rapport.backtest.drift import Drift
 from rapport.backtest.prefilter import Prefilter
 
 ORDERED = frozenset({"lt", "lte", "gt", "gte", "between"})
-
-
-def comparisons(condition: Condition) -> Iterator[Comparison]:
-    """Every comparison in `condition`, in the order written."""
-    if isinstance(condition, Comparison):
-        yield condition
-    elif isinstance(condition, AllOf | AnyOf):
-        for item in condition.items:
-            yield from comparisons(item)
-    elif isinstance(condition, Not):
-        yield from comparisons(condition.item)
 
 
 def _on_event(condition: Condition) -> bool:

@@ -24,12 +24,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 
+from engine.conditions import comparisons
+from engine.evaluate import referenced
 from engine.facts import FACTS_BY_NAME, FactType
 from engine.model import AllOf, AnyOf, Comparison, Condition, FactRef, Not, Position, Rule, RuleSet
 from engine.problems import did_you_mean
 from engine.trace import describe
 from rapport.backtest.drift import CONTACTS
-from rapport.backtest.eligibility import comparisons, eligibility
+from rapport.backtest.eligibility import eligibility
 from rapport.services.staff_language import _
 
 THRESHOLD_OPS = ("lt", "lte", "gt", "gte")
@@ -182,13 +184,10 @@ def isolated(rule: Rule) -> bool:
     """Whether `rule` neither affects nor depends on the other rules in a replay: it plans
     nothing (tags only), reacts to no event the replay raises and reads no contact
     counter (the contacts other rules' messages leave)."""
-    reads = {c.subject for c in comparisons(rule.when)} | {
-        c.operand.fact for c in comparisons(rule.when) if isinstance(c.operand, FactRef)
-    }
     return (
         all(action.name in QUIET_ACTIONS for action in rule.actions)
         and rule.event not in RAISED
-        and reads.isdisjoint(CONTACTS)
+        and CONTACTS.isdisjoint(referenced(rule.when))
     )
 
 

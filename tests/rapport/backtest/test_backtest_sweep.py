@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from engine.conditions import comparisons
 from engine.loader import load_rules
 from engine.model import RuleSet
 from engine.trace import describe
-from rapport.backtest.eligibility import comparisons, eligibility
+from rapport.backtest.eligibility import eligibility
 from rapport.backtest.results import Run, summarize
 from rapport.backtest.runner import run_backtest
 from rapport.backtest.sweep import Sweep, SweepError
