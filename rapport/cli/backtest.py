@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import nullcontext
 from datetime import date, timedelta
 from pathlib import Path
 from time import monotonic
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from actions.templates import template_checker
 from engine.durations import parse_duration
@@ -21,7 +18,6 @@ from engine.loader import load_rules
 from engine.model import RuleSet
 from engine.policy import parse_clock
 from rapport.backtest.results import Run, compare, summarize
-from rapport.backtest.runner import Progress as OnProgress
 from rapport.backtest.runner import default_workers, run_backtest
 from rapport.backtest.sweep import Sweep, SweepError
 from rapport.backtest.sweep_results import (
@@ -42,6 +38,7 @@ from rapport.cli.backtest_ranking import (
 from rapport.cli.common import console, database, errors, fail, settings
 from rapport.report.sweep_page import sweep_page
 from rapport.services.staff_language import _
+from rapport.services.terminal import progress_to
 
 
 def backtest(
@@ -115,7 +112,10 @@ def backtest(
     engine = database()
     started = monotonic()
     quiet = json_file == "-"
-    with _progress(window, show=not quiet and sys.stderr.isatty()) as on_progress:
+    replaying = f"replaying {len(window.steps)} steps per customer"
+    # `--json -` keeps the terminal for the document alone
+    shown = nullcontext(None) if quiet else progress_to(errors, replaying)
+    with shown as on_progress:
         replayed = run_backtest(
             engine,
             rulesets,
@@ -235,28 +235,6 @@ def _valid_rules(directory: Path, templates: Path) -> RuleSet:
             )
         )
     return result.ruleset
-
-
-@contextmanager
-def _progress(window: Window, show: bool) -> Iterator[OnProgress | None]:
-    """A progress bar of customers replayed, on stderr when it is a terminal."""
-    if not show:
-        yield None
-        return
-    with Progress(
-        TextColumn(f"replaying {len(window.steps)} steps per customer"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as progress:
-        task = progress.add_task("customers", total=None)
-
-        def update(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
-        yield update
 
 
 def _write_json(document: dict[str, Any], target: str) -> None:

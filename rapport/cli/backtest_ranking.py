@@ -22,7 +22,7 @@ from rapport.backtest.ranking_tables import (
 )
 from rapport.cli.common import console, errors, fail
 from rapport.services.staff_language import _
-from rapport.services.terminal import progress
+from rapport.services.terminal import progress_to
 
 _DAY_AT = re.compile(r"^(?P<day>[0-9]{4}-[0-9]{2}-[0-9]{2})(?:[ T](?P<clock>[0-9:]+))?$")
 DEFAULT_CLOCK = "08:00"  # the evaluate-rules flow's time of day, as --at's default
@@ -84,14 +84,8 @@ def ranking(
         horizon_delta = parse_duration(horizon)
     except ValueError as error:
         raise fail(f"--horizon: {error}") from None
-    with progress(errors, _("replaying the churn signals on {day}").format(day=day), None) as step:
-        done = 0
-
-        def advance(count: int, _total: int) -> None:
-            nonlocal done
-            step(count - done)
-            done = count
-
+    replaying = _("replaying the churn signals on {day}").format(day=day)
+    with progress_to(errors, replaying) as update:
         return rank_day(
             engine,
             rules,
@@ -99,7 +93,7 @@ def ranking(
             top,
             horizon_delta,
             workers=workers,
-            progress=advance,
+            progress=update,
         )
 
 

@@ -12,6 +12,7 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -39,6 +40,31 @@ def progress(
     import), on a terminal only: piped into a file or a script, the output is the
     results alone. Yields `advance(n)`; `total` None is a run of unknown length.
     `in_bytes`: a file read, shown as bytes with the time remaining."""
+    with _bar(console, description, total, in_bytes) as (bar, task):
+
+        def advance(steps: float) -> None:
+            bar.advance(task, steps)
+
+        yield advance
+
+
+@contextmanager
+def progress_to(console: Console, description: str) -> Iterator[Callable[[int, int], None]]:
+    """The same bar for a run that reports where it stands, `update(done, total)`, rather
+    than steps taken: the backtest, which learns its total once it has listed the
+    customers and whose worker processes finish chunks in any order."""
+    with _bar(console, description, None, in_bytes=False) as (bar, task):
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+@contextmanager
+def _bar(
+    console: Console, description: str, total: float | None, in_bytes: bool
+) -> Iterator[tuple[Progress, TaskID]]:
     counted = (
         (DownloadColumn(), TimeRemainingColumn())
         if in_bytes
@@ -53,9 +79,4 @@ def progress(
         disable=not console.is_terminal,
     )
     with bar:
-        task = bar.add_task(description, total=total)
-
-        def advance(steps: float) -> None:
-            bar.advance(task, steps)
-
-        yield advance
+        yield bar, bar.add_task(description, total=total)
